@@ -1,0 +1,42 @@
+# One place for the project's commands. `make test` is what CI runs.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup setup-system demo test lint typecheck unit fmt
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+setup: $(BIN)/python  ## the Python environment: the package with its dev extra
+	$(BIN)/pip install -e '.[dev]'
+
+setup-system:  ## Debian packages the tests use (chromium, prometheus, ...)
+	@pkgs="$$(grep -v '^#' scripts/system-packages.txt | tr '\n' ' ')"; \
+	if [ -n "$${pkgs// /}" ]; then \
+	  missing=""; for p in $$pkgs; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  fi; \
+	fi
+
+demo: setup  ## the main job on the embedded default
+	$(BIN)/open-autoglm demo
+
+lint:
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest
+
+test: setup setup-system lint typecheck unit  ## everything CI runs
+
+fmt:
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks

@@ -1,0 +1,3 @@
+from open_autoglm.cli import main
+
+raise SystemExit(main())

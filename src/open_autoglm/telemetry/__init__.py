@@ -1,0 +1,37 @@
+"""The telemetry contract (names, buckets), tracer set-up and resource probes."""
+
+from open_autoglm.telemetry import _names as names
+from open_autoglm.telemetry._buckets import (
+    REQUEST_DURATION_BUCKETS,
+    STAGE_BUCKETS,
+    TPOT_BUCKETS,
+    TTFT_BUCKETS,
+)
+from open_autoglm.telemetry._probes import (
+    GpuProbe,
+    GpuSample,
+    process_peak_rss_bytes,
+    process_rss_bytes,
+)
+from open_autoglm.telemetry._tracing import (
+    TelemetryConfigError,
+    TracingConfig,
+    make_exporter,
+    make_tracer_provider,
+)
+
+__all__ = [
+    "REQUEST_DURATION_BUCKETS",
+    "STAGE_BUCKETS",
+    "TPOT_BUCKETS",
+    "TTFT_BUCKETS",
+    "GpuProbe",
+    "GpuSample",
+    "TelemetryConfigError",
+    "TracingConfig",
+    "make_exporter",
+    "make_tracer_provider",
+    "names",
+    "process_peak_rss_bytes",
+    "process_rss_bytes",
+]

@@ -1,0 +1,104 @@
+"""The telemetry contract of design.md: span names, attribute keys, metric names.
+
+Everything that dashboards, analysis and tests rely on is named here once.
+"""
+
+from typing import Final
+
+# ---------------------------------------------------------------- instrumentation scope
+TRACER_NAME: Final = "open_autoglm"
+SERVER_SERVICE_NAME: Final = "open-autoglm-server"
+LOADGEN_SERVICE_NAME: Final = "open-autoglm-loadgen"
+
+# ---------------------------------------------------------------- span names
+SPAN_TOKENIZE: Final = "tokenize"
+SPAN_PREPROCESS: Final = "preprocess"
+SPAN_QUEUE: Final = "queue"
+SPAN_PREFILL: Final = "prefill"
+SPAN_DECODE: Final = "decode"
+SPAN_DETOKENIZE: Final = "detokenize"
+STAGES: Final = (
+    SPAN_TOKENIZE,
+    SPAN_PREPROCESS,
+    SPAN_QUEUE,
+    SPAN_PREFILL,
+    SPAN_DECODE,
+    SPAN_DETOKENIZE,
+)
+EVENT_FIRST_TOKEN: Final = "first_token"
+
+OPERATION_CHAT: Final = "chat"
+OPERATION_TEXT_COMPLETION: Final = "text_completion"
+
+
+def client_span_name(operation: str, model: str) -> str:
+    """The CLIENT span of one request: ``{operation} {model}``, e.g. ``chat smollm2-135m``."""
+    return f"{operation} {model}"
+
+
+def server_span_name(route: str) -> str:
+    """The SERVER span as FastAPI instrumentation names it, e.g. ``POST /v1/chat/completions``."""
+    return f"POST {route}"
+
+
+# ---------------------------------------------------------------- GenAI semconv attributes
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+ERROR_TYPE: Final = "error.type"
+
+# ---------------------------------------------------------------- project attributes
+ATTR_BACKEND: Final = "autoglm.backend"
+ATTR_REQUEST_ID: Final = "autoglm.request.id"
+ATTR_QUEUE_DEPTH: Final = "autoglm.queue.depth"
+ATTR_BATCH_SIZE: Final = "autoglm.batch.size"
+ATTR_MEAN_BATCH_SIZE: Final = "autoglm.batch.mean_size"
+ATTR_PROMPT_TOKENS: Final = "autoglm.prompt.tokens"
+ATTR_CACHED_TOKENS: Final = "autoglm.prompt.cached_tokens"
+ATTR_OUTPUT_TOKENS: Final = "autoglm.output.tokens"
+ATTR_DECODE_STEPS: Final = "autoglm.decode.steps"
+ATTR_PREEMPTIONS: Final = "autoglm.decode.preemptions"
+ATTR_IMAGE_COUNT: Final = "autoglm.image.count"
+ATTR_IMAGE_BYTES: Final = "autoglm.image.bytes"
+ATTR_IMAGE_PIXELS: Final = "autoglm.image.pixels"
+ATTR_STREAM: Final = "autoglm.stream"
+ATTR_CANCELLED: Final = "autoglm.cancelled"
+ATTR_SIMULATED: Final = "autoglm.simulated"
+ATTR_LEVEL: Final = "autoglm.level"
+
+# ---------------------------------------------------------------- Prometheus metrics (server)
+METRIC_TTFT: Final = "gen_ai_server_time_to_first_token_seconds"
+METRIC_TPOT: Final = "gen_ai_server_time_per_output_token_seconds"
+METRIC_REQUEST_DURATION: Final = "gen_ai_server_request_duration_seconds"
+METRIC_STAGE_DURATION: Final = "autoglm_stage_duration_seconds"
+METRIC_QUEUE_DEPTH: Final = "autoglm_queue_depth"
+METRIC_BATCH_SIZE: Final = "autoglm_running_batch_size"
+METRIC_PROMPT_TOKENS: Final = "autoglm_prompt_tokens"  # exposed as ..._total
+METRIC_GENERATION_TOKENS: Final = "autoglm_generation_tokens"  # exposed as ..._total
+METRIC_REQUESTS: Final = "autoglm_requests"  # exposed as ..._total
+METRIC_REQUEST_ERRORS: Final = "autoglm_request_errors"  # exposed as ..._total
+METRIC_PROCESS_RSS: Final = "autoglm_process_resident_memory_bytes"
+METRIC_PROCESS_PEAK_RSS: Final = "autoglm_process_peak_resident_memory_bytes"
+METRIC_GPU_MEMORY_USED: Final = "autoglm_gpu_memory_used_bytes"
+METRIC_GPU_MEMORY_TOTAL: Final = "autoglm_gpu_memory_total_bytes"
+METRIC_GPU_UTILIZATION: Final = "autoglm_gpu_utilization_ratio"
+
+# metric labels
+LABEL_MODEL: Final = "model"
+LABEL_BACKEND: Final = "backend"
+LABEL_OPERATION: Final = "operation"
+LABEL_STAGE: Final = "stage"
+LABEL_FINISH_REASON: Final = "finish_reason"
+LABEL_ERROR_TYPE: Final = "error_type"
+LABEL_GPU: Final = "gpu"
+EXEMPLAR_TRACE_ID: Final = "trace_id"

@@ -1,0 +1,123 @@
+"""Tracer-provider set-up that honours the standard ``OTEL_*`` variables and exports OTLP."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["http/protobuf", "grpc"]
+_PROTOCOLS: tuple[Protocol, ...] = ("http/protobuf", "grpc")
+
+
+class TelemetryConfigError(ValueError):
+    """A telemetry setting that cannot work (an unknown OTLP protocol, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """Where and how spans go. Build it once, with :meth:`from_env`, in the CLI.
+
+    ``endpoint`` is the collector's base address (``http://127.0.0.1:4318`` for HTTP,
+    ``http://127.0.0.1:4317`` for gRPC). ``None`` means no export: spans are still made (their
+    trace ids feed exemplars and ``traceparent``) but go nowhere.
+    """
+
+    service_name: str
+    endpoint: str | None = None
+    protocol: Protocol = "http/protobuf"
+    traces_endpoint: str | None = None  # full URL from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+
+    @classmethod
+    def from_env(
+        cls,
+        default_service_name: str,
+        endpoint: str | None = None,
+        protocol: str | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> TracingConfig:
+        """Explicit arguments win over ``OTEL_*`` variables, which win over defaults."""
+        env = os.environ if environ is None else environ
+        proto = (
+            protocol
+            or env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+        if proto not in _PROTOCOLS:
+            raise TelemetryConfigError(
+                f"unsupported OTLP protocol {proto!r}; use one of {', '.join(_PROTOCOLS)}"
+            )
+        disabled = env.get("OTEL_SDK_DISABLED", "").lower() == "true" or (
+            env.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none"
+        )
+        traces_endpoint = None
+        if endpoint is None and not disabled:
+            traces_endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None
+            endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+        if disabled:
+            endpoint = None
+        service = env.get("OTEL_SERVICE_NAME") or default_service_name
+        return cls(
+            service_name=service,
+            endpoint=endpoint,
+            protocol=proto,
+            traces_endpoint=traces_endpoint,
+        )
+
+    @property
+    def exports(self) -> bool:
+        return self.endpoint is not None or self.traces_endpoint is not None
+
+
+def make_exporter(config: TracingConfig) -> SpanExporter | None:
+    """The OTLP span exporter for ``config``, or ``None`` when nothing is to be exported."""
+    if not config.exports:
+        return None
+    if config.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        target = config.traces_endpoint or config.endpoint
+        insecure = target is not None and target.startswith("http://")
+        return GrpcExporter(endpoint=target, insecure=insecure)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    if config.traces_endpoint is not None:
+        url = config.traces_endpoint
+    else:
+        assert config.endpoint is not None
+        url = config.endpoint.rstrip("/")
+        if not url.endswith("/v1/traces"):
+            url += "/v1/traces"
+    return HttpExporter(endpoint=url)
+
+
+def make_tracer_provider(
+    config: TracingConfig, extra_processors: tuple[SpanProcessor, ...] = ()
+) -> TracerProvider:
+    """A tracer provider with the resource and sampler from ``OTEL_*`` and an OTLP exporter.
+
+    The sampler comes from ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (the SDK reads
+    them); resource attributes from ``OTEL_RESOURCE_ATTRIBUTES``. A collector that is down
+    never fails the caller: the batch processor drops and logs.
+    """
+    resource = Resource.create({SERVICE_NAME: config.service_name})
+    provider = TracerProvider(resource=resource)
+    exporter = make_exporter(config)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        logger.info("exporting spans over OTLP %s", config.protocol)
+    for processor in extra_processors:
+        provider.add_span_processor(processor)
+    return provider

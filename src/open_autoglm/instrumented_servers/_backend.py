@@ -12,7 +12,7 @@ when the client disconnects) cancels the generation: the backend frees its slot 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -112,9 +112,14 @@ class StageTimes:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """First event: the prompt is tokenized, fits, and is queued."""
+    """First event: the prompt is tokenized, fits, and is queued.
+
+    ``stages`` is the record the backend keeps filling while it generates; the server reads it
+    at the end, also when the generation was cut short (stop sequence, client disconnect).
+    """
 
     prompt_tokens: int
+    stages: StageTimes
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: True for simulators; every span and report says so.
     simulated: ClassVar[bool] = False
+    #: True for engines with tracing of their own that want ``GenerationRequest.trace_headers``.
+    wants_trace_headers: ClassVar[bool] = False
 
     def __init__(self, model_name: str, max_model_len: int) -> None:
         self.model_name = model_name
@@ -169,7 +176,7 @@ class Backend(abc.ABC):
         """Tokens in ``text`` by the model's tokenizer."""
 
     @abc.abstractmethod
-    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         """Yield :class:`Accepted`, then :class:`TokenDelta` events, then :class:`Finished`.
 
         Raises :class:`QueueFullError` or :class:`ContextLengthError` before ``Accepted``,

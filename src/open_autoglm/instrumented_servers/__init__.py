@@ -1,0 +1,51 @@
+"""The instrumented OpenAI-compatible server, its backend interface and backends."""
+
+from open_autoglm.instrumented_servers._app import create_app
+from open_autoglm.instrumented_servers._backend import (
+    Accepted,
+    Backend,
+    BackendError,
+    BackendLoad,
+    ChatMessage,
+    ContextLengthError,
+    EngineError,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    ImageInput,
+    QueueFullError,
+    SamplingParams,
+    StageTimes,
+    TokenDelta,
+)
+from open_autoglm.instrumented_servers._config import ServerConfig
+from open_autoglm.instrumented_servers.backends import (
+    BackendOptions,
+    UnknownBackendError,
+    backend_names,
+    build_backend,
+)
+
+__all__ = [
+    "Accepted",
+    "Backend",
+    "BackendError",
+    "BackendLoad",
+    "BackendOptions",
+    "ChatMessage",
+    "ContextLengthError",
+    "EngineError",
+    "Finished",
+    "GenerationEvent",
+    "GenerationRequest",
+    "ImageInput",
+    "QueueFullError",
+    "SamplingParams",
+    "ServerConfig",
+    "StageTimes",
+    "TokenDelta",
+    "UnknownBackendError",
+    "backend_names",
+    "build_backend",
+    "create_app",
+]

@@ -1,0 +1,289 @@
+"""The OpenAI-compatible FastAPI app around one backend."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from time import perf_counter_ns
+
+from fastapi import FastAPI, Request
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from open_autoglm.instrumented_servers._backend import (
+    Accepted,
+    Backend,
+    ContextLengthError,
+    EngineError,
+    GenerationRequest,
+    ImageInput,
+    QueueFullError,
+    SamplingParams,
+)
+from open_autoglm.instrumented_servers._config import ServerConfig
+from open_autoglm.instrumented_servers._errors import APIError, status_error_type
+from open_autoglm.instrumented_servers._generation import (
+    OPERATIONS,
+    Generation,
+    ResponseShape,
+    created_now,
+    new_response_id,
+)
+from open_autoglm.instrumented_servers._metrics import ServerMetrics
+from open_autoglm.instrumented_servers._protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    _Sampling,
+    decode_messages,
+    model_card,
+    parse_body,
+)
+from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.telemetry import GpuProbe
+from open_autoglm.telemetry import names as n
+
+logger = logging.getLogger(__name__)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Service:
+    """Request handling of one app: validation, backend call, response, telemetry."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: ServerConfig,
+        metrics: ServerMetrics,
+        tracer_provider: TracerProvider,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.metrics = metrics
+        self.created = created_now()
+        self.telemetry = RequestTelemetry(
+            tracer_provider.get_tracer(n.TRACER_NAME), metrics, backend.name, backend.simulated
+        )
+
+    def check_common(self, body: _Sampling) -> None:
+        if body.model != self.backend.model_name:
+            raise APIError(
+                404,
+                f"The model `{body.model}` does not exist; this server serves "
+                f"`{self.backend.model_name}`.",
+                type="not_found_error",
+                param="model",
+                code="model_not_found",
+            )
+        if body.n != 1:
+            raise APIError(400, "only n=1 is supported", param="n")
+
+    def resolve_max_tokens(self, requested: int | None, default: int | None, prompt: str) -> int:
+        limit = self.backend.max_model_len
+        if requested is None:
+            requested = default or limit - self.backend.count_tokens(prompt)
+            if requested < 1:
+                raise APIError(400, "the prompt fills the model's context", param="messages",
+                               code="context_length_exceeded")  # fmt: skip
+            return requested
+        if requested < 1:
+            raise APIError(400, "max_tokens must be at least 1", param="max_tokens")
+        if requested > limit:
+            raise APIError(
+                400, f"max_tokens must be at most {limit}, the model's context length",
+                param="max_tokens",
+            )  # fmt: skip
+        return requested
+
+    async def completions(self, request: Request) -> Response:
+        arrival = perf_counter_ns()
+        body = parse_body(CompletionRequest, await _read_body(request, self.config.max_body_bytes))
+        self.check_common(body)
+        prompt = body.prompt_text()
+        if not prompt:
+            raise APIError(400, "prompt must not be empty", param="prompt")
+        max_tokens = self.resolve_max_tokens(
+            body.max_tokens, self.config.default_completion_tokens, prompt
+        )
+        record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
+        return await self.generate(body, prompt, (), max_tokens, record, chat=False)
+
+    async def chat_completions(self, request: Request) -> Response:
+        arrival = perf_counter_ns()
+        body = parse_body(
+            ChatCompletionRequest, await _read_body(request, self.config.max_body_bytes)
+        )
+        self.check_common(body)
+        record = RequestRecord(OPERATIONS[True], body.model, arrival, 0, body.stream)
+        started = perf_counter_ns()
+        messages, image_bytes = decode_messages(body.messages)
+        images: tuple[ImageInput, ...] = tuple(im for m in messages for im in m.images)
+        if images:
+            record.preprocess = (started, perf_counter_ns())
+            record.image_count = len(images)
+            record.image_bytes = image_bytes
+            record.image_pixels = sum((im.width or 0) * (im.height or 0) for im in images)
+        if not any(m.text or m.images for m in messages):
+            raise APIError(400, "messages must not all be empty", param="messages")
+        prompt = self.backend.render_chat(messages)
+        record.max_tokens = self.resolve_max_tokens(body.requested_max_tokens(), None, prompt)
+        return await self.generate(body, prompt, images, record.max_tokens, record, chat=True)
+
+    async def generate(
+        self,
+        body: _Sampling,
+        prompt: str,
+        images: tuple[ImageInput, ...],
+        max_tokens: int,
+        record: RequestRecord,
+        *,
+        chat: bool,
+    ) -> Response:
+        span = trace.get_current_span()
+        headers: dict[str, str] = {}
+        if self.backend.wants_trace_headers:
+            propagate.inject(headers)
+        response_id = new_response_id(chat)
+        stops = body.stop_sequences()
+        generation_request = GenerationRequest(
+            request_id=response_id,
+            prompt=prompt,
+            sampling=SamplingParams(
+                max_tokens=max_tokens,
+                temperature=1.0 if body.temperature is None else body.temperature,
+                top_p=1.0 if body.top_p is None else body.top_p,
+                seed=body.seed,
+                stop=stops,
+                ignore_eos=body.ignore_eos,
+            ),
+            images=images,
+            trace_headers=headers,
+        )
+        events = self.backend.generate(generation_request)
+        try:
+            first = await anext(events)
+        except QueueFullError as exc:
+            record.error_type = type(exc).__name__
+            self.telemetry.finish(span, record)
+            retry = str(max(1, round(exc.retry_after_s)))
+            raise APIError(429, str(exc), type="rate_limit_error", code="queue_full",
+                           headers={"Retry-After": retry}) from exc  # fmt: skip
+        except ContextLengthError as exc:
+            record.error_type = type(exc).__name__
+            self.telemetry.finish(span, record)
+            raise APIError(400, str(exc), param="messages" if chat else "prompt",
+                           code="context_length_exceeded") from exc  # fmt: skip
+        except (EngineError, StopAsyncIteration) as exc:
+            record.error_type = type(exc).__name__
+            self.telemetry.finish(span, record)
+            raise APIError(500, f"engine failed: {exc}", type="server_error",
+                           code="engine_error") from exc  # fmt: skip
+        if not isinstance(first, Accepted):
+            await events.aclose()
+            raise APIError(500, "backend broke its protocol", type="server_error")
+        shape = ResponseShape(
+            chat=chat,
+            response_id=response_id,
+            created=created_now(),
+            model=body.model,
+            stops=stops,
+            include_usage=body.include_usage,
+        )
+        generation = Generation(events, first, shape, record, span, self.telemetry)
+        if body.stream:
+            return generation.streaming_response()
+        return await generation.respond()
+
+
+def create_app(
+    backend: Backend,
+    *,
+    tracer_provider: TracerProvider,
+    registry: CollectorRegistry | None = None,
+    config: ServerConfig | None = None,
+    gpu: GpuProbe | None = None,
+) -> FastAPI:
+    """The app serving ``backend``. The caller owns ``tracer_provider`` (and shuts it down)."""
+    config = config or ServerConfig()
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = ServerMetrics(registry, backend.model_name, backend.name, backend.load, gpu)
+    service = _Service(backend, config, metrics, tracer_provider)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await backend.start()
+        try:
+            yield
+        finally:
+            await backend.stop()
+
+    app = FastAPI(
+        title="Open-AutoGLM instrumented server",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> Response:
+        if exc.status >= 400 and exc.code not in ("engine_error",):
+            metrics.error(str(exc.status))
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return APIError(
+            exc.status_code, str(exc.detail), type=status_error_type(exc.status_code)
+        ).response()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await service.completions(request)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await service.chat_completions(request)
+
+    @app.get("/v1/models")
+    async def models() -> JSONResponse:
+        return JSONResponse(
+            {"object": "list", "data": [model_card(backend.model_name, service.created)]}
+        )
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse(
+            {"status": "ok", "backend": backend.name, "model": backend.model_name,
+             "simulated": backend.simulated}
+        )  # fmt: skip
+
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), media_type=content_type)
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracer_provider,
+        excluded_urls=None if config.trace_probes else "metrics,health",
+        exclude_spans=["receive", "send"],
+    )
+    return app

@@ -1,0 +1,146 @@
+"""``open-autoglm serve``: the instrumented OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from open_autoglm._errors import UsageError
+from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from open_autoglm.instrumented_servers.backends import (
+    BackendOptions,
+    UnknownBackendError,
+    backend_names,
+    build_backend,
+)
+from open_autoglm.telemetry import (
+    GpuProbe,
+    TelemetryConfigError,
+    TracingConfig,
+    make_tracer_provider,
+)
+from open_autoglm.telemetry import names as n
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="serve a backend behind an instrumented OpenAI-compatible API",
+        description="Serve a backend behind an OpenAI-compatible API that emits OpenTelemetry "
+        "spans per stage (tokenize, queue, prefill, decode) and Prometheus metrics with "
+        "trace_id exemplars.",
+    )
+    p.add_argument("--backend", default="sim", help=f"one of {', '.join(backend_names())}")
+    p.add_argument("--model", help="model name or path (backend-specific; sim: any name)")
+    p.add_argument("--served-model-name", help="model name clients send (default: --model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port (0: pick a free one)")
+    p.add_argument("--max-model-len", type=int, help="context length limit in tokens")
+    p.add_argument("--max-batch-size", type=int, help="most sequences in one running batch")
+    p.add_argument("--max-queue", type=int, help="most waiting requests before 429")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (engine backends)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the backend's randomness")
+    p.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend-specific setting, repeatable (sim: cost=zero, decode_base_ms=5, ...)",
+    )
+    p.add_argument("--otlp-endpoint", help="OTLP collector address (default: OTEL_* variables)")
+    p.add_argument("--otlp-protocol", choices=["http/protobuf", "grpc"], help="OTLP protocol")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument(
+        "--ready-file",
+        type=Path,
+        help="write {url, port, pid} as JSON here once the server accepts requests",
+    )
+    p.set_defaults(run=run)
+
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--backend-option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
+        tracing = TracingConfig.from_env(
+            n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
+        )
+        backend = build_backend(
+            BackendOptions(
+                name=args.backend,
+                model=args.model,
+                served_model_name=args.served_model_name,
+                max_model_len=args.max_model_len,
+                max_batch_size=args.max_batch_size,
+                max_queue=args.max_queue,
+                device=args.device,
+                seed=args.seed,
+                extra=parse_options(args.backend_option),
+            )
+        )
+    except (ValueError, UnknownBackendError, TelemetryConfigError) as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        return asyncio.run(_serve(config, tracing, backend, args.ready_file))
+    finally:
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+
+
+async def _serve(
+    config: ServerConfig, tracing: TracingConfig, backend: Any, ready: Path | None
+) -> int:
+    import uvicorn
+
+    from open_autoglm.instrumented_servers._app import create_app
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                _announce(self, config, ready)
+
+    provider = make_tracer_provider(tracing)
+    app = create_app(backend, tracer_provider=provider, config=config, gpu=GpuProbe())
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    try:
+        await server.serve()
+    finally:
+        provider.shutdown()
+    return 0 if server.started else 1
+
+
+def _announce(server: Any, config: ServerConfig, ready: Path | None) -> None:
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://{config.host}:{port}"
+    logger.warning("serving on %s", url)
+    if ready is not None:
+        tmp = ready.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))
+        tmp.replace(ready)

@@ -1,0 +1,179 @@
+"""Turns what happened to one request into stage spans and metric observations.
+
+The backend stamps the stages; this module is the one place that names them as spans
+(contract in :mod:`open_autoglm.telemetry`) and observes the latency histograms with the
+request's ``trace_id`` as exemplar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from open_autoglm.instrumented_servers._backend import StageTimes
+from open_autoglm.instrumented_servers._clock import wall_ns
+from open_autoglm.instrumented_servers._metrics import ServerMetrics
+from open_autoglm.telemetry import names as n
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request as the server saw it; perf_counter_ns stamps."""
+
+    operation: str
+    model: str
+    arrival_ns: int
+    max_tokens: int
+    stream: bool
+    stages: StageTimes | None = None
+    preprocess: tuple[int, int] | None = None  # (start, end)
+    image_count: int = 0
+    image_bytes: int = 0
+    image_pixels: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    first_output_ns: int = 0
+    last_output_ns: int = 0
+    finish_reason: str | None = None
+    error_type: str | None = None
+    cancelled: bool = False
+    response_id: str = ""
+    extra_attributes: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+class RequestTelemetry:
+    def __init__(
+        self, tracer: Tracer, metrics: ServerMetrics, backend: str, simulated: bool
+    ) -> None:
+        self._tracer = tracer
+        self._metrics = metrics
+        self._backend = backend
+        self._simulated = simulated
+
+    def finish(self, span: Span, record: RequestRecord) -> None:
+        """Record spans and metrics of a finished, failed or cancelled request.
+
+        Never raises: instrumentation must not fail a request.
+        """
+        end_ns = perf_counter_ns()
+        ctx = span.get_span_context()
+        exemplar = (
+            {n.EXEMPLAR_TRACE_ID: format(ctx.trace_id, "032x")} if ctx.trace_flags.sampled else None
+        )
+        self._annotate_server_span(span, record)
+        self._stage_spans(span, record, end_ns, exemplar)
+        m = self._metrics
+        labels = (record.model, self._backend, record.operation)
+        if record.error_type is not None:
+            m.error(record.error_type)
+            return
+        if record.finish_reason is not None:
+            m.requests.labels(*labels, record.finish_reason).inc()
+        m.prompt_tokens.labels(*labels).inc(record.prompt_tokens)
+        m.generation_tokens.labels(*labels).inc(record.output_tokens)
+        if record.cancelled or not record.first_output_ns:
+            return
+        m.ttft.labels(*labels).observe((record.first_output_ns - record.arrival_ns) / 1e9, exemplar)
+        m.duration.labels(*labels).observe(
+            (record.last_output_ns - record.arrival_ns) / 1e9, exemplar
+        )
+        if record.output_tokens > 1:
+            tpot = (record.last_output_ns - record.first_output_ns) / (record.output_tokens - 1)
+            m.tpot.labels(*labels).observe(tpot / 1e9, exemplar)
+
+    def _annotate_server_span(self, span: Span, record: RequestRecord) -> None:
+        if not span.is_recording():
+            return
+        attributes: dict[str, AttributeValue] = {
+            n.GEN_AI_OPERATION_NAME: record.operation,
+            n.GEN_AI_REQUEST_MODEL: record.model,
+            n.GEN_AI_RESPONSE_MODEL: record.model,
+            n.GEN_AI_REQUEST_MAX_TOKENS: record.max_tokens,
+            n.GEN_AI_USAGE_INPUT_TOKENS: record.prompt_tokens,
+            n.GEN_AI_USAGE_OUTPUT_TOKENS: record.output_tokens,
+            n.ATTR_BACKEND: self._backend,
+            n.ATTR_STREAM: record.stream,
+        }
+        if record.response_id:
+            attributes[n.GEN_AI_RESPONSE_ID] = record.response_id
+        if self._simulated:
+            attributes[n.ATTR_SIMULATED] = True
+        if record.finish_reason is not None:
+            attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = (record.finish_reason,)
+        if record.error_type is not None:
+            attributes[n.ERROR_TYPE] = record.error_type
+        if record.cancelled:
+            attributes[n.ATTR_CANCELLED] = True
+        attributes.update(record.extra_attributes)
+        span.set_attributes(attributes)
+
+    def _stage_spans(
+        self, parent: Span, record: RequestRecord, end_ns: int, exemplar: dict[str, str] | None
+    ) -> None:
+        stages = record.stages
+        ctx = trace.set_span_in_context(parent)
+        observe = self._metrics.stage.labels
+        labels = (record.model, self._backend, record.operation)
+
+        def emit(
+            name: str,
+            start: int,
+            end: int,
+            attributes: dict[str, AttributeValue],
+            events: Sequence[tuple[str, int]] = (),
+        ) -> None:
+            if not start:
+                return
+            end = max(end or end_ns, start)
+            if parent.is_recording():
+                span = self._tracer.start_span(
+                    name, context=ctx, kind=SpanKind.INTERNAL, start_time=wall_ns(start),
+                    attributes=attributes,
+                )  # fmt: skip
+                for event_name, at in events:
+                    span.add_event(event_name, timestamp=wall_ns(at))
+                span.end(end_time=wall_ns(end))
+            observe(*labels, name).observe((end - start) / 1e9, exemplar)
+
+        if record.preprocess is not None:
+            emit(
+                n.SPAN_PREPROCESS, *record.preprocess,
+                {
+                    n.ATTR_IMAGE_COUNT: record.image_count,
+                    n.ATTR_IMAGE_BYTES: record.image_bytes,
+                    n.ATTR_IMAGE_PIXELS: record.image_pixels,
+                },
+            )  # fmt: skip
+        if stages is None:
+            return
+        emit(
+            n.SPAN_TOKENIZE, stages.tokenize_start_ns, stages.tokenize_end_ns,
+            {n.GEN_AI_USAGE_INPUT_TOKENS: stages.prompt_tokens},
+        )  # fmt: skip
+        emit(
+            n.SPAN_QUEUE, stages.enqueued_ns, stages.scheduled_ns,
+            {n.ATTR_QUEUE_DEPTH: stages.queue_depth_at_enqueue},
+        )  # fmt: skip
+        emit(
+            n.SPAN_PREFILL, stages.scheduled_ns, stages.first_token_ns,
+            {
+                n.ATTR_BATCH_SIZE: stages.prefill_batch_size,
+                n.ATTR_PROMPT_TOKENS: stages.prompt_tokens,
+                n.ATTR_CACHED_TOKENS: stages.cached_tokens,
+            },
+        )  # fmt: skip
+        emit(
+            n.SPAN_DECODE, stages.first_token_ns, stages.finished_ns,
+            {
+                n.ATTR_OUTPUT_TOKENS: record.output_tokens,
+                n.ATTR_DECODE_STEPS: stages.decode_steps,
+                n.ATTR_MEAN_BATCH_SIZE: stages.mean_batch_size,
+                n.ATTR_PREEMPTIONS: stages.preemptions,
+            },
+            events=((n.EVENT_FIRST_TOKEN, stages.first_token_ns),),
+        )  # fmt: skip

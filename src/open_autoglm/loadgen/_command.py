@@ -1,0 +1,228 @@
+"""``open-autoglm benchmark --url URL``: drive an existing OpenAI-compatible server.
+
+Thin: builds the frozen config objects from the command line (every user mistake raises
+:class:`ConfigError` here, before anything is sent), calls :func:`run_benchmark`, prints a
+summary. Without ``--url`` a managed mode (server and collector started for the run) can
+take over; see issue 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from open_autoglm.loadgen._arrivals import ARRIVALS
+from open_autoglm.loadgen._endpoint import APIS, EndpointConfig, parse_body_field, parse_header
+from open_autoglm.loadgen._errors import ConfigError
+from open_autoglm.loadgen._images import IMAGE_FORMATS, parse_size
+from open_autoglm.loadgen._profiles import PROFILES, ProfileConfig, ProfileKind
+from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
+from open_autoglm.loadgen._results import BenchmarkResults
+from open_autoglm.loadgen._runner import BenchmarkConfig, prepare_prompts, run_benchmark
+from open_autoglm.loadgen._slo import parse_slo
+from open_autoglm.loadgen._workloads import (
+    DATASETS,
+    DISTRIBUTIONS,
+    LengthDistribution,
+    WorkloadConfig,
+)
+from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "benchmark",
+        help="drive an OpenAI-compatible server with load and record every request",
+        description=(
+            "Send a streaming load to an OpenAI-compatible server and record TTFT, TPOT, ITL "
+            "and E2E per request (requests.jsonl) and per level (results JSON)."
+        ),
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("target")
+    target.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000")
+    target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
+    target.add_argument("--model", help="model name to send (default: first of /v1/models)")
+    target.add_argument("--api-key", help="sent as 'Authorization: Bearer KEY'")
+    target.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra header"
+    )
+    target.add_argument(
+        "--body",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra request-body field, e.g. --body temperature=0",
+    )
+    target.add_argument("--ignore-eos", action="store_true", help="ask for exactly max_tokens")
+    target.add_argument("--timeout", type=float, default=600.0, help="per request, s")
+
+    load = parser.add_argument_group("load profile")
+    load.add_argument("--profile", choices=PROFILES, help="default: from the options given")
+    load.add_argument("--concurrency", type=int, help="closed loop: requests in flight")
+    load.add_argument("--rate", type=float, help="open loop: requests per second")
+    load.add_argument("--arrival", choices=ARRIVALS, default="poisson")
+    load.add_argument(
+        "--burstiness", type=float, default=1.0, help="gamma shape (<1 burstier, 1 = Poisson)"
+    )
+    load.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
+    load.add_argument("--levels", help="step profile: comma-separated levels, e.g. 1,2,4,8")
+    load.add_argument("--level-kind", choices=("concurrency", "rate"), default="concurrency")
+    load.add_argument("--sweep-levels", type=int, default=6, help="sweep: rate levels between")
+    load.add_argument("--sweep-concurrency", type=int, default=64, help="sweep: saturation level")
+    load.add_argument("--requests", type=int, help="requests per level")
+    load.add_argument("--duration", type=float, help="seconds per level")
+    load.add_argument("--warmup", type=float, default=0.0, help="seconds excluded at the start")
+    load.add_argument("--cooldown", type=float, default=0.0, help="seconds excluded at the end")
+
+    work = parser.add_argument_group("workload")
+    work.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    work.add_argument("--dataset-path", type=Path, help="ShareGPT JSON or JSONL file")
+    work.add_argument("--input-len", type=int, default=128, help="prompt tokens (synthetic)")
+    work.add_argument("--input-dist", choices=DISTRIBUTIONS, default="fixed")
+    work.add_argument("--input-spread", type=float, default=0.0)
+    work.add_argument("--output-len", type=int, help="max_tokens (default 64, or the dataset's)")
+    work.add_argument("--output-dist", choices=DISTRIBUTIONS, default="fixed")
+    work.add_argument("--output-spread", type=float, default=0.0)
+    work.add_argument("--prefix-len", type=int, default=0, help="shared prefix tokens")
+    work.add_argument("--images", type=int, default=0, help="images per chat request")
+    work.add_argument("--image-size", default="512x512", help="WIDTHxHEIGHT of synthetic images")
+    work.add_argument("--image-format", choices=IMAGE_FORMATS, default="png")
+    work.add_argument(
+        "--image-file", action="append", default=[], type=Path, help="use these images"
+    )
+    work.add_argument("--tokenizer", type=Path, help="tokenizer.json for token counts")
+    work.add_argument("--seed", type=int, default=0)
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--slo", help="goodput objectives, e.g. 'ttft<=500ms,tpot<=50ms'")
+    out.add_argument("--output", type=Path, default=Path("results.json"), help="results JSON")
+    out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
+    out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
+    out.add_argument("--quiet", action="store_true", help="no live progress")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"bad --levels {text!r}: expected numbers like 1,2,4") from None
+    if not values:
+        raise ConfigError("--levels is empty")
+    return values
+
+
+def build_config(args: argparse.Namespace) -> BenchmarkConfig:
+    """The frozen config for ``args``; raises :class:`ConfigError` on any mistake."""
+    if not args.url:
+        raise ConfigError("--url is required: the address of an OpenAI-compatible server")
+    endpoint = EndpointConfig(
+        url=args.url,
+        api=args.api,
+        model=args.model,
+        api_key=args.api_key,
+        headers=dict(parse_header(h) for h in args.header),
+        extra_body=dict(parse_body_field(b) for b in args.body),
+        ignore_eos=args.ignore_eos,
+        timeout_s=args.timeout,
+    )
+    kind: ProfileKind = args.profile or (
+        "step"
+        if args.levels
+        else "rate"
+        if args.rate is not None
+        else "concurrency"
+        if args.concurrency is not None
+        else "single"
+    )
+    requests, duration = args.requests, args.duration
+    if requests is None and duration is None:
+        requests = 100
+    profile = ProfileConfig(
+        kind=kind,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        arrival=args.arrival,
+        burstiness=args.burstiness,
+        max_concurrency=args.max_concurrency,
+        step_levels=_floats(args.levels) if args.levels else (),
+        step_mode=args.level_kind,
+        sweep_levels=args.sweep_levels,
+        sweep_concurrency=args.sweep_concurrency,
+        requests=requests,
+        duration_s=duration,
+        warmup_s=args.warmup,
+        cooldown_s=args.cooldown,
+    )
+    if args.images and args.api != "chat":
+        raise ConfigError("--images needs --api chat")
+    workload = WorkloadConfig(
+        dataset=args.dataset,
+        path=args.dataset_path,
+        input_len=LengthDistribution(args.input_len, args.input_dist, args.input_spread),
+        output_len=LengthDistribution(args.output_len or 64, args.output_dist, args.output_spread),
+        output_len_from_dataset=args.output_len is None,
+        prefix_len=args.prefix_len,
+        images=args.images,
+        image_size=parse_size(args.image_size),
+        image_format=args.image_format,
+        image_files=tuple(args.image_file),
+        seed=args.seed,
+    )
+    try:
+        tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
+    except TelemetryConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return BenchmarkConfig(
+        endpoint=endpoint,
+        profile=profile,
+        workload=workload,
+        slo=parse_slo(args.slo) if args.slo else None,
+        seed=args.seed,
+        output_path=args.output,
+        records_path=args.records,
+        tracing=tracing,
+        tokenizer_path=args.tokenizer,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
+    progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
+    results = run_benchmark(config, progress=progress, prompts=prompts)
+    print_summary(results, config)
+    succeeded = sum(level.succeeded for level in results.levels)
+    return 0 if succeeded else 1
+
+
+def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:
+    out = sys.stdout
+    for level in results.levels:
+        err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"
+        ttft, tpot, e2e = level.ttft_ms, level.tpot_ms, level.e2e_ms
+        print(
+            f"level {level.index} {level.label}: {level.succeeded} ok, {level.failed} failed "
+            f"(errors: {err}); {level.request_throughput:.2f} req/s, "
+            f"{level.output_token_throughput:.1f} output tok/s",
+            file=out,
+        )
+        if ttft.count:
+            print(
+                f"  TTFT p50 {ttft.median:.1f} ms p99 {ttft.p99:.1f} ms; "
+                f"TPOT p50 {tpot.median or 0:.2f} ms; E2E p50 {e2e.median:.1f} ms"
+                + (f"; goodput {level.goodput:.2f} req/s" if level.goodput is not None else ""),
+                file=out,
+            )
+        print(f"  {level.health.statement}", file=out)
+    print(results.summary, file=out)
+    if config.output_path is not None:
+        print(f"results: {config.output_path}", file=out)
+    if results.records_path:
+        print(f"records: {results.records_path}", file=out)

@@ -1,0 +1,62 @@
+"""The load generator's exceptions: user mistakes (raised before anything is sent) and the
+failures of one request (recorded by type, the run goes on)."""
+
+from __future__ import annotations
+
+from open_autoglm._errors import UsageError
+
+
+class ConfigError(UsageError):
+    """An impossible profile, a bad URL or option: raised when the config is built."""
+
+
+class DatasetError(ConfigError):
+    """A dataset file that is missing, unreadable or malformed."""
+
+
+class RequestError(Exception):
+    """One request failed; :attr:`error_type` is what records and ``error.type`` carry."""
+
+    @property
+    def error_type(self) -> str:
+        return type(self).__name__
+
+
+class HTTPStatusError(RequestError):
+    """The server answered with a non-2xx status; its type is the status code."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+    @property
+    def error_type(self) -> str:
+        return str(self.status)
+
+
+class ConnectError(RequestError):
+    """No connection to the server (refused, unresolvable, reset before the response)."""
+
+
+class ReadTimeout(RequestError):
+    """The request ran past its timeout (a stalled stream included)."""
+
+
+class StreamDropped(RequestError):
+    """The connection broke in the middle of the response."""
+
+
+class MalformedStream(RequestError):
+    """The response was not valid server-sent events carrying JSON."""
+
+
+class IncompleteStream(RequestError):
+    """The stream ended cleanly but without ``[DONE]`` or a finish reason."""
+
+
+class StreamError(RequestError):
+    """The server sent an error object inside the stream."""
+
+
+class Cancelled(RequestError):
+    """The run was interrupted while this request was in flight."""

@@ -17,7 +17,10 @@ from open_autoglm import __version__
 from open_autoglm._errors import UsageError
 
 #: Modules defining subcommands, in the order ``--help`` lists them.
-_COMMAND_MODULES = ("open_autoglm.instrumented_servers._command",)
+_COMMAND_MODULES = (
+    "open_autoglm.instrumented_servers._command",
+    "open_autoglm.dashboards._command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -264,10 +264,12 @@ class _Run:
             self.results.append(result)
             self.progress.level_finished(result)
 
-    def _phase(self, level: Level, sent_s: float, cooldown_from: float | None) -> Phase:
-        if sent_s < level.warmup_s:
+    def _phase(self, level: Level, due_s: float, cooldown_from: float | None) -> Phase:
+        """Warm-up and cool-down go by when a request was due, so that a request held back
+        by the client's limiter stays in the window it was meant for."""
+        if due_s < level.warmup_s:
             return "warmup"
-        if cooldown_from is not None and sent_s > cooldown_from:
+        if level.cooldown_s > 0 and cooldown_from is not None and due_s > cooldown_from:
             return "cooldown"
         return "measure"
 
@@ -304,7 +306,7 @@ class _Run:
         finally:
             if limiter is not None:
                 limiter.release()
-            record.phase = self._phase(level, record.sent_s, cooldown_from)
+            record.phase = self._phase(level, record.scheduled_s, cooldown_from)
             records.append(record)
             if self.writer is not None:
                 self.writer.write(record)

@@ -73,15 +73,18 @@ class _Service:
         backend: Backend,
         config: ServerConfig,
         metrics: ServerMetrics,
-        tracer_provider: TracerProvider,
+        tracer_provider: TracerProvider | None,
     ) -> None:
         self.backend = backend
         self.config = config
         self.metrics = metrics
         self.created = created_now()
-        self.telemetry = RequestTelemetry(
-            tracer_provider.get_tracer(n.TRACER_NAME), metrics, backend.name, backend.simulated
+        tracer = (
+            trace.NoOpTracer()
+            if tracer_provider is None
+            else tracer_provider.get_tracer(n.TRACER_NAME)
         )
+        self.telemetry = RequestTelemetry(tracer, metrics, backend.name, backend.simulated)
 
     def check_common(self, body: _Sampling) -> None:
         if body.model != self.backend.model_name:
@@ -216,12 +219,16 @@ class _Service:
 def create_app(
     backend: Backend,
     *,
-    tracer_provider: TracerProvider,
+    tracer_provider: TracerProvider | None,
     registry: CollectorRegistry | None = None,
     config: ServerConfig | None = None,
     gpu: GpuProbe | None = None,
 ) -> FastAPI:
-    """The app serving ``backend``. The caller owns ``tracer_provider`` (and shuts it down)."""
+    """The app serving ``backend``. The caller owns ``tracer_provider`` (and shuts it down).
+
+    ``tracer_provider=None`` turns tracing off entirely (no spans, no exemplars): the
+    baseline of the tracing-overhead benchmark.
+    """
     config = config or ServerConfig()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ServerMetrics(registry, backend.model_name, backend.name, backend.load, gpu)
@@ -280,6 +287,8 @@ def create_app(
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(registry), media_type=content_type)
 
+    if tracer_provider is None:
+        return app
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=tracer_provider,

@@ -56,6 +56,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--otlp-endpoint", help="OTLP collector address (default: OTEL_* variables)")
     p.add_argument("--otlp-protocol", choices=["http/protobuf", "grpc"], help="OTLP protocol")
+    p.add_argument(
+        "--no-tracing",
+        action="store_true",
+        help="make no spans at all (metrics stay; exemplars go): the overhead baseline",
+    )
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument(
         "--ready-file",
@@ -97,14 +102,16 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, UnknownBackendError, TelemetryConfigError) as exc:
         raise UsageError(str(exc)) from exc
     try:
-        return asyncio.run(_serve(config, tracing, backend, args.ready_file))
+        return asyncio.run(
+            _serve(config, None if args.no_tracing else tracing, backend, args.ready_file)
+        )
     finally:
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
 
 
 async def _serve(
-    config: ServerConfig, tracing: TracingConfig, backend: Any, ready: Path | None
+    config: ServerConfig, tracing: TracingConfig | None, backend: Any, ready: Path | None
 ) -> int:
     import uvicorn
 
@@ -116,7 +123,7 @@ async def _serve(
             if self.started:
                 _announce(self, config, ready)
 
-    provider = make_tracer_provider(tracing)
+    provider = None if tracing is None else make_tracer_provider(tracing)
     app = create_app(backend, tracer_provider=provider, config=config, gpu=GpuProbe())
     server = _Server(
         uvicorn.Config(
@@ -132,7 +139,8 @@ async def _serve(
     try:
         await server.serve()
     finally:
-        provider.shutdown()
+        if provider is not None:
+            provider.shutdown()
     return 0 if server.started else 1
 
 

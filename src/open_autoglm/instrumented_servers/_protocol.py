@@ -108,10 +108,12 @@ def parse_body(model: type[_Body], raw: bytes) -> _Body:
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
             raise APIError(400, f"request body is not valid JSON: {first['msg']}") from None
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise APIError(
-            400, f"{param}: {first['msg']}" if param else first["msg"], param=param
-        ) from None
+        loc = first["loc"]
+        # union members add their type names ('str', 'list[str]') to the location: drop them
+        path = ".".join(str(p) for p in loc if isinstance(p, int) or p.isidentifier())
+        param = str(loc[0]) if loc else None
+        message = f"{path}: {first['msg']}" if path else first["msg"]
+        raise APIError(400, message, param=param) from None
 
 
 def decode_messages(messages: list[Message]) -> tuple[list[ChatMessage], int]:

@@ -19,9 +19,12 @@ def process_rss_bytes() -> int:
 
 
 def process_peak_rss_bytes() -> int:
-    """Peak resident set size of this process since it started (``ru_maxrss``)."""
+    """Peak resident set size of this process since it started.
+
+    The kernel updates ``ru_maxrss`` lazily, so it can trail the current RSS: take the larger.
+    """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
+    return max(int(peak if sys.platform == "darwin" else peak * 1024), process_rss_bytes())
 
 
 @dataclass(frozen=True, slots=True)

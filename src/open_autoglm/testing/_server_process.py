@@ -1,0 +1,109 @@
+"""Start ``open-autoglm serve`` as a child process on a free port, wait until it is ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became healthy; the message carries its stderr."""
+
+
+class ServerProcess:
+    """``open-autoglm serve`` on 127.0.0.1, port chosen by the OS, as a context manager.
+
+    Readiness: the server writes a ready file once it listens; then ``/health`` must answer.
+    Stderr goes to a file (never an unread pipe) and is shown if start-up fails.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] = ("--backend", "sim"),
+        env: Mapping[str, str] | None = None,
+        timeout_s: float = 60.0,
+        command: Sequence[str] = ("serve",),
+    ) -> None:
+        self._args = list(args)
+        self._env = dict(os.environ if env is None else env)
+        self._timeout_s = timeout_s
+        self._command = list(command)
+        self._dir = tempfile.TemporaryDirectory(prefix="open-autoglm-server-")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.port = 0
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
+    def stderr_path(self) -> Path:
+        return Path(self._dir.name) / "stderr.log"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def start(self) -> ServerProcess:
+        ready = Path(self._dir.name) / "ready.json"
+        cmd = [sys.executable, "-m", "open_autoglm", *self._command, "--host", "127.0.0.1",
+               "--port", "0", "--ready-file", str(ready), *self._args]  # fmt: skip
+        with self.stderr_path.open("wb") as err:
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=self._env)
+        deadline = time.monotonic() + self._timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServerStartError(
+                    f"server exited with {self._proc.returncode}:\n{self.stderr()}"
+                )
+            if ready.exists():
+                info = json.loads(ready.read_text())
+                self.url, self.port = info["url"], int(info["port"])
+                if self._healthy():
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServerStartError(f"server not ready after {self._timeout_s} s:\n{self.stderr()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit status."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self._dir.cleanup()

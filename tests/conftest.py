@@ -1,0 +1,26 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from open_autoglm.testing import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[ServerProcess]:
+    """A real ``open-autoglm serve --backend sim`` with small costs, shared by a session."""
+    args = ("--backend", "sim", "--backend-option", "decode_base_ms=1",
+            "--backend-option", "decode_per_seq_ms=0.1", "--backend-option",
+            "prefill_ms_per_token=0.01")  # fmt: skip
+    with ServerProcess(args) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def zero_cost_server() -> Iterator[ServerProcess]:
+    """``open-autoglm serve --backend sim --backend-option cost=zero``."""
+    with ServerProcess(("--backend", "sim", "--backend-option", "cost=zero")) as server:
+        yield server

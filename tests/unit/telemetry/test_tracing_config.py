@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+from open_autoglm.telemetry import (
+    GpuProbe,
+    TelemetryConfigError,
+    TracingConfig,
+    make_exporter,
+    make_tracer_provider,
+    process_peak_rss_bytes,
+    process_rss_bytes,
+)
+
+
+def test_no_endpoint_means_no_export() -> None:
+    config = TracingConfig.from_env("svc", environ={})
+    assert not config.exports
+    assert make_exporter(config) is None
+
+
+def test_otel_variables_are_honoured() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_SERVICE_NAME": "my-server",
+    }
+    config = TracingConfig.from_env("svc", environ=env)
+    assert config.service_name == "my-server"
+    exporter = make_exporter(config)
+    assert isinstance(exporter, Http)
+    assert exporter._endpoint == "http://127.0.0.1:4318/v1/traces"
+
+
+def test_traces_endpoint_and_grpc_protocol() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+    }
+    config = TracingConfig.from_env("svc", environ=env)
+    assert config.protocol == "grpc"
+    assert isinstance(make_exporter(config), Grpc)
+
+
+def test_explicit_endpoint_wins_and_sdk_disabled_turns_export_off() -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://elsewhere:4318"}
+    config = TracingConfig.from_env("svc", endpoint="http://127.0.0.1:9999", environ=env)
+    assert config.endpoint == "http://127.0.0.1:9999"
+    off = TracingConfig.from_env("svc", environ={**env, "OTEL_SDK_DISABLED": "true"})
+    assert not off.exports
+    none = TracingConfig.from_env("svc", environ={**env, "OTEL_TRACES_EXPORTER": "none"})
+    assert not none.exports
+
+
+def test_unknown_protocol_is_a_clear_error() -> None:
+    with pytest.raises(TelemetryConfigError, match="http/json"):
+        TracingConfig.from_env("svc", protocol="http/json", environ={})
+
+
+def test_resource_and_sampler_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    provider = make_tracer_provider(TracingConfig.from_env("svc", environ={}))
+    try:
+        assert provider.resource.attributes["deployment.environment"] == "test"
+        assert provider.resource.attributes["service.name"] == "svc"
+        assert "0.25" in provider.sampler.get_description()
+    finally:
+        provider.shutdown()
+
+
+def test_probes_without_a_gpu_say_so() -> None:
+    probe = GpuProbe()
+    assert process_peak_rss_bytes() >= process_rss_bytes() > 0
+    if not probe.available:  # this CI machine has no GPU
+        assert probe.reason.startswith("no GPU")
+        assert probe.sample() == []
+        assert probe.names() == []
+    else:
+        assert probe.sample()

@@ -1,0 +1,60 @@
+"""Statistics, goodput, error rates and the client-health verdict on known records."""
+
+from __future__ import annotations
+
+import pytest
+
+from open_autoglm.loadgen import Level, RequestRecord, Stats, assess, parse_slo
+from open_autoglm.loadgen._results import summarize_level
+
+
+def record(i: int, ttft: float, e2e: float, out: int = 5, status: str = "ok") -> RequestRecord:
+    r = RequestRecord(index=i, level=0, phase="measure", scheduled_s=i * 0.1, sched_lag_s=0.0,
+                      queue_s=0.0, sent_s=i * 0.1, sent_unix_ns=0)  # fmt: skip
+    if status == "ok":
+        r.ttft_s, r.e2e_s, r.output_tokens, r.input_tokens = ttft, e2e, out, 10
+        r.tpot_s = (e2e - ttft) / (out - 1)
+        r.chunk_offsets_s = [ttft + k * (e2e - ttft) / (out - 1) for k in range(out)]
+    else:
+        r.status, r.error_type = "error", status  # type: ignore[assignment]
+    r.done_s = r.sent_s + e2e
+    return r
+
+
+def test_percentiles_interpolate_linearly() -> None:
+    stats = Stats.of_seconds([0.001, 0.002, 0.003, 0.004])
+    assert stats.median == pytest.approx(2.5)
+    assert stats.p90 == pytest.approx(3.7)
+    assert stats.max == pytest.approx(4.0)
+    assert Stats.of_seconds([]).count == 0
+
+
+def test_level_summary() -> None:
+    records = [record(0, 0.1, 0.5), record(1, 0.3, 0.7), record(2, 0.1, 0.1, status="500"),
+               record(3, 0.1, 0.1, status="ReadTimeout")]  # fmt: skip
+    warm = record(4, 9.0, 9.5)
+    warm.phase = "warmup"
+    health = assess([0.0001] * 4, [0.0005] * 10, 0.2)
+    level = Level(mode="concurrency", value=2, requests=5)
+    result = summarize_level(0, level, [*records, warm], 0, parse_slo("ttft<=200ms"), health)
+    assert (result.requests, result.measured, result.succeeded, result.failed) == (5, 4, 2, 2)
+    assert result.errors == {"500": 1, "ReadTimeout": 1}
+    assert result.error_rate == 0.5
+    # duration: first send (0.0) to last completion (0.1 + 0.7 = 0.8 s)
+    assert result.duration_s == pytest.approx(0.8)
+    assert result.request_throughput == pytest.approx(2 / 0.8)
+    assert result.output_token_throughput == pytest.approx(10 / 0.8)
+    assert result.goodput == pytest.approx(1 / 0.8)  # only the first meets TTFT <= 200 ms
+    assert result.ttft_ms.count == 2
+    assert result.itl_ms.count == 8
+    assert result.tpot_ms.mean == pytest.approx(100.0)
+
+
+def test_health_verdict_is_plain() -> None:
+    ok = assess([0.0001] * 100, [0.001] * 100, 0.3)
+    assert not ok.client_bound
+    assert ok.statement.startswith("The client kept up")
+    late = assess([0.004] * 100, [0.001] * 100, 1.0)
+    assert late.client_bound
+    assert "The client was the bottleneck" in late.statement
+    assert "4.00 ms late" in late.statement

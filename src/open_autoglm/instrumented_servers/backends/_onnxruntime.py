@@ -1,0 +1,450 @@
+"""``onnxruntime``: a continuous-batching engine over a decoder-with-past ONNX model.
+
+One scheduler task owns the running batch. At every step boundary it either prefills the
+requests that fit (up to ``max_batch_size`` sequences and the KV-cache budget, prompts of
+different lengths padded on the left and run together) and adds them to the batch, or runs
+one decode step for the whole batch. Sequences leave the batch when they finish or their
+client goes away. onnxruntime runs in a worker thread, so the event loop keeps serving.
+
+The KV cache of the batch is one ``[batch, kv_heads, length, head_dim]`` array per layer and
+kind; ``length`` is the longest sequence, shorter ones padded on the left and hidden by the
+attention mask, so memory is ``batch × longest`` and the budget is checked that way.
+
+``tensorrt`` is the same engine with ``--device tensorrt`` (ORT's TensorRT provider, then CUDA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from open_autoglm.instrumented_servers._backend import (
+    Accepted,
+    Backend,
+    BackendLoad,
+    ChatMessage,
+    ContextLengthError,
+    EngineError,
+    Finished,
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    QueueFullError,
+    StageTimes,
+    TokenDelta,
+)
+from open_autoglm.instrumented_servers.backends import BackendOptions
+from open_autoglm.instrumented_servers.backends._ort_model import (
+    DEVICES,
+    DecoderSession,
+    find_model_files,
+)
+from open_autoglm.instrumented_servers.backends._ort_text import (
+    ChatTemplate,
+    IncrementalDetokenizer,
+    TextTokenizer,
+    sample,
+)
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_MODEL: Final = "smollm2-135m"
+_KNOWN_PRECISIONS: Final = {"int4": "onnx-int4", "fp32": "onnx-fp32"}
+
+
+@dataclass(frozen=True, slots=True)
+class OrtConfig:
+    """Engine settings, from the common options plus ``--backend-option`` pairs."""
+
+    model: str = DEFAULT_MODEL
+    precision: str = "int4"  # for known models: which prepared variant to run
+    device: str = "auto"
+    max_batch_size: int = 8
+    max_queue: int = 256
+    max_model_len: int | None = None  # default: the model's own limit
+    kv_cache_mb: float = 1024.0
+    threads: int = 0  # intra-op threads; 0 lets onnxruntime choose
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in _KNOWN_PRECISIONS:
+            raise ValueError(
+                f"onnxruntime option precision must be one of {sorted(_KNOWN_PRECISIONS)}"
+            )
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"unknown device {self.device!r} for onnxruntime; "
+                f"choose one of {', '.join(DEVICES)}"
+            )
+        for name in ("max_batch_size", "max_queue"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"onnxruntime option {name} must be at least 1")
+        if self.kv_cache_mb <= 0:
+            raise ValueError("onnxruntime option kv_cache_mb must be positive")
+
+    @classmethod
+    def from_options(cls, options: BackendOptions, default_device: str = "auto") -> OrtConfig:
+        values: dict[str, Any] = {}
+        parsers: Mapping[str, type] = {"precision": str, "kv_cache_mb": float, "threads": int}
+        for key, raw in options.extra.items():
+            parse = parsers.get(key)
+            if parse is None:
+                raise ValueError(
+                    f"unknown onnxruntime option {key!r}; known: {', '.join(sorted(parsers))}"
+                )
+            try:
+                values[key] = parse(raw)
+            except ValueError:
+                raise ValueError(f"onnxruntime option {key} must be a {parse.__name__}") from None
+        for key in ("max_batch_size", "max_queue", "max_model_len"):
+            given = getattr(options, key)
+            if given is not None:
+                values[key] = given
+        device = options.device if options.device != "auto" else default_device
+        return cls(model=options.model or DEFAULT_MODEL, device=device, seed=options.seed, **values)
+
+
+@dataclass(eq=False, slots=True)
+class _Sequence:
+    request: GenerationRequest
+    stages: StageTimes
+    prompt_ids: list[int]
+    detok: IncrementalDetokenizer
+    rng: np.random.Generator
+    out: asyncio.Queue[TokenDelta | Finished | EngineError] = field(default_factory=asyncio.Queue)
+    length: int = 0  # tokens in the cache for this sequence (prompt + generated so far)
+    last_token: int = 0
+    generated: int = 0
+    pending_tokens: int = 0  # tokens generated whose text is held back
+    cancelled: bool = False
+    done: bool = False
+
+    @property
+    def reserve(self) -> int:
+        return len(self.prompt_ids) + self.request.sampling.max_tokens
+
+
+class _Batch:
+    """The running sequences and their KV cache, rows in the same order."""
+
+    def __init__(self) -> None:
+        self.rows: list[_Sequence] = []
+        self.past: list[npt.NDArray[Any]] = []
+        self.mask: npt.NDArray[np.int64] = np.zeros((0, 0), np.int64)
+
+    def join(
+        self, rows: list[_Sequence], past: list[npt.NDArray[Any]], mask: npt.NDArray[np.int64]
+    ) -> None:
+        if not self.rows:
+            self.rows, self.past, self.mask = rows, past, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        old = _left_pad(self.past, self.mask, width)
+        new = _left_pad(past, mask, width)
+        self.past = [np.concatenate([a, b]) for a, b in zip(old[0], new[0], strict=True)]
+        self.mask = np.concatenate([old[1], new[1]])
+        self.rows = self.rows + rows
+
+    def keep(self, keep: list[int]) -> None:
+        """Keep only the rows ``keep``; trim cache columns that every row has as padding."""
+        if len(keep) == len(self.rows):
+            return
+        if not keep:
+            self.rows, self.past, self.mask = [], [], np.zeros((0, 0), np.int64)
+            return
+        index = np.asarray(keep)
+        mask = self.mask[index]
+        first = int(np.argmax(mask.any(axis=0)))
+        self.mask = np.ascontiguousarray(mask[:, first:])
+        self.past = [np.ascontiguousarray(p[index, :, first:, :]) for p in self.past]
+        self.rows = [self.rows[i] for i in keep]
+
+
+def _left_pad(
+    past: list[npt.NDArray[Any]], mask: npt.NDArray[np.int64], width: int
+) -> tuple[list[npt.NDArray[Any]], npt.NDArray[np.int64]]:
+    extra = width - mask.shape[1]
+    if extra == 0:
+        return past, mask
+    padded = [np.pad(p, ((0, 0), (0, 0), (extra, 0), (0, 0))) for p in past]
+    return padded, np.pad(mask, ((0, 0), (extra, 0)))
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model_name: str, folder: Path, config: OrtConfig) -> None:
+        files = find_model_files(folder)
+        self.engine = DecoderSession(files, config.device, config.threads)
+        limit = files.config.get("max_position_embeddings") or 2048
+        super().__init__(model_name, int(config.max_model_len or limit))
+        self.config = config
+        self.model_path = files.folder
+        #: The execution provider the session runs on, e.g. ``CPUExecutionProvider``.
+        self.execution_provider = self.engine.provider
+        tok_cfg, gen_cfg = files.tokenizer_config, files.generation_config
+        bos_id = gen_cfg.get("bos_token_id", files.config.get("bos_token_id"))
+        self.tokenizer = TextTokenizer(files.tokenizer, bos_id)
+        self.chat = ChatTemplate(
+            tok_cfg.get("chat_template"),
+            _token_text(tok_cfg.get("bos_token")),
+            _token_text(tok_cfg.get("eos_token")),
+        )
+        eos = gen_cfg.get("eos_token_id", files.config.get("eos_token_id"))
+        self.eos_ids = frozenset(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        pad = gen_cfg.get("pad_token_id", files.config.get("pad_token_id"))
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+        self._kv_budget = int(config.kv_cache_mb * 2**20)
+        self._waiting: deque[_Sequence] = deque()
+        self._batch = _Batch()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._counter = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")
+            self._task = asyncio.get_running_loop().create_task(self._schedule_loop())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for seq in [*self._batch.rows, *self._waiting]:
+            seq.out.put_nowait(EngineError("server shutting down"))
+        self._batch = _Batch()
+        self._waiting.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # ------------------------------------------------------------------ interface
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        return self.chat.render(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+    def load(self) -> BackendLoad:
+        return BackendLoad(queue_depth=len(self._waiting), running=len(self._batch.rows))
+
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
+        if self._task is None:
+            raise EngineError("onnxruntime backend is not started")
+        stages = StageTimes()
+        stages.tokenize_start_ns = perf_counter_ns()
+        ids = self.tokenizer.encode(request.prompt)
+        stages.tokenize_end_ns = perf_counter_ns()
+        stages.prompt_tokens = len(ids)
+        sampling = request.sampling
+        if not ids:
+            ids = [self.pad_id]
+        if len(ids) + sampling.max_tokens > self.max_model_len:
+            raise ContextLengthError(len(ids), sampling.max_tokens, self.max_model_len)
+        if len(self._waiting) >= self.config.max_queue:
+            raise QueueFullError(
+                f"the waiting queue is full ({self.config.max_queue} requests); retry later"
+            )
+        self._counter += 1
+        seed = (
+            sampling.seed if sampling.seed is not None else (self.config.seed << 32) + self._counter
+        )
+        seq = _Sequence(
+            request=request,
+            stages=stages,
+            prompt_ids=ids,
+            detok=IncrementalDetokenizer(self.tokenizer, sampling.stop),
+            rng=np.random.default_rng(seed),
+        )
+        stages.queue_depth_at_enqueue = len(self._waiting)
+        stages.enqueued_ns = perf_counter_ns()
+        self._waiting.append(seq)
+        self._wake.set()
+        try:
+            yield Accepted(prompt_tokens=stages.prompt_tokens, stages=stages)
+            while True:
+                item = await seq.out.get()
+                if isinstance(item, EngineError):
+                    raise item
+                yield item
+                if isinstance(item, Finished):
+                    return
+        finally:
+            seq.cancelled = True
+
+    # ------------------------------------------------------------------ scheduler
+    def _admit(self) -> list[_Sequence]:
+        """Waiting requests that fit the batch cap and the KV budget, in arrival order."""
+        new: list[_Sequence] = []
+        running = self._batch.rows
+        longest = max((s.reserve for s in running), default=0)
+        per_token = self.engine.kv_bytes_per_token
+        while self._waiting and len(running) + len(new) < self.config.max_batch_size:
+            seq = self._waiting[0]
+            if seq.cancelled:
+                self._waiting.popleft()
+                continue
+            rows = len(running) + len(new) + 1
+            need = rows * max(longest, seq.reserve) * per_token
+            if need > self._kv_budget and (running or new):
+                break
+            self._waiting.popleft()
+            longest = max(longest, seq.reserve)
+            seq.stages.scheduled_ns = perf_counter_ns()
+            new.append(seq)
+        return new
+
+    async def _schedule_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = self._batch
+            batch.keep([i for i, s in enumerate(batch.rows) if not (s.cancelled or s.done)])
+            if not batch.rows and not any(not s.cancelled for s in self._waiting):
+                self._waiting.clear()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            new = self._admit()
+            try:
+                if new:
+                    inputs = self._prefill_inputs(new)
+                    logits, past = await loop.run_in_executor(
+                        self._executor, self.engine.run, *inputs
+                    )
+                    now = perf_counter_ns()
+                    for seq in new:
+                        seq.stages.prefill_batch_size = len(new)
+                        seq.stages.first_token_ns = now
+                        seq.length = len(seq.prompt_ids)
+                    self._emit(new, logits, now)
+                    batch.join(new, past, inputs[1])
+                elif batch.rows:
+                    inputs = self._decode_inputs()
+                    logits, past = await loop.run_in_executor(
+                        self._executor, self.engine.run, *inputs
+                    )
+                    batch.past, batch.mask = past, inputs[1]
+                    now = perf_counter_ns()
+                    size = len(batch.rows)
+                    for seq in batch.rows:
+                        seq.length += 1
+                        seq.stages.decode_steps += 1
+                        seq.stages.batch_size_sum += size
+                    self._emit(batch.rows, logits, now)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the engine failed: fail the requests in this step
+                _log.exception("onnxruntime step failed")
+                failed = new or batch.rows
+                for seq in failed:
+                    seq.done = True
+                    seq.out.put_nowait(EngineError(f"onnxruntime failed: {type(exc).__name__}"))
+                if not new:
+                    self._batch = _Batch()
+
+    def _prefill_inputs(
+        self, new: list[_Sequence]
+    ) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], list[npt.NDArray[Any]]
+    ]:
+        width = max(len(s.prompt_ids) for s in new)
+        ids = np.full((len(new), width), self.pad_id, np.int64)
+        mask = np.zeros((len(new), width), np.int64)
+        for row, seq in enumerate(new):
+            n = len(seq.prompt_ids)
+            ids[row, width - n :] = seq.prompt_ids
+            mask[row, width - n :] = 1
+        positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+        return ids, mask, positions, self.engine.empty_past(len(new))
+
+    def _decode_inputs(
+        self,
+    ) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], list[npt.NDArray[Any]]
+    ]:
+        rows = self._batch.rows
+        ids = np.array([[s.last_token] for s in rows], np.int64)
+        positions = np.array([[s.length] for s in rows], np.int64)
+        mask = np.concatenate([self._batch.mask, np.ones((len(rows), 1), np.int64)], axis=1)
+        return ids, mask, positions, self._batch.past
+
+    def _emit(self, rows: Sequence[_Sequence], logits: npt.NDArray[np.float32], now: int) -> None:
+        for row, seq in enumerate(rows):
+            if seq.cancelled or seq.done:
+                continue
+            params = seq.request.sampling
+            token = sample(logits[row], params, seq.rng)
+            seq.last_token = token
+            seq.generated += 1
+            reason: FinishReason | None = None
+            if token in self.eos_ids and not params.ignore_eos:
+                reason = "stop"
+                text = seq.detok.flush()
+            else:
+                started = perf_counter_ns()
+                text = seq.detok.add(token)
+                seq.stages.detokenize_ns += perf_counter_ns() - started
+                if seq.detok.stopped:
+                    reason = "stop"
+                elif seq.generated >= params.max_tokens or seq.length + 1 >= self.max_model_len:
+                    reason = "length"
+                    text += seq.detok.flush()
+            seq.pending_tokens += 1
+            if text or reason is not None:
+                seq.out.put_nowait(TokenDelta(text, seq.pending_tokens))
+                seq.pending_tokens = 0
+            if reason is not None:
+                seq.done = True
+                seq.stages.finished_ns = now
+                seq.stages.output_tokens = seq.generated
+                seq.out.put_nowait(Finished(reason, seq.stages))
+
+
+def _token_text(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("content", ""))
+    return value if isinstance(value, str) else ""
+
+
+class TensorRTBackend(OnnxRuntimeBackend):
+    """The same engine on onnxruntime's TensorRT provider (``--device tensorrt``)."""
+
+    name = "tensorrt"
+
+
+def _build(
+    options: BackendOptions, default_device: str, cls: type[OnnxRuntimeBackend]
+) -> OnnxRuntimeBackend:
+    from open_autoglm.instrumented_servers.models import resolve_model
+
+    config = OrtConfig.from_options(options, default_device)
+    variant = _KNOWN_PRECISIONS[config.precision]
+    folder = resolve_model(config.model, variant)  # type: ignore[arg-type]  # checked in OrtConfig
+    served = options.served_model_name or (
+        config.model if not Path(config.model).exists() else folder.name
+    )
+    return cls(served, folder, config)
+
+
+def build(options: BackendOptions) -> OnnxRuntimeBackend:
+    return _build(options, "auto", OnnxRuntimeBackend)
+
+
+def build_tensorrt(options: BackendOptions) -> OnnxRuntimeBackend:
+    return _build(options, "tensorrt", TensorRTBackend)

@@ -1,0 +1,249 @@
+"""A decoder-with-past ONNX model folder, loaded into an onnxruntime session.
+
+Any folder in the standard layout works (ours from ``open-autoglm models prepare``, optimum's
+``--task text-generation-with-past`` exports, onnxruntime-genai's model builder): ``model.onnx``
+(or the single ``*.onnx`` file), ``tokenizer.json``, and optionally ``config.json``,
+``generation_config.json`` and ``tokenizer_config.json`` (for the chat template).
+
+Execution providers are asked for explicitly and then checked: onnxruntime quietly falls back
+to the CPU when a CUDA or TensorRT provider cannot start, so the providers the session really
+got are compared with the request, and a mismatch is an error, never a silent CPU run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+Int64Array = npt.NDArray[np.int64]
+
+#: ``--device`` -> onnxruntime providers, most preferred first.
+DEVICE_PROVIDERS: Final[dict[str, tuple[str, ...]]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+DEVICES: Final = ("auto", *DEVICE_PROVIDERS)
+_PAST_RE: Final = re.compile(r"^past_key_values\.(\d+)\.(key|value)$")
+_ONNX_DTYPES: Final[dict[str, type[np.generic]]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+}
+
+
+class ModelLoadError(ValueError):
+    """The model folder is missing, incomplete or corrupt (an error at start-up)."""
+
+
+class ExecutionProviderError(ValueError):
+    """The execution provider asked for cannot run here (no GPU, no onnxruntime-gpu)."""
+
+
+def choose_providers(device: str, available: Sequence[str]) -> tuple[str, ...]:
+    """Providers for ``device``; ``auto`` takes CUDA when onnxruntime offers it, else CPU."""
+    if device == "auto":
+        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    wanted = DEVICE_PROVIDERS.get(device)
+    if wanted is None:
+        raise ExecutionProviderError(
+            f"unknown device {device!r} for onnxruntime; choose one of {', '.join(DEVICES)}"
+        )
+    if wanted[0] not in available:
+        hint = (
+            "install onnxruntime-gpu (and not onnxruntime) on a machine with an NVIDIA GPU"
+            if device in ("cuda", "tensorrt")
+            else "reinstall onnxruntime"
+        )
+        raise ExecutionProviderError(
+            f"--device {device} needs onnxruntime's {wanted[0]}, which this onnxruntime does not "
+            f"offer (available: {', '.join(available)}); {hint}"
+        )
+    return wanted
+
+
+def check_providers(device: str, requested: Sequence[str], actual: Sequence[str]) -> str:
+    """The provider the session really uses first; an error if it is not the one requested."""
+    if not actual or actual[0] != requested[0]:
+        raise ExecutionProviderError(
+            f"--device {device}: onnxruntime could not start {requested[0]} (no usable GPU, or "
+            f"its CUDA/cuDNN/TensorRT libraries are missing) and would have run on "
+            f"{', '.join(actual) or 'nothing'} instead; refusing to fall back silently"
+        )
+    return actual[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFiles:
+    folder: Path
+    onnx: Path
+    tokenizer: Path
+    config: dict[str, Any]
+    generation_config: dict[str, Any]
+    tokenizer_config: dict[str, Any]
+
+
+def find_model_files(folder: Path) -> ModelFiles:
+    """The files of a model folder (or of the folder of a given ``.onnx`` file)."""
+    if folder.is_file() and folder.suffix == ".onnx":
+        onnx_path, folder = folder, folder.parent
+    elif folder.is_dir():
+        candidates = sorted(folder.glob("*.onnx"))
+        preferred = [p for p in candidates if p.name in ("model.onnx", "decoder_model_merged.onnx")]
+        if preferred:
+            onnx_path = preferred[0]
+        elif len(candidates) == 1:
+            onnx_path = candidates[0]
+        else:
+            raise ModelLoadError(
+                f"{folder} has no model.onnx"
+                + (
+                    f" (and several other .onnx files: {[p.name for p in candidates]})"
+                    if candidates
+                    else ""
+                )
+            )
+    else:
+        raise ModelLoadError(f"model folder {folder} does not exist")
+    tokenizer = folder / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise ModelLoadError(f"{folder} has no tokenizer.json")
+    return ModelFiles(
+        folder=folder,
+        onnx=onnx_path,
+        tokenizer=tokenizer,
+        config=_read_json(folder / "config.json"),
+        generation_config=_read_json(folder / "generation_config.json"),
+        tokenizer_config=_read_json(folder / "tokenizer_config.json"),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
+    return value if isinstance(value, dict) else {}
+
+
+class DecoderSession:
+    """One onnxruntime session over a decoder-with-past model, with its input signature."""
+
+    def __init__(self, files: ModelFiles, device: str = "auto", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.files = files
+        self.device = device
+        self.requested_providers = choose_providers(device, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only; provider fallbacks are checked below
+        try:
+            self.session = ort.InferenceSession(
+                str(files.onnx), options, providers=list(self.requested_providers)
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
+            raise ModelLoadError(
+                f"onnxruntime cannot load {files.onnx}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
+        self.provider = check_providers(
+            device, self.requested_providers, self.session.get_providers()
+        )
+        self._read_signature()
+
+    def _read_signature(self) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - set(inputs)
+        if missing:
+            raise ModelLoadError(
+                f"{self.files.onnx.name} is not a decoder with past: no input {sorted(missing)}"
+            )
+        layers: set[int] = set()
+        past_type = "tensor(float)"
+        past_shape: Sequence[Any] = ()
+        for name, info in inputs.items():
+            match = _PAST_RE.match(name)
+            if match:
+                layers.add(int(match.group(1)))
+                past_type, past_shape = info.type, info.shape
+        if not layers:
+            raise ModelLoadError(
+                f"{self.files.onnx.name} has no past_key_values.N.key/value inputs; export it "
+                "with past (optimum: --task text-generation-with-past)"
+            )
+        self.num_layers = max(layers) + 1
+        self.kv_dtype = _ONNX_DTYPES.get(past_type, np.float32)
+        cfg = self.files.config
+        heads = cfg.get("num_attention_heads")
+        kv_heads = (
+            past_shape[1] if len(past_shape) == 4 and isinstance(past_shape[1], int) else None
+        )
+        head_dim = (
+            past_shape[3] if len(past_shape) == 4 and isinstance(past_shape[3], int) else None
+        )
+        kv_heads = kv_heads or cfg.get("num_key_value_heads") or heads
+        if head_dim is None:
+            head_dim = cfg.get("head_dim") or (
+                cfg["hidden_size"] // heads if heads and cfg.get("hidden_size") else None
+            )
+        if not kv_heads or not head_dim:
+            raise ModelLoadError(
+                f"cannot tell the KV-cache shape of {self.files.onnx.name}: give it a config.json"
+            )
+        self.num_kv_heads = int(kv_heads)
+        self.head_dim = int(head_dim)
+        self.has_position_ids = "position_ids" in inputs
+        self.has_cache_branch = "use_cache_branch" in inputs
+        self.past_names = [
+            f"past_key_values.{i}.{kind}"
+            for i in range(self.num_layers)
+            for kind in ("key", "value")
+        ]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "logits" not in outputs:
+            raise ModelLoadError(f"{self.files.onnx.name} has no 'logits' output")
+        self.output_names = ["logits"] + [
+            f"present.{i}.{kind}" for i in range(self.num_layers) for kind in ("key", "value")
+        ]
+        absent = set(self.output_names) - set(outputs)
+        if absent:
+            raise ModelLoadError(f"{self.files.onnx.name} lacks outputs {sorted(absent)[:4]}...")
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache one token of one sequence takes (all layers, keys and values)."""
+        itemsize = np.dtype(self.kv_dtype).itemsize
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * itemsize
+
+    def empty_past(self, batch: int) -> list[npt.NDArray[Any]]:
+        shape = (batch, self.num_kv_heads, 0, self.head_dim)
+        return [np.zeros(shape, self.kv_dtype) for _ in self.past_names]
+
+    def run(
+        self,
+        input_ids: Int64Array,
+        attention_mask: Int64Array,
+        position_ids: Int64Array,
+        past: Sequence[npt.NDArray[Any]],
+    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[Any]]]:
+        """One forward pass: the last position's logits ``[batch, vocab]`` and the new cache."""
+        feeds: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.has_position_ids:
+            feeds["position_ids"] = position_ids
+        if self.has_cache_branch:
+            feeds["use_cache_branch"] = np.array([past[0].shape[2] > 0])
+        feeds.update(zip(self.past_names, past, strict=True))
+        results = self.session.run(self.output_names, feeds)
+        logits = np.asarray(results[0][:, -1, :], dtype=np.float32)
+        return logits, list(results[1:])

@@ -1,0 +1,185 @@
+"""The onnxruntime backend on the real SmolLM2-135M: answers, batching, cancellation, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from open_autoglm.instrumented_servers import create_app
+from open_autoglm.instrumented_servers._backend import (
+    ChatMessage,
+    Finished,
+    GenerationRequest,
+    SamplingParams,
+    TokenDelta,
+)
+from open_autoglm.instrumented_servers.backends import BackendOptions, build_backend
+from open_autoglm.instrumented_servers.backends._onnxruntime import OnnxRuntimeBackend, OrtConfig
+from open_autoglm.instrumented_servers.backends._ort_model import (
+    ExecutionProviderError,
+    ModelLoadError,
+)
+from open_autoglm.instrumented_servers.models import Variant
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name three colors.",
+    "What is 2+2?",
+    "Write a haiku about the sea.",
+    "Who wrote Hamlet?",
+    "Say hello in Spanish.",
+    "What is the largest planet?",
+    "Define gravity briefly.",
+)
+
+
+@pytest.fixture(scope="session")
+def engines(smollm2: dict[Variant, Path]) -> dict[str, OnnxRuntimeBackend]:
+    return {
+        precision: OnnxRuntimeBackend(
+            "smollm2-135m",
+            smollm2[f"onnx-{precision}"],
+            OrtConfig(max_batch_size=8),  # type: ignore[index]
+        )
+        for precision in ("int4", "fp32")
+    }
+
+
+@pytest.fixture
+async def started(engines: dict[str, OnnxRuntimeBackend]) -> AsyncIterator[None]:
+    for engine in engines.values():
+        await engine.start()
+    yield
+    for engine in engines.values():
+        await engine.stop()
+
+
+async def complete(
+    backend: OnnxRuntimeBackend, question: str, max_tokens: int = 24
+) -> tuple[str, Finished]:
+    prompt = backend.render_chat([ChatMessage("user", question)])
+    request = GenerationRequest("t", prompt, SamplingParams(max_tokens, temperature=0.0))
+    text, finished = "", None
+    async for event in backend.generate(request):
+        if isinstance(event, TokenDelta):
+            text += event.text
+        elif isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    return text, finished
+
+
+@pytest.mark.usefixtures("started")
+@pytest.mark.parametrize("precision", ["int4", "fp32"])
+async def test_greedy_answer_names_paris(
+    engines: dict[str, OnnxRuntimeBackend], precision: str
+) -> None:
+    text, finished = await complete(engines[precision], QUESTIONS[0])
+    assert "Paris" in text
+    assert finished.stages.prompt_tokens > 20
+    assert finished.stages.first_token_ns > finished.stages.scheduled_ns
+    assert engines[precision].execution_provider == "CPUExecutionProvider"
+
+
+@pytest.mark.usefixtures("started")
+async def test_concurrent_requests_batch_and_match_alone(
+    engines: dict[str, OnnxRuntimeBackend],
+) -> None:
+    # fp32: the same kernels run every row, so batching must not change a greedy answer.
+    # (int4's MatMulNBits picks other kernels for other batch sizes; its answers may drift.)
+    engine = engines["fp32"]
+    alone = [await complete(engine, q, 16) for q in QUESTIONS]
+    together = await asyncio.gather(*(complete(engine, q, 16) for q in QUESTIONS))
+    assert [t for t, _ in together] == [t for t, _ in alone]
+    stages = [f.stages for _, f in together]
+    assert max(s.prefill_batch_size for s in stages) == len(QUESTIONS)
+    assert max(s.mean_batch_size for s in stages) > 4
+    assert all(s.prefill_batch_size == 1 for _, f in alone for s in [f.stages])
+
+
+@pytest.mark.usefixtures("started")
+async def test_cancelled_request_frees_its_slot(smollm2: dict[Variant, Path]) -> None:
+    engine = OnnxRuntimeBackend("m", smollm2["onnx-int4"], OrtConfig(max_batch_size=1))
+    await engine.start()
+    try:
+        prompt = engine.render_chat([ChatMessage("user", "Count from one to a thousand.")])
+        long_request = GenerationRequest("a", prompt, SamplingParams(4000, ignore_eos=True))
+        stream = engine.generate(long_request)
+        seen = 0
+        async for event in stream:
+            seen += isinstance(event, TokenDelta)
+            if seen == 3:
+                break
+        assert engine.load().running == 1
+        await stream.aclose()  # the client went away
+        _, finished = await asyncio.wait_for(complete(engine, QUESTIONS[0], 8), 30)
+        assert finished.stages.output_tokens > 0
+        assert engine.load().running == 0
+    finally:
+        await engine.stop()
+
+
+def test_cuda_on_a_cpu_machine_is_a_clear_error(smollm2: dict[Variant, Path]) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime offers CUDA")
+    for name, device in (("onnxruntime", "cuda"), ("tensorrt", "auto")):
+        options = BackendOptions(name, model=str(smollm2["onnx-int4"]), device=device)
+        with pytest.raises(ExecutionProviderError, match="onnxruntime-gpu"):
+            build_backend(options)
+
+
+def test_corrupt_or_missing_model_is_a_clear_error(
+    smollm2: dict[Variant, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("tokenizer.json", "config.json"):
+        (folder / name).write_bytes((smollm2["onnx-int4"] / name).read_bytes())
+    with pytest.raises(ModelLoadError, match=r"has no model\.onnx"):
+        OnnxRuntimeBackend("m", folder, OrtConfig())
+    (folder / "model.onnx").write_bytes(b"not a protobuf" * 100)
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load"):
+        OnnxRuntimeBackend("m", folder, OrtConfig())
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        OnnxRuntimeBackend("m", tmp_path / "nowhere", OrtConfig())
+
+
+async def test_chat_completions_through_the_server(
+    engines: dict[str, OnnxRuntimeBackend],
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = engines["int4"]
+    app = create_app(engine, tracer_provider=provider, registry=CollectorRegistry())
+    await engine.start()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = {
+                "model": "smollm2-135m",
+                "messages": [{"role": "user", "content": QUESTIONS[0]}],
+                "max_tokens": 16,
+                "temperature": 0,
+            }
+            response = await client.post("/v1/chat/completions", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        assert "Paris" in response.json()["choices"][0]["message"]["content"]
+    finally:
+        await engine.stop()
+        provider.shutdown()
+    names = [s.name for s in sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)]
+    stages = [n for n in names if n in ("tokenize", "queue", "prefill", "decode")]
+    assert stages == ["tokenize", "queue", "prefill", "decode"]

@@ -11,6 +11,8 @@ from open_autoglm.instrumented_servers._backend import Backend
 #: name -> "module:factory"; the factory takes :class:`BackendOptions` and returns a Backend.
 _REGISTRY: dict[str, str] = {
     "sim": "open_autoglm.instrumented_servers.backends._sim:build",
+    "onnxruntime": "open_autoglm.instrumented_servers.backends._onnxruntime:build",
+    "tensorrt": "open_autoglm.instrumented_servers.backends._onnxruntime:build_tensorrt",
 }
 
 

@@ -46,7 +46,6 @@ from open_autoglm.instrumented_servers._protocol import (
 )
 from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
 from open_autoglm.telemetry import GpuProbe
-from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +78,7 @@ class _Service:
         self.config = config
         self.metrics = metrics
         self.created = created_now()
-        tracer = (
-            trace.NoOpTracer()
-            if tracer_provider is None
-            else tracer_provider.get_tracer(n.TRACER_NAME)
-        )
-        self.telemetry = RequestTelemetry(tracer, metrics, backend.name, backend.simulated)
+        self.telemetry = RequestTelemetry(tracer_provider, metrics, backend.name, backend.simulated)
 
     def check_common(self, body: _Sampling) -> None:
         if body.model != self.backend.model_name:

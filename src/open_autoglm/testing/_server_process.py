@@ -33,11 +33,14 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         timeout_s: float = 60.0,
         command: Sequence[str] = ("serve",),
+        launcher: Sequence[str] = (),
     ) -> None:
+        """``launcher`` goes before the interpreter, e.g. ``("taskset", "-c", "0")``."""
         self._args = list(args)
         self._env = dict(os.environ if env is None else env)
         self._timeout_s = timeout_s
         self._command = list(command)
+        self._launcher = list(launcher)
         self._dir = tempfile.TemporaryDirectory(prefix="open-autoglm-server-")
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -57,7 +60,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         ready = Path(self._dir.name) / "ready.json"
-        cmd = [sys.executable, "-m", "open_autoglm", *self._command, "--host", "127.0.0.1",
+        cmd = [*self._launcher, sys.executable, "-m", "open_autoglm", *self._command, "--host", "127.0.0.1",
                "--port", "0", "--ready-file", str(ready), *self._args]  # fmt: skip
         with self.stderr_path.open("wb") as err:
             self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=self._env)

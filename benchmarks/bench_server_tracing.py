@@ -1,0 +1,105 @@
+"""What tracing costs the server: zero-cost ``sim``, tracing off vs on (100% sampled, OTLP).
+
+Side by side in one run: the same server command with ``--no-tracing`` and with tracing to a
+real OTLP/HTTP receiver, alternated over rounds. The server is pinned to CPU 0 and the load
+to CPU 1 where ``taskset`` and two CPUs exist. Two loads per setting:
+
+* saturated: a closed loop of ``--concurrency`` requests in flight -> requests/s; the cost per
+  request is the difference of ``1 / (requests/s)``.
+* single: one request at a time -> p50 latency; the difference is the added latency.
+
+    python benchmarks/bench_server_tracing.py [--seconds 5] [--rounds 2] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import time
+
+import aiohttp
+
+from open_autoglm.testing import OtlpSink, ServerProcess
+
+BODY = {
+    "model": "sim-llm",
+    "messages": [{"role": "user", "content": "Say something about latency."}],
+    "max_tokens": 8,
+    "ignore_eos": True,
+    "stream": True,
+}
+
+
+async def closed_loop(url: str, concurrency: int, seconds: float) -> tuple[float, float]:
+    """Requests/s and p50 latency (ms) of ``concurrency`` streams kept in flight."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                async with session.post(f"{url}/v1/chat/completions", json=BODY) as r:
+                    await r.read()
+                    assert r.status == 200
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, statistics.median(latencies) * 1000
+
+
+def pin(cpu: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+def measure(tracing: bool, sink: OtlpSink, args: argparse.Namespace) -> tuple[float, float]:
+    server_args = ["--backend", "sim", "--backend-option", "cost=zero"]
+    server_args += ["--otlp-endpoint", sink.endpoint] if tracing else ["--no-tracing"]
+    with ServerProcess(server_args, launcher=pin(0)) as server:
+        asyncio.run(closed_loop(server.url, args.concurrency, 1.0))  # warm-up
+        rps, _ = asyncio.run(closed_loop(server.url, args.concurrency, args.seconds))
+        _, p50 = asyncio.run(closed_loop(server.url, 1, args.seconds))
+    return rps, p50
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    if pin(1):
+        os.sched_setaffinity(0, {1})
+    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    with OtlpSink(keep_spans=False) as sink:
+        for _ in range(args.rounds):
+            for tracing in (False, True):
+                results[tracing].append(measure(tracing, sink, args))
+        exported = sink.span_count
+    off_rps = statistics.mean(r for r, _ in results[False])
+    on_rps = statistics.mean(r for r, _ in results[True])
+    off_p50 = statistics.mean(p for _, p in results[False])
+    on_p50 = statistics.mean(p for _, p in results[True])
+    cost_us = (1 / on_rps - 1 / off_rps) * 1e6
+    print(f"zero-cost sim, 8 streamed tokens/request, {args.rounds} rounds × {args.seconds:.0f} s,"
+          f" saturated at concurrency {args.concurrency}; spans exported: {exported}")  # fmt: skip
+    print()
+    print("| tracing | requests/s (saturated) | p50 latency, one in flight |")
+    print("|---|---|---|")
+    print(f"| off | {off_rps:,.0f} | {off_p50:.2f} ms |")
+    print(f"| on (100%, OTLP/HTTP) | {on_rps:,.0f} | {on_p50:.2f} ms |")
+    print(f"| cost | {100 * (1 - on_rps / off_rps):.1f}% of requests/s (target ≤ 10%), "
+          f"{cost_us:.0f} µs server CPU per request | +{1000 * (on_p50 - off_p50):.0f} µs "
+          f"p50 (target ≤ 150 µs) |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

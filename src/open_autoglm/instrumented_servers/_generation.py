@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import random
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from time import perf_counter_ns

@@ -60,8 +60,9 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         ready = Path(self._dir.name) / "ready.json"
-        cmd = [*self._launcher, sys.executable, "-m", "open_autoglm", *self._command, "--host", "127.0.0.1",
-               "--port", "0", "--ready-file", str(ready), *self._args]  # fmt: skip
+        cmd = [*self._launcher, sys.executable, "-m", "open_autoglm", *self._command,
+               "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready),
+               *self._args]  # fmt: skip
         with self.stderr_path.open("wb") as err:
             self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=self._env)
         deadline = time.monotonic() + self._timeout_s

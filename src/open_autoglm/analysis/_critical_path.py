@@ -1,0 +1,522 @@
+"""Critical path and self time of every trace in a span store, computed in bulk.
+
+The critical path is the algorithm of Jaeger's critical-path view: start at the root span's
+end, and walk back in time. At each span, the child that ends last at or before the cursor is
+on the path: the gap between that child's end and the cursor is the span's own time, and the
+walk goes into the child from its end. When no child is left, the rest of the span back to its
+start is its own time, and the walk returns to the parent with the cursor at the span's start.
+Children that overrun their parent are clipped to it first (children entirely outside it are
+dropped), top down, so the path of a trace adds up to its root's duration exactly.
+
+One deliberate difference from Jaeger: a child that ends exactly where the cursor stands is on
+the path (Jaeger needs it to end strictly before). The server's stages are back to back to the
+nanosecond (``queue`` ends where ``prefill`` starts), and Jaeger's rule would skip them.
+
+Self time of a span is its clipped duration minus the union of its children's clipped
+intervals, whether or not they are on the critical path.
+
+Both run over every trace at once with numpy: the walk advances all traces one step per
+iteration (a few dozen iterations for the server's traces), each step one binary search over
+all children sorted by (parent, end); no Python loop per span or per trace.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+
+from open_autoglm.telemetry import _names as names
+
+Horizon = Literal["e2e", "ttft"]
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+_IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_DEPTH: Final = 256
+
+# Spans, deduplicated on (trace_id, span_id) (an exporter may retry a batch), each with its
+# parent's row and the indexes of its trace and name in sorted order.
+_LOAD_SQL: Final = """
+WITH s AS MATERIALIZED (
+    SELECT (row_number() OVER ()) - 1 AS idx, trace_id, span_id, parent_span_id, name,
+           start_unix_ns, end_unix_ns
+    FROM (
+        SELECT DISTINCT ON (trace_id, span_id)
+               trace_id, span_id, parent_span_id, name, start_unix_ns, end_unix_ns
+        FROM {table}
+        WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where}
+    )
+),
+t AS (SELECT trace_id, (row_number() OVER (ORDER BY trace_id)) - 1 AS tidx
+      FROM (SELECT DISTINCT trace_id FROM s)),
+nm AS (SELECT name, (row_number() OVER (ORDER BY name)) - 1 AS nidx
+       FROM (SELECT DISTINCT name FROM s))
+SELECT s.idx, t.tidx, nm.nidx, coalesce(p.idx, -1) AS parent_idx,
+       s.parent_span_id IS NULL AS true_root, s.start_unix_ns, s.end_unix_ns
+FROM s JOIN t ON s.trace_id = t.trace_id JOIN nm ON s.name = nm.name
+LEFT JOIN s AS p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
+ORDER BY s.idx
+"""
+
+_TRACES_SQL: Final = """
+SELECT DISTINCT trace_id FROM {table}
+WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where} ORDER BY trace_id
+"""
+_NAMES_SQL: Final = """
+SELECT DISTINCT name FROM {table}
+WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where} ORDER BY name
+"""
+
+# First output of each trace: the client's time to first chunk from its root span, else the
+# server's ``first_token`` event.
+_FIRST_OUTPUT_SQL: Final = f"""
+SELECT coalesce(c.t, e.t) AS first_output_ns, coalesce(c.trace_id, e.trace_id) AS trace_id
+FROM (
+    SELECT trace_id, min(start_unix_ns + CAST(round(TRY_CAST(
+        attributes->>'$."{names.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK}"' AS DOUBLE) * 1e9) AS BIGINT))
+        AS t
+    FROM {{table}}
+    WHERE parent_span_id IS NULL AND kind = 'CLIENT' {{where}}
+    GROUP BY trace_id
+    HAVING t IS NOT NULL
+) AS c
+FULL OUTER JOIN (
+    SELECT trace_id, min(time_unix_ns) AS t FROM {{events}}
+    WHERE name = '{names.EVENT_FIRST_TOKEN}' GROUP BY trace_id
+) AS e ON c.trace_id = e.trace_id
+"""
+
+
+class CriticalPathError(ValueError):
+    """The span table cannot be read as the collector's schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One stretch of the critical path: ``operation`` (span ``span_index``) was the
+    critical work from ``start_unix_ns`` to ``end_unix_ns``."""
+
+    span_index: int
+    operation: str
+    start_unix_ns: int
+    end_unix_ns: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "start_unix_ns": self.start_unix_ns,
+            "end_unix_ns": self.end_unix_ns,
+            "duration_ns": self.end_unix_ns - self.start_unix_ns,
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CriticalPaths:
+    """Per trace and operation (span name): time on the critical path and self time.
+
+    Rows follow :attr:`trace_ids` (sorted), columns :attr:`operations` (sorted). A trace whose
+    root has no duration left (e.g. no first output for the ``ttft`` horizon) has
+    ``complete[i] == False`` and zero rows.
+    """
+
+    horizon: Horizon
+    trace_ids: npt.NDArray[np.str_]
+    operations: tuple[str, ...]
+    critical_ns: IntArray  # (traces, operations)
+    self_ns: IntArray  # (traces, operations)
+    calls: IntArray  # (traces, operations): spans of that name in the trace
+    duration_ns: IntArray  # (traces, operations): summed span durations, unclipped
+    root_ns: IntArray  # (traces,): the root's duration up to the horizon = path length
+    root_operation: IntArray  # (traces,) column of the root span's name, -1 when none
+    complete: BoolArray  # (traces,)
+    spans: int
+    duplicate_spans: int
+    orphan_spans: int  # parent id given but not in the trace
+    overrunning_spans: int  # clipped to their parent
+    detached_spans: int  # entirely outside their parent (or under such a span): not analysed
+
+    def index(self, trace_id: str) -> int:
+        """Row of ``trace_id`` (32 hex digits); raises KeyError if the store has no such trace."""
+        trace_id = trace_id.lower()
+        i = int(np.searchsorted(self.trace_ids, trace_id))
+        if i >= self.trace_ids.size or self.trace_ids[i] != trace_id:
+            raise KeyError(trace_id)
+        return i
+
+    def indexes(self, trace_ids: npt.ArrayLike) -> IntArray:
+        """Rows of many trace ids at once; -1 where a trace is not in the store."""
+        wanted = np.char.lower(np.asarray(trace_ids, dtype=np.str_))
+        if not self.trace_ids.size:
+            return np.full(wanted.shape, -1, dtype=np.int64)
+        pos = np.searchsorted(self.trace_ids, wanted).astype(np.int64)
+        pos = np.minimum(pos, self.trace_ids.size - 1)
+        return np.where(self.trace_ids[pos] == wanted, pos, -1)
+
+    def for_trace(self, trace_id: str) -> dict[str, int]:
+        """Critical-path nanoseconds of each operation of one trace (operations on the path)."""
+        row = self.critical_ns[self.index(trace_id)]
+        return {op: int(ns) for op, ns in zip(self.operations, row, strict=True) if ns}
+
+    def operation(self, name: str) -> int:
+        return self.operations.index(name)
+
+    def to_json(self, *, trace_ids: list[str] | None = None) -> dict[str, Any]:
+        """A summary per operation, plus the per-trace breakdown of the traces asked for."""
+        ok = self.complete
+        total = float(self.root_ns[ok].sum())
+        n = int(ok.sum())
+        operations: list[dict[str, Any]] = []
+        for j, op in enumerate(self.operations):
+            crit = self.critical_ns[ok, j]
+            operations.append(
+                {
+                    "operation": op,
+                    "calls": int(self.calls[:, j].sum()),
+                    "traces_on_path": int((crit > 0).sum()),
+                    "critical_ms_mean": float(crit.mean() / 1e6) if n else None,
+                    "critical_share": float(crit.sum() / total) if total > 0 else None,
+                    "self_ms_mean": float(self.self_ns[ok, j].mean() / 1e6) if n else None,
+                }
+            )
+        operations.sort(key=lambda o: -(o["critical_share"] or 0.0))
+        out: dict[str, Any] = {
+            "horizon": self.horizon,
+            "traces": int(self.trace_ids.size),
+            "complete_traces": n,
+            "spans": self.spans,
+            "duplicate_spans": self.duplicate_spans,
+            "orphan_spans": self.orphan_spans,
+            "overrunning_spans": self.overrunning_spans,
+            "detached_spans": self.detached_spans,
+            "operations": operations,
+        }
+        if trace_ids is not None:
+            out["by_trace"] = {
+                t: {op: ns / 1e6 for op, ns in self.for_trace(t).items()} for t in trace_ids
+            }
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Spans:
+    trace: IntArray
+    name: IntArray
+    parent: IntArray
+    true_root: BoolArray
+    start: IntArray
+    end: IntArray
+
+
+def connect(source: duckdb.DuckDBPyConnection | Path | str) -> duckdb.DuckDBPyConnection:
+    """A connection on a span store file (read-only), or the connection given."""
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        return source
+    return duckdb.connect(str(source), read_only=True)
+
+
+def critical_paths(
+    source: duckdb.DuckDBPyConnection | Path | str,
+    *,
+    table: str = "spans",
+    events_table: str = "span_events",
+    horizon: Horizon = "e2e",
+    service: str | None = None,
+) -> CriticalPaths:
+    """Critical path and self time of every trace in ``table`` (the collector's ``spans``).
+
+    ``horizon="e2e"`` walks back from the root's end; ``"ttft"`` from the trace's first output
+    (the client span's ``gen_ai.response.time_to_first_chunk``, else the server's
+    ``first_token`` event), everything after it clipped off: what the time to first token was
+    spent on. ``service`` keeps the spans of one ``service_name`` only.
+    """
+    con = connect(source)
+    try:
+        for t in (table, events_table):
+            if not _IDENTIFIER.match(t):
+                raise CriticalPathError(f"bad table name {t!r}")
+        where, params = ("AND service_name = ?", [service]) if service else ("", [])
+        try:
+            raw = con.execute(_LOAD_SQL.format(table=table, where=where), params).fetchnumpy()
+            trace_ids = con.execute(
+                _TRACES_SQL.format(table=table, where=where), params
+            ).fetchnumpy()["trace_id"]
+            op_names = con.execute(_NAMES_SQL.format(table=table, where=where), params).fetchall()
+            total_row = con.execute(
+                f"SELECT count(*) FROM {table} WHERE start_unix_ns IS NOT NULL "
+                f"AND end_unix_ns IS NOT NULL {where}",
+                params,
+            ).fetchone()
+            cutoff = None
+            if horizon == "ttft":
+                cutoff = _first_output(con, table, events_table, where, params, trace_ids)
+        except duckdb.Error as exc:
+            raise CriticalPathError(f"cannot read spans from {table!r}: {exc}") from exc
+    finally:
+        if con is not source:
+            con.close()
+    spans = _Spans(
+        trace=np.asarray(raw["tidx"], dtype=np.int64),
+        name=np.asarray(raw["nidx"], dtype=np.int64),
+        parent=np.asarray(raw["parent_idx"], dtype=np.int64),
+        true_root=np.asarray(raw["true_root"], dtype=np.bool_),
+        start=np.asarray(raw["start_unix_ns"], dtype=np.int64),
+        end=np.asarray(raw["end_unix_ns"], dtype=np.int64),
+    )
+    total = int(total_row[0]) if total_row else 0
+    return _compute(
+        spans,
+        trace_ids=np.asarray(trace_ids.astype(str), dtype=np.str_),
+        operations=tuple(row[0] for row in op_names),
+        horizon=horizon,
+        cutoff=cutoff,
+        duplicates=total - int(spans.trace.size),
+    )
+
+
+def trace_sections(
+    source: duckdb.DuckDBPyConnection | Path | str,
+    trace_id: str,
+    *,
+    table: str = "spans",
+) -> list[Section]:
+    """The critical path of one trace as sections in time order (for a waterfall)."""
+    con = connect(source)
+    try:
+        if not _IDENTIFIER.match(table):
+            raise CriticalPathError(f"bad table name {table!r}")
+        where = "AND trace_id = ?"
+        raw = con.execute(_LOAD_SQL.format(table=table, where=where), [trace_id.lower()])
+        data = raw.fetchnumpy()
+        op_names = [
+            r[0]
+            for r in con.execute(
+                _NAMES_SQL.format(table=table, where=where), [trace_id.lower()]
+            ).fetchall()
+        ]
+    finally:
+        if con is not source:
+            con.close()
+    if not len(data["idx"]):
+        return []
+    spans = _Spans(
+        trace=np.asarray(data["tidx"], dtype=np.int64),
+        name=np.asarray(data["nidx"], dtype=np.int64),
+        parent=np.asarray(data["parent_idx"], dtype=np.int64),
+        true_root=np.asarray(data["true_root"], dtype=np.bool_),
+        start=np.asarray(data["start_unix_ns"], dtype=np.int64),
+        end=np.asarray(data["end_unix_ns"], dtype=np.int64),
+    )
+    prepared = _prepare(spans, 1, None)
+    sections: list[tuple[int, int, int]] = []
+    _walk(prepared, sections)
+    out = [
+        Section(i, op_names[int(spans.name[i])], s, e) for i, s, e in reversed(sections) if e > s
+    ]
+    return out
+
+
+def _first_output(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    events: str,
+    where: str,
+    params: list[Any],
+    trace_ids: npt.NDArray[Any],
+) -> IntArray:
+    rows = con.execute(
+        _FIRST_OUTPUT_SQL.format(table=table, events=events, where=where), params
+    ).fetchnumpy()
+    cutoff = np.full(len(trace_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    if len(rows["trace_id"]) and len(trace_ids):
+        ids = np.asarray(trace_ids.astype(str), dtype=np.str_)
+        wanted = np.asarray(rows["trace_id"].astype(str), dtype=np.str_)
+        pos = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
+        hit = ids[pos] == wanted
+        values = np.asarray(rows["first_output_ns"], dtype=np.int64)
+        cutoff[pos[hit]] = values[hit]
+    return cutoff
+
+
+@dataclass(slots=True)
+class _Prepared:
+    spans: _Spans
+    start: IntArray  # clipped
+    end: IntArray  # clipped
+    kept: BoolArray
+    root: IntArray  # (traces,) span index or -1
+    child_keys: IntArray  # parent * m + end rank, sorted
+    child_order: IntArray  # span index of each key
+    uniq_ends: IntArray
+    m: int
+    overrun: BoolArray
+    detached: BoolArray
+
+
+def _prepare(spans: _Spans, n_traces: int, cutoff: IntArray | None) -> _Prepared:
+    n = spans.trace.size
+    parent = spans.parent
+    start = spans.start.copy()
+    end = np.maximum(spans.end, start)
+    beyond = np.zeros(n, dtype=np.bool_)
+    if cutoff is not None:
+        end = np.minimum(end, cutoff[spans.trace])
+        beyond = end <= start
+    # Depth of each span below its root; spans in a parent cycle (or deeper than any real
+    # trace) keep depth -1 and are treated as detached.
+    depth = np.where(parent < 0, 0, -1).astype(np.int64)
+    for _ in range(_MAX_DEPTH):
+        todo = (depth < 0) & (parent >= 0)
+        todo[todo] = depth[parent[todo]] >= 0
+        if not todo.any():
+            break
+        depth[todo] = depth[parent[todo]] + 1
+    kept = (depth >= 0) & (end > start)
+    overrun = np.zeros(n, dtype=np.bool_)
+    for d in range(1, int(depth.max(initial=0)) + 1):
+        at = np.flatnonzero(depth == d)
+        if not at.size:
+            continue
+        p = parent[at]
+        new_start = np.maximum(start[at], start[p])
+        new_end = np.minimum(end[at], end[p])
+        overrun[at] = (new_start != start[at]) | (new_end < spans.end[at])
+        start[at] = new_start
+        end[at] = np.maximum(new_end, new_start)
+        kept[at] &= kept[p] & (new_end > new_start)
+    # The root of each trace: a span without a parent in the trace, a true root (no parent id)
+    # before an orphan, then the longest.
+    candidates = np.flatnonzero((parent < 0) & kept)
+    root = np.full(n_traces, -1, dtype=np.int64)
+    if candidates.size:
+        dur = end[candidates] - start[candidates]
+        order = np.lexsort((dur, spans.true_root[candidates], spans.trace[candidates]))
+        ordered = candidates[order]
+        last = np.r_[spans.trace[ordered][1:] != spans.trace[ordered][:-1], True]
+        root[spans.trace[ordered[last]]] = ordered[last]
+    # Children that can be on a path, sorted by (parent, end, later start first).
+    children = np.flatnonzero(kept & (parent >= 0))
+    uniq_ends = np.unique(end[children])
+    m = int(uniq_ends.size) + 1
+    rank = np.searchsorted(uniq_ends, end[children]) + 1
+    keys = parent[children] * m + rank
+    order = np.lexsort((-start[children], keys))
+    return _Prepared(
+        spans=spans,
+        start=start,
+        end=end,
+        kept=kept,
+        root=root,
+        child_keys=keys[order],
+        child_order=children[order],
+        uniq_ends=uniq_ends,
+        m=m,
+        overrun=overrun & kept,
+        detached=~kept & (spans.end > spans.start) & ~beyond,
+    )
+
+
+def _walk(p: _Prepared, sections: list[tuple[int, int, int]] | None = None) -> FloatArray:
+    """Critical-path nanoseconds of each span: all traces advance one step per iteration."""
+    on_path = np.zeros(p.spans.trace.size, dtype=np.float64)
+    cur = p.root[p.root >= 0]
+    cursor = p.end[cur]
+    parent = p.spans.parent
+    keys, order = p.child_keys, p.child_order
+    while cur.size:
+        if keys.size:
+            below = np.searchsorted(p.uniq_ends, cursor, side="right")
+            pos = np.searchsorted(keys, cur * p.m + below, side="right") - 1
+            safe = np.maximum(pos, 0)
+            found = (pos >= 0) & (keys[safe] // p.m == cur)
+            child = order[safe]
+        else:
+            found = np.zeros(cur.size, dtype=np.bool_)
+            child = cur
+        section_start = np.where(found, p.end[child], p.start[cur])
+        # each trace is at one span, so ``cur`` has no repeats: plain fancy indexing adds.
+        on_path[cur] += cursor - section_start
+        if sections is not None:
+            sections.extend(zip(cur.tolist(), section_start.tolist(), cursor.tolist(), strict=True))
+        up = ~found & (parent[cur] >= 0)
+        go = found | up
+        next_cur = np.where(found, child, parent[cur])
+        next_cursor = np.where(found, p.end[child], p.start[cur])
+        cur, cursor = next_cur[go], next_cursor[go]
+    return on_path
+
+
+def _self_time(p: _Prepared) -> FloatArray:
+    """Clipped duration minus the union of the children's clipped intervals."""
+    n = p.spans.trace.size
+    duration = np.where(p.kept, p.end - p.start, 0).astype(np.float64)
+    children = np.flatnonzero(p.kept & (p.spans.parent >= 0))
+    if not children.size:
+        return duration
+    parent = p.spans.parent[children]
+    order = np.lexsort((p.start[children], parent))
+    children, parent = children[order], parent[order]
+    uniq = np.unique(p.end[children])
+    m = int(uniq.size) + 1
+    rank = np.searchsorted(uniq, p.end[children]) + 1
+    running = np.maximum.accumulate(parent * m + rank)
+    # the furthest end among earlier siblings: the running maximum one position back,
+    # unless that position belongs to another parent.
+    prev = np.r_[0, running[:-1]]
+    first = np.r_[True, parent[1:] != parent[:-1]]
+    prev_rank = np.where(first, 0, prev - parent * m)
+    prev_end = np.where(prev_rank > 0, uniq[np.maximum(prev_rank - 1, 0)], np.iinfo(np.int64).min)
+    covered = np.maximum(p.end[children] - np.maximum(p.start[children], prev_end), 0)
+    covered_by_parent = np.bincount(parent, weights=covered.astype(np.float64), minlength=n)
+    return np.maximum(duration - covered_by_parent, 0.0)
+
+
+def _per_trace(values: npt.NDArray[Any], spans: _Spans, n_traces: int, n_ops: int) -> IntArray:
+    cells = np.bincount(
+        spans.trace * n_ops + spans.name,
+        weights=np.asarray(values, dtype=np.float64),
+        minlength=n_traces * n_ops,
+    )
+    return np.rint(cells).astype(np.int64).reshape(n_traces, n_ops)
+
+
+def _compute(
+    spans: _Spans,
+    *,
+    trace_ids: npt.NDArray[np.str_],
+    operations: tuple[str, ...],
+    horizon: Horizon = "e2e",
+    cutoff: IntArray | None = None,
+    duplicates: int = 0,
+) -> CriticalPaths:
+    n_traces, n_ops = int(trace_ids.size), len(operations)
+    p = _prepare(spans, n_traces, cutoff)
+    on_path = _walk(p)
+    self_ns = _self_time(p)
+    ones = np.ones(spans.trace.size, dtype=np.float64)
+    root = p.root
+    complete = root >= 0
+    root_ns = np.where(complete, p.end[root] - p.start[root], 0).astype(np.int64)
+    return CriticalPaths(
+        horizon=horizon,
+        trace_ids=trace_ids,
+        operations=operations,
+        critical_ns=_per_trace(on_path, spans, n_traces, n_ops),
+        self_ns=_per_trace(self_ns, spans, n_traces, n_ops),
+        calls=_per_trace(ones, spans, n_traces, n_ops),
+        duration_ns=_per_trace(spans.end - spans.start, spans, n_traces, n_ops),
+        root_ns=root_ns,
+        root_operation=np.where(complete, spans.name[root], -1).astype(np.int64),
+        complete=complete,
+        spans=int(spans.trace.size),
+        duplicate_spans=duplicates,
+        orphan_spans=int(((spans.parent < 0) & ~spans.true_root).sum()),
+        overrunning_spans=int(p.overrun.sum()),
+        detached_spans=int(p.detached.sum()),
+    )

@@ -20,6 +20,10 @@ from open_autoglm._errors import UsageError
 _COMMAND_MODULES = (
     "open_autoglm.instrumented_servers._command",
     "open_autoglm.dashboards._command",
+    "open_autoglm.instrumented_servers.models._command",
+    "open_autoglm.loadgen._command",
+    "open_autoglm.collector._command",
+    "open_autoglm.analysis._command",
 )
 
 

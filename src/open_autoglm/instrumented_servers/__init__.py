@@ -19,6 +19,7 @@ from open_autoglm.instrumented_servers._backend import (
     TokenDelta,
 )
 from open_autoglm.instrumented_servers._config import ServerConfig
+from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
     UnknownBackendError,
@@ -42,6 +43,8 @@ __all__ = [
     "QueueFullError",
     "SamplingParams",
     "ServerConfig",
+    "ServerProcess",
+    "ServerStartError",
     "StageTimes",
     "TokenDelta",
     "UnknownBackendError",

@@ -9,6 +9,7 @@ take over; see issue 4.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
     LengthDistribution,
+    Prompt,
     WorkloadConfig,
 )
 from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
@@ -47,6 +49,22 @@ def register(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000")
+    managed = parser.add_argument_group(
+        "managed run (no --url): start a collector and `open-autoglm serve` for the run"
+    )
+    managed.add_argument("--backend", help="backend to serve, e.g. sim, onnxruntime, vllm")
+    managed.add_argument(
+        "--backend-option", action="append", default=[], metavar="KEY=VALUE",
+        help="passed to `serve --backend-option`, repeatable",
+    )  # fmt: skip
+    managed.add_argument("--max-batch-size", type=int, help="server's running batch limit")
+    managed.add_argument("--max-model-len", type=int, help="server's context length limit")
+    managed.add_argument("--device", help="server device: auto, cpu or cuda")
+    managed.add_argument(
+        "--run-dir",
+        type=Path,
+        help="where records, spans and samples go (default: runs/TIME-BACKEND)",
+    )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
     target.add_argument("--api-key", help="sent as 'Authorization: Bearer KEY'")
@@ -102,7 +120,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     out = parser.add_argument_group("output")
     out.add_argument("--slo", help="goodput objectives, e.g. 'ttft<=500ms,tpot<=50ms'")
-    out.add_argument("--output", type=Path, default=Path("results.json"), help="results JSON")
+    out.add_argument(
+        "--output",
+        type=Path,
+        help="results JSON (default results.json); in a managed run, the report JSON "
+        "(default RUN_DIR/report.json), with report.html beside it",
+    )
     out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
     out.add_argument("--quiet", action="store_true", help="no live progress")
@@ -120,10 +143,15 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def build_config(args: argparse.Namespace) -> BenchmarkConfig:
     """The frozen config for ``args``; raises :class:`ConfigError` on any mistake."""
-    if not args.url:
-        raise ConfigError("--url is required: the address of an OpenAI-compatible server")
+    if not args.url and not args.backend:
+        raise ConfigError(
+            "give --url (an OpenAI-compatible server) or --backend (a managed run), e.g. "
+            "--backend sim"
+        )
+    if args.url and args.backend:
+        raise ConfigError("--url and --backend exclude each other")
     endpoint = EndpointConfig(
-        url=args.url,
+        url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
         model=args.model,
         api_key=args.api_key,
@@ -185,7 +213,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         workload=workload,
         slo=parse_slo(args.slo) if args.slo else None,
         seed=args.seed,
-        output_path=args.output,
+        output_path=args.output or Path("results.json"),
         records_path=args.records,
         tracing=tracing,
         tokenizer_path=args.tokenizer,
@@ -196,10 +224,64 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
+    if args.backend:
+        return _run_managed(args, config, prompts, progress)
     results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
     succeeded = sum(level.succeeded for level in results.levels)
     return 0 if succeeded else 1
+
+
+#: Stands for the server's address until the managed run knows its port.
+_MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
+
+
+def _run_managed(
+    args: argparse.Namespace,
+    config: BenchmarkConfig,
+    prompts: list[Prompt],
+    progress: ProgressReporter,
+) -> int:
+    import time
+
+    from open_autoglm._managed_run import (
+        ManagedServer,
+        RunDirectoryError,
+        run_managed,
+    )
+    from open_autoglm.analysis import ReportError
+    from open_autoglm.collector import CollectorError
+    from open_autoglm.instrumented_servers import ServerStartError
+
+    serve_args: list[str] = []
+    for option in args.backend_option:
+        serve_args += ["--backend-option", option]
+    for flag, value in (
+        ("--max-batch-size", args.max_batch_size),
+        ("--max-model-len", args.max_model_len),
+        ("--device", args.device),
+    ):
+        if value is not None:
+            serve_args += [flag, str(value)]  # fmt: skip
+    run_dir: Path = args.run_dir or Path("runs") / (
+        time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
+    )
+    report_path: Path = args.output or run_dir / "report.json"
+    server = ManagedServer(backend=args.backend, model=args.model, args=tuple(serve_args))
+    bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
+    try:
+        results, report = run_managed(
+            bench, server, run_dir, report_path, progress=progress, prompts=prompts
+        )
+    except (RunDirectoryError, ServerStartError, CollectorError, ReportError) as exc:
+        raise ConfigError(str(exc).strip().splitlines()[0]) from exc
+    print_summary(results, dataclasses.replace(bench, output_path=None))
+    stages = report.stages
+    if stages is not None:
+        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
+    print(f"run directory: {run_dir}")
+    print(f"report: {report_path} and {report_path.with_suffix('.html')}")
+    return 0 if sum(level.succeeded for level in results.levels) else 1
 
 
 def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:

@@ -34,14 +34,17 @@ class ServerProcess:
         timeout_s: float = 60.0,
         command: Sequence[str] = ("serve",),
         launcher: Sequence[str] = (),
+        log_path: Path | None = None,
     ) -> None:
-        """``launcher`` goes before the interpreter, e.g. ``("taskset", "-c", "0")``."""
+        """``launcher`` goes before the interpreter, e.g. ``("taskset", "-c", "0")``;
+        ``log_path`` keeps the server's stderr (default: a temporary file)."""
         self._args = list(args)
         self._env = dict(os.environ if env is None else env)
         self._timeout_s = timeout_s
         self._command = list(command)
         self._launcher = list(launcher)
         self._dir = tempfile.TemporaryDirectory(prefix="open-autoglm-server-")
+        self._log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.port = 0
@@ -53,7 +56,7 @@ class ServerProcess:
 
     @property
     def stderr_path(self) -> Path:
-        return Path(self._dir.name) / "stderr.log"
+        return self._log_path or Path(self._dir.name) / "stderr.log"
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
@@ -69,7 +72,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise ServerStartError(
-                    f"server exited with {self._proc.returncode}:\n{self.stderr()}"
+                    f"server exited with status {self._proc.returncode}: {self._last_line()} "
+                    f"(log: {self.stderr_path})\n{self.stderr()}"
                 )
             if ready.exists():
                 info = json.loads(ready.read_text())
@@ -78,7 +82,14 @@ class ServerProcess:
                     return self
             time.sleep(0.05)
         self.stop()
-        raise ServerStartError(f"server not ready after {self._timeout_s} s:\n{self.stderr()}")
+        raise ServerStartError(
+            f"server not ready after {self._timeout_s} s: {self._last_line()} "
+            f"(log: {self.stderr_path})\n{self.stderr()}"
+        )
+
+    def _last_line(self) -> str:
+        lines = [line for line in self.stderr().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "no output"
 
     def _healthy(self) -> bool:
         try:

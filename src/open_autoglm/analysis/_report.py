@@ -1,0 +1,139 @@
+"""The report: a versioned, typed JSON document built from a run directory.
+
+A run directory holds what a benchmark left behind: ``results.json`` (the load generator's
+per-level results), ``requests.jsonl`` (one record per request), ``spans.duckdb`` (the span
+store, when a collector ran), ``server_metrics.jsonl`` (samples of the server's /metrics) and
+``run.json`` (what was run: backend, model, hardware). :func:`build_report` reads them all
+and never needs the servers to be alive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from open_autoglm import __version__
+from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
+from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
+from open_autoglm.loadgen import read_records
+
+logger = logging.getLogger(__name__)
+
+ReportVersion = Literal["open-autoglm.report/1"]
+REPORT_VERSION: Final[ReportVersion] = "open-autoglm.report/1"
+
+RESULTS_FILE: Final = "results.json"
+RECORDS_FILE: Final = "requests.jsonl"
+SPANS_FILE: Final = "spans.duckdb"
+METRICS_FILE: Final = "server_metrics.jsonl"
+RUN_FILE: Final = "run.json"
+
+
+class ReportError(Exception):
+    """The run directory lacks what a report needs (say which file, and why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    version: ReportVersion
+    tool_version: str
+    created_unix_ns: int
+    run: dict[str, Any]  # backend, model, simulated, hardware, server args, url
+    load: dict[str, Any]  # the load generator's results document, levels included
+    resources: ResourceSummary
+    stages: StageBreakdown | None
+    #: per level, 101 quantiles (0..100) of TTFT, TPOT and E2E in ms: the CDFs of the HTML
+    distributions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+def _load_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{path} is missing: {what}") from None
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} is not a JSON object")
+    return data
+
+
+def build_report(run_dir: Path, results_path: Path | None = None) -> Report:
+    """The report of the run in ``run_dir`` (files named as in this module)."""
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir} is not a run directory")
+    load = _load_json(results_path or run_dir / RESULTS_FILE, "the load generator's results")
+    run_path = run_dir / RUN_FILE
+    run = _load_json(run_path, "run metadata") if run_path.exists() else {}
+    notes: list[str] = []
+    records = Path(load.get("records_path") or run_dir / RECORDS_FILE)
+    if not records.is_absolute() and not records.exists():
+        records = run_dir / RECORDS_FILE
+    spans = run_dir / SPANS_FILE
+    stages = None
+    if not spans.exists():
+        notes.append("No span store in the run directory: no server stage breakdown.")
+    elif not records.exists() or records.stat().st_size == 0:
+        notes.append("No request records: no server stage breakdown.")
+    else:
+        stages = stage_breakdown(spans, records)
+        missing = stages.requests - stages.with_server_spans
+        if missing:
+            notes.append(
+                f"{missing} of {stages.requests} successful requests have no server span in "
+                "the store (sampling, or a server without tracing)."
+            )
+    if run.get("simulated"):
+        notes.append(
+            "The backend is the `sim` simulator: these figures measure the tool, not an engine."
+        )
+    if load.get("client_bound"):
+        notes.append(str(load.get("summary", "The client was the bottleneck.")))
+    return Report(
+        version=REPORT_VERSION,
+        tool_version=__version__,
+        created_unix_ns=time.time_ns(),
+        run=run,
+        load=load,
+        resources=summarize_samples(run_dir / METRICS_FILE),
+        stages=stages,
+        distributions=distributions(records) if records.exists() else [],
+        notes=notes,
+    )
+
+
+def distributions(records_path: Path) -> list[dict[str, Any]]:
+    """Quantiles 0..100 of TTFT, TPOT and E2E (ms) per level, measured successes only."""
+    import numpy as np
+
+    per_level: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in read_records(records_path):
+        if record.phase != "measure" or not record.ok:
+            continue
+        level = per_level[record.level]
+        for key in ("ttft_s", "tpot_s", "e2e_s"):
+            value = getattr(record, key)
+            if value is not None:
+                level[key[:-2] + "_ms"].append(value * 1e3)
+    out = []
+    for index in sorted(per_level):
+        entry: dict[str, Any] = {"level": index}
+        for key, values in per_level[index].items():
+            entry[key] = np.percentile(values, np.arange(101)).round(4).tolist()
+        out.append(entry)
+    return out

@@ -16,6 +16,7 @@ from open_autoglm.collector._errors import (
     DecodeError,
     UnsupportedMediaTypeError,
 )
+from open_autoglm.collector._expected import expected_record
 from open_autoglm.collector._process import CollectorProcess
 from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_TABLE_COLUMNS
 from open_autoglm.collector._store import SpanEvent, SpanRecord, SpanStore
@@ -37,4 +38,5 @@ __all__ = [
     "SpanRecord",
     "SpanStore",
     "UnsupportedMediaTypeError",
+    "expected_record",
 ]

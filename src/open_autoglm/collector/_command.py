@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
         try:
             info = collector.ready_info()
-            print(json.dumps(info), flush=True)
             if args.ready_file is not None:
                 write_ready_file(args.ready_file, info)
+            print(json.dumps(info), flush=True)  # after the file: either one means ready
             stop.wait()
         finally:
             stats = collector.stop()

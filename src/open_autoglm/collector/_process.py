@@ -110,6 +110,11 @@ class CollectorProcess:
         return self._process.pid if self._process is not None else None
 
     @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has exited, else ``None``."""
+        return self._process.poll() if self._process is not None else None
+
+    @property
     def http_port(self) -> int | None:
         port: int | None = self.info.get("http_port")
         return port

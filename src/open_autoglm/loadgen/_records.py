@@ -6,7 +6,9 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal
+
+import orjson
 
 Status = Literal["ok", "error", "cancelled"]
 Phase = Literal["warmup", "measure", "cooldown"]
@@ -53,25 +55,24 @@ class RequestRecord:
         return [b - a for a, b in itertools.pairwise(offsets)]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["chunk_offsets_s"] = [round(x, 7) for x in self.chunk_offsets_s]
-        return data
+        return asdict(self)
 
 
 class RecordWriter:
-    """Appends each record as one JSON line and flushes it, so a crash loses nothing."""
+    """Appends each record as one JSON line and flushes it, so a crash loses nothing. The
+    file is started afresh: one file holds one run."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO | None = path.open("a", encoding="utf-8")
+        self._file: BinaryIO | None = path.open("wb")
         self.count = 0
 
     def write(self, record: RequestRecord) -> None:
         if self._file is None:
             return
-        line = json.dumps(record.to_json(), separators=(",", ":"))
-        self._file.write(line + "\n")
+        # orjson serialises the dataclass directly, ~20x faster than json + asdict
+        self._file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._file.flush()
         self.count += 1
 

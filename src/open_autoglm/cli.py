@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "open_autoglm.loadgen._command",
     "open_autoglm.collector._command",
     "open_autoglm.analysis._command",
+    "open_autoglm.analysis._gate_command",
 )
 
 

@@ -1,0 +1,156 @@
+"""The seed's backend comparison table from several reports: one row per run and level with
+mean latency, P95 latency, P95 TTFT, tokens/s, requests/s, peak memory and error rate; as
+aligned text, Markdown, CSV or a self-contained HTML page."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from open_autoglm.analysis._report_view import ReportView
+
+Format = Literal["text", "markdown", "csv", "html", "json"]
+FORMATS: Final = ("text", "markdown", "csv", "html", "json")
+_HEADER: Final = (
+    "run",
+    "level",
+    "requests",
+    "mean latency (ms)",
+    "P95 latency (ms)",
+    "P95 TTFT (ms)",
+    "tokens/s",
+    "requests/s",
+    "peak memory (GB)",
+    "error rate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRow:
+    run: str
+    level: str
+    requests: int | None
+    mean_latency_ms: float | None
+    p95_latency_ms: float | None
+    p95_ttft_ms: float | None
+    tokens_per_s: float | None
+    requests_per_s: float | None
+    peak_memory_gb: float | None  # GPU memory peak where measured, else server RSS peak
+    peak_memory_source: str | None  # "gpu" or "rss"
+    error_rate: float | None
+
+    def cells(self) -> tuple[str, ...]:
+        mem = _f(self.peak_memory_gb, ".2f")
+        if self.peak_memory_source == "gpu":
+            mem += " (GPU)"
+        return (
+            self.run,
+            self.level,
+            "n/a" if self.requests is None else str(self.requests),
+            _f(self.mean_latency_ms, ".1f"),
+            _f(self.p95_latency_ms, ".1f"),
+            _f(self.p95_ttft_ms, ".1f"),
+            _f(self.tokens_per_s, ".1f"),
+            _f(self.requests_per_s, ".2f"),
+            mem,
+            "n/a" if self.error_rate is None else f"{self.error_rate:.2%}",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _f(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else f"{value:{fmt}}"
+
+
+def compare_rows(paths: Sequence[Path], *, level: int | None = None) -> list[CompareRow]:
+    """One row per level of each report (or only level ``level``)."""
+    rows = []
+    labels = [ReportView.open(p) for p in paths]
+    names = [v.label for v in labels]
+    for view in labels:
+        run = view.label if names.count(view.label) == 1 else f"{view.label} ({view.path.name})"
+        rss, gpu = view.peak_memory_bytes()
+        memory, source = (gpu, "gpu") if gpu else (rss, "rss") if rss else (None, None)
+        for position, lv in enumerate(view.levels):
+            index = view.level_index(lv, position)
+            if level is not None and index != level:
+                continue
+            e2e, ttft = lv.get("e2e_ms") or {}, lv.get("ttft_ms") or {}
+            rows.append(
+                CompareRow(
+                    run=run,
+                    level=str(lv.get("label") or f"#{index}"),
+                    requests=_int(lv.get("measured", lv.get("requests"))),
+                    mean_latency_ms=_num(e2e.get("mean")),
+                    p95_latency_ms=_num(e2e.get("p95")),
+                    p95_ttft_ms=_num(ttft.get("p95")),
+                    tokens_per_s=_num(lv.get("output_token_throughput")),
+                    requests_per_s=_num(lv.get("request_throughput")),
+                    peak_memory_gb=None if memory is None else memory / 1e9,
+                    peak_memory_source=source,
+                    error_rate=_num(lv.get("error_rate")),
+                )
+            )
+    return rows
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
+    cells = [r.cells() for r in rows]
+    if fmt == "markdown":
+        out = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells]
+        return "\n".join(out) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([f.name for f in CompareRow.__dataclass_fields__.values()])
+        for r in rows:
+            writer.writerow(["" if v is None else v for v in asdict(r).values()])
+        return buffer.getvalue()
+    if fmt == "html":
+        return _html(cells)
+    if fmt == "json":
+        import json
+
+        return json.dumps([r.to_json() for r in rows], indent=2) + "\n"
+    widths = [max(len(r[i]) for r in (_HEADER, *cells)) for i in range(len(_HEADER))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in (_HEADER, *cells)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _html(cells: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>open-autoglm compare</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2rem}"
+        "table{border-collapse:collapse}th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd}"
+        "td:nth-child(n+3){text-align:right;font-variant-numeric:tabular-nums}"
+        "</style></head><body><h1>Backend comparison</h1>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "</body></html>\n"
+    )

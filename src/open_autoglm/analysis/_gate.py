@@ -1,0 +1,390 @@
+"""The release gate: objectives checked on a report, and regressions against a baseline.
+
+Each objective is measured per level (all measured levels, or the one asked for) and the worst
+level decides. A value that cannot be measured fails its check: a gate that cannot see must
+not pass. Against a baseline, a latency statistic has regressed only when it moved beyond
+run-to-run noise: both runs' per-request samples are bootstrapped (resampled independently,
+the statistic recomputed each time) and the change counts as a regression when its 95%
+interval lies above zero and the change itself is above ``min_change`` (5% by default). A
+one-sided Mann-Whitney U p-value is reported beside it. The error rate regresses when a
+one-sided Fisher exact test says the new rate is higher (p < 0.05).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from open_autoglm.analysis._report_view import ReportView, RequestSamples
+from open_autoglm.analysis._slo import (
+    LATENCY_METRICS,
+    Objective,
+    format_value,
+    parse_slo,
+)
+
+Verdict = Literal["pass", "FAIL", "REGRESSION", "improved", "n/a"]
+FloatArray = npt.NDArray[np.float64]
+_DEFAULT_REGRESSION_STATS: Final = "p50_e2e<=1s,p95_e2e<=1s,p95_ttft<=1s"
+_MIN_SAMPLES: Final = 20
+_LEVEL_STATS: Final = {"mean": "mean", "median": "median", "p50": "median", "p90": "p90",
+                       "p95": "p95", "p99": "p99", "max": "max", "min": "min"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionConfig:
+    min_change: float = 0.05  # relative change that matters, beyond noise
+    confidence: float = 0.95
+    draws: int = 1000
+    max_samples: int = 10_000
+    alpha: float = 0.05  # error-rate test
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str
+    level: str
+    measured: str
+    limit: str
+    verdict: Verdict
+    value: float | None = None
+    limit_value: float | None = None
+    baseline_value: float | None = None
+    change: float | None = None  # relative
+    change_low: float | None = None
+    change_high: float | None = None
+    p_value: float | None = None
+    note: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("FAIL", "REGRESSION")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    report: str
+    baseline: str | None
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.failed for c in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": self.report,
+            "baseline": self.baseline,
+            "passed": self.passed,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+    def table(self, markdown: bool = False) -> str:
+        header = ("check", "level", "measured", "limit", "verdict")
+        rows = [(c.check, c.level, c.measured, c.limit, c.verdict) for c in self.checks]
+        lines = _markdown(header, rows) if markdown else _aligned(header, rows)
+        failed = [c for c in self.checks if c.failed]
+        if failed:
+            why = "; ".join(f"{c.check} {c.measured} ({c.limit})" for c in failed)
+            lines.append(f"gate: FAIL, {len(failed)} of {len(self.checks)} checks: {why}")
+        else:
+            lines.append(f"gate: PASS, {len(self.checks)} checks")
+        for c in self.checks:
+            if c.note:
+                lines.append(f"note: {c.check}: {c.note}")
+        return "\n".join(lines)
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in (header, *rows)]  # fmt: skip
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _levels(view: ReportView, level: int | None) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    for position, lv in enumerate(view.levels):
+        index = view.level_index(lv, position)
+        if level is not None and index != level:
+            continue
+        if level is None and not (lv.get("measured", 1) or lv.get("succeeded", 0)):
+            continue
+        out.append((index, lv))
+    if level is not None and not out:
+        from open_autoglm.analysis._report_view import ReportReadError
+
+        raise ReportReadError(f"{view.path} has no level {level}")
+    return out
+
+
+def _measure(
+    objective: Objective, lv: dict[str, Any], samples: RequestSamples | None
+) -> tuple[float | None, str | None]:
+    """The objective's statistic for one level (seconds, fraction or per second)."""
+    m = objective.metric
+    if m == "rps":
+        return _num(lv.get("request_throughput")), None
+    if m == "tok_s":
+        return _num(lv.get("output_token_throughput")), None
+    if m == "error_rate":
+        if samples is not None and samples.ok + samples.failed:
+            return samples.failed / (samples.ok + samples.failed), None
+        return _num(lv.get("error_rate")), None
+    if samples is not None:
+        values = samples.values(m)
+        if not values.size:
+            return None, "no successful request measured it"
+        return _statistic(objective, values), None
+    key = _LEVEL_STATS.get(objective.stat or "")
+    level_stats = lv.get(f"{m}_ms") or {}
+    value = _num(level_stats.get(key)) if key else None
+    if value is None:
+        return None, f"{objective.name} needs requests.jsonl beside the report"
+    return value / 1e3, None
+
+
+def _statistic(objective: Objective, values: FloatArray) -> float:
+    q = objective.quantile
+    if q is not None:
+        return float(np.percentile(values, q))
+    if objective.stat == "mean":
+        return float(values.mean())
+    if objective.stat == "min":
+        return float(values.min())
+    return float(values.max())
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _level_label(lv: dict[str, Any], index: int) -> str:
+    return str(lv.get("label") or f"#{index}")
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def check_report(
+    report: ReportView | Path,
+    objectives: Sequence[Objective],
+    *,
+    baseline: ReportView | Path | None = None,
+    level: int | None = None,
+    regression: RegressionConfig | None = None,
+) -> GateResult:
+    """Check ``objectives`` on ``report``; with ``baseline``, add regression checks."""
+    view = report if isinstance(report, ReportView) else ReportView.open(report)
+    base = baseline if isinstance(baseline, ReportView | None) else ReportView.open(baseline)
+    config = regression or RegressionConfig()
+    checks = [_slo_check(view, o, level) for o in objectives]
+    if base is not None:
+        latency = [o for o in objectives if o.metric in LATENCY_METRICS]
+        for o in latency or parse_slo(_DEFAULT_REGRESSION_STATS):
+            checks.extend(_regression_checks(view, base, o, level, config))
+        checks.extend(_error_rate_regression(view, base, level, config))
+    return GateResult(str(view.path), None if base is None else str(base.path), tuple(checks))
+
+
+def _slo_check(view: ReportView, objective: Objective, level: int | None) -> CheckResult:
+    samples = view.samples()
+    measured: list[tuple[float, str]] = []
+    missing: list[str] = []
+    for index, lv in _levels(view, level):
+        s = None if samples is None else samples.get(index, RequestSamples())
+        value, why = _measure(objective, lv, s)
+        if value is None:
+            missing.append(why or "not measured")
+        else:
+            measured.append((value, _level_label(lv, index)))
+    limit = objective.describe_limit()
+    if not measured:
+        note = missing[0] if missing else "the report has no measured level"
+        return CheckResult(
+            objective.name, "-", "n/a", limit, "FAIL", note=f"cannot measure: {note}"
+        )
+    worst = max(measured) if objective.lower_is_better else min(measured)
+    value, where = worst
+    if len(measured) > 1:
+        where += " (worst)"
+    verdict: Verdict = "pass" if objective.met(value) else "FAIL"
+    return CheckResult(objective.name, where, format_value(objective.metric, value), limit,
+                       verdict, value=value, limit_value=objective.limit)  # fmt: skip
+
+
+def _pairs(
+    view: ReportView, base: ReportView, level: int | None
+) -> list[tuple[str, RequestSamples, RequestSamples]] | None:
+    """Samples to compare: level by level when both runs have the same levels, else pooled."""
+    new, old = view.samples(), base.samples()
+    if new is None or old is None:
+        return None
+    new_levels, old_levels = _levels(view, level), _levels(base, level)
+    if len(new_levels) == len(old_levels):
+        return [
+            (_level_label(lv, i), new.get(i, RequestSamples()), old.get(j, RequestSamples()))
+            for (i, lv), (j, _) in zip(new_levels, old_levels, strict=True)
+        ]
+    return [("all", _pool(new.values()), _pool(old.values()))]
+
+
+def _pool(samples: Any) -> RequestSamples:
+    out = RequestSamples()
+    for s in samples:
+        for m in ("ttft", "tpot", "itl", "itl_max", "e2e"):
+            getattr(out, m).extend(getattr(s, m))
+        out.ok += s.ok
+        out.failed += s.failed
+    return out
+
+
+def _regression_checks(
+    view: ReportView,
+    base: ReportView,
+    objective: Objective,
+    level: int | None,
+    config: RegressionConfig,
+) -> list[CheckResult]:
+    name = f"{objective.stat}_{objective.metric} vs baseline"
+    limit = f"+{config.min_change:.0%} beyond noise"
+    pairs = _pairs(view, base, level)
+    if pairs is None:
+        return [CheckResult(name, "-", "n/a", limit, "n/a",
+                            note="needs requests.jsonl beside both reports")]  # fmt: skip
+    out = []
+    for label, new, old in pairs:
+        a, b = old.values(objective.metric), new.values(objective.metric)
+        if a.size < _MIN_SAMPLES or b.size < _MIN_SAMPLES:
+            out.append(CheckResult(name, label, "n/a", limit, "n/a",
+                                   note=f"too few requests ({b.size} vs {a.size}) to tell change "
+                                   "from noise"))  # fmt: skip
+            continue
+        out.append(_compare_samples(name, label, objective, a, b, limit, config))
+    return out
+
+
+def _compare_samples(
+    name: str,
+    label: str,
+    objective: Objective,
+    old: FloatArray,
+    new: FloatArray,
+    limit: str,
+    config: RegressionConfig,
+) -> CheckResult:
+    rng = np.random.default_rng(config.seed)
+    a = _cap(old, config.max_samples, rng)
+    b = _cap(new, config.max_samples, rng)
+    stat_a, stat_b = _statistic(objective, old), _statistic(objective, new)
+    boot_a = _boot(objective, a, config.draws, rng)
+    boot_b = _boot(objective, b, config.draws, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = (boot_b - boot_a) / boot_a
+    rel = rel[np.isfinite(rel)]
+    tail = (1 - config.confidence) / 2
+    low, high = (float(v) for v in np.quantile(rel, [tail, 1 - tail]))
+    change = (stat_b - stat_a) / stat_a if stat_a > 0 else float("inf")
+    p = float(stats.mannwhitneyu(b, a, alternative="greater", method="asymptotic").pvalue)
+    verdict: Verdict = "pass"
+    if low > 0 and change > config.min_change:
+        verdict = "REGRESSION"
+    elif high < 0 and change < -config.min_change:
+        verdict = "improved"
+    m = objective.metric
+    measured = (
+        f"{format_value(m, stat_b)} vs {format_value(m, stat_a)} "
+        f"({change:+.1%}, {config.confidence:.0%} CI {low:+.1%}..{high:+.1%})"
+    )
+    note = None
+    if verdict == "pass" and change > config.min_change:
+        note = f"{label}: {change:+.1%} is within run-to-run noise (CI {low:+.1%}..{high:+.1%})"
+    return CheckResult(
+        name,
+        label,
+        measured,
+        limit,
+        verdict,
+        value=stat_b,
+        baseline_value=stat_a,
+        change=change,
+        change_low=low,
+        change_high=high,
+        p_value=p,
+        note=note,
+    )
+
+
+def _cap(values: FloatArray, cap: int, rng: np.random.Generator) -> FloatArray:
+    return values if values.size <= cap else rng.choice(values, cap, replace=False)
+
+
+def _boot(
+    objective: Objective, values: FloatArray, draws: int, rng: np.random.Generator
+) -> FloatArray:
+    """The statistic over ``draws`` resamples, in chunks to bound memory."""
+    out = np.empty(draws)
+    chunk = max(1, 4_000_000 // max(values.size, 1))
+    for start in range(0, draws, chunk):
+        stop = min(draws, start + chunk)
+        resampled = values[rng.integers(0, values.size, (stop - start, values.size))]
+        q = objective.quantile
+        if q is not None:
+            out[start:stop] = np.percentile(resampled, q, axis=1)
+        elif objective.stat == "mean":
+            out[start:stop] = resampled.mean(axis=1)
+        elif objective.stat == "min":
+            out[start:stop] = resampled.min(axis=1)
+        else:
+            out[start:stop] = resampled.max(axis=1)
+    return out
+
+
+def _error_rate_regression(
+    view: ReportView, base: ReportView, level: int | None, config: RegressionConfig
+) -> list[CheckResult]:
+    new = _error_counts(view, level)
+    old = _error_counts(base, level)
+    if new is None or old is None:
+        return []
+    (nf, nt), (of, ot) = new, old
+    rate_new, rate_old = nf / nt, of / ot
+    p = float(stats.fisher_exact([[nf, nt - nf], [of, ot - of]], alternative="greater")[1])
+    verdict: Verdict = "REGRESSION" if p < config.alpha and rate_new > rate_old else "pass"
+    measured = f"{rate_new:.3%} vs {rate_old:.3%} ({nf}/{nt} vs {of}/{ot}, p={p:.2g})"
+    return [CheckResult("error_rate vs baseline", "all", measured, f"Fisher p < {config.alpha:g}",
+                        verdict, value=rate_new, baseline_value=rate_old, p_value=p)]  # fmt: skip
+
+
+def _error_counts(view: ReportView, level: int | None) -> tuple[int, int] | None:
+    failed = total = 0
+    for _, lv in _levels(view, level):
+        ok, bad = lv.get("succeeded"), lv.get("failed")
+        if ok is None or bad is None:
+            return None
+        failed += int(bad)
+        total += int(ok) + int(bad)
+    return (failed, total) if total else None

@@ -1,0 +1,96 @@
+"""``open-autoglm compare``: the seed's backend table from several reports, in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from open_autoglm.cli import main
+
+
+def report(
+    path: Path, backend: str, model: str, mean_ms: float, tps: float, gpu: int | None
+) -> Path:
+    doc = {
+        "version": "open-autoglm.report/1",
+        "run": {"backend": backend, "model": model},
+        "load": {
+            "levels": [
+                {
+                    "index": 0,
+                    "label": "c=16",
+                    "measured": 200,
+                    "error_rate": 0.005,
+                    "request_throughput": 3.2,
+                    "output_token_throughput": tps,
+                    "e2e_ms": {"mean": mean_ms, "p95": mean_ms * 1.5},
+                    "ttft_ms": {"p95": mean_ms / 4},
+                },
+            ]
+        },
+        "resources": {"server_rss_peak_bytes": 10_200_000_000, "gpu_memory_peak_bytes": gpu},
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> list[Path]:
+    return [
+        report(tmp_path / "ort.json", "onnxruntime", "qwen2-7b", 412, 89.3, None),
+        report(tmp_path / "trt.json", "tensorrt", "qwen2-7b", 305, 121.7, 9_800_000_000),
+        report(tmp_path / "vllm.json", "vllm", "<script>x</script>", 267, 145.2, 11_100_000_000),
+    ]
+
+
+def test_text_table_has_one_row_per_backend(
+    reports: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", *map(str, reports)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "mean latency (ms)" in lines[0]
+    assert "tokens/s" in lines[0]
+    assert "peak memory (GB)" in lines[0]
+    ort = next(line for line in lines if line.startswith("onnxruntime qwen2-7b"))
+    assert ort.split()[3:7] == ["200", "412.0", "618.0", "103.0"]
+    assert "10.20" in ort  # server RSS peak when no GPU memory was measured
+    trt = next(line for line in lines if line.startswith("tensorrt"))
+    assert "9.80 (GPU)" in trt
+    assert "0.50%" in trt
+
+
+def test_markdown_and_csv(reports: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--format", "markdown", *map(str, reports[:2])]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| run | level | requests | mean latency (ms)")
+    assert md[2].startswith("| onnxruntime qwen2-7b | c=16 | 200 | 412.0 |")
+    assert main(["compare", "--format", "csv", *map(str, reports[:2])]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run"] for r in rows] == ["onnxruntime qwen2-7b", "tensorrt qwen2-7b"]
+    assert float(rows[1]["tokens_per_s"]) == 121.7
+
+
+def test_html_page_is_self_contained_and_escaped(reports: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "compare.html"
+    assert main(["compare", "--format", "html", "--output", str(out), *map(str, reports)]) == 0
+    page = out.read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "http" not in page  # nothing fetched from the network
+    assert page.count("<tr>") == 4
+
+
+def test_a_bad_report_is_one_line_and_exit_2(
+    reports: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert main(["compare", str(reports[0]), str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("open-autoglm: error: ")
+    assert "broken.json is not a readable JSON report" in err
+    assert len(err.strip().splitlines()) == 1

@@ -16,6 +16,8 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from prometheus_client.registry import Collector
+
 FinishReason = Literal["stop", "length"]
 
 
@@ -186,3 +188,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(self) -> BackendLoad:
         """Queue depth and running batch size now (read by ``/metrics``)."""
+
+    def metrics_collectors(self) -> Sequence[Collector]:
+        """Prometheus collectors of the engine's own metrics (vLLM's ``vllm:*``), to serve on
+        ``/metrics`` next to the server's; read at scrape time. None by default."""
+        return ()

@@ -13,6 +13,7 @@ _REGISTRY: dict[str, str] = {
     "sim": "open_autoglm.instrumented_servers.backends._sim:build",
     "onnxruntime": "open_autoglm.instrumented_servers.backends._onnxruntime:build",
     "tensorrt": "open_autoglm.instrumented_servers.backends._onnxruntime:build_tensorrt",
+    "vllm": "open_autoglm.instrumented_servers.backends._vllm:build",
 }
 
 

@@ -41,37 +41,21 @@ BoolArray = npt.NDArray[np.bool_]
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_DEPTH: Final = 256
 
-# Spans, deduplicated on (trace_id, span_id) (an exporter may retry a batch), each with its
-# parent's row and the indexes of its trace and name in sorted order.
+# Spans as numbers: 64-bit hashes of the ids (joined and deduplicated in numpy; fetching the
+# id strings themselves costs more than the whole analysis) and the times.
 _LOAD_SQL: Final = """
-WITH s AS MATERIALIZED (
-    SELECT (row_number() OVER ()) - 1 AS idx, trace_id, span_id, parent_span_id, name,
-           start_unix_ns, end_unix_ns
-    FROM (
-        SELECT DISTINCT ON (trace_id, span_id)
-               trace_id, span_id, parent_span_id, name, start_unix_ns, end_unix_ns
-        FROM {table}
-        WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where}
-    )
-),
-t AS (SELECT trace_id, (row_number() OVER (ORDER BY trace_id)) - 1 AS tidx
-      FROM (SELECT DISTINCT trace_id FROM s)),
-nm AS (SELECT name, (row_number() OVER (ORDER BY name)) - 1 AS nidx
-       FROM (SELECT DISTINCT name FROM s))
-SELECT s.idx, t.tidx, nm.nidx, coalesce(p.idx, -1) AS parent_idx,
-       s.parent_span_id IS NULL AS true_root, s.start_unix_ns, s.end_unix_ns
-FROM s JOIN t ON s.trace_id = t.trace_id JOIN nm ON s.name = nm.name
-LEFT JOIN s AS p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
-ORDER BY s.idx
+SELECT hash(trace_id) AS t, hash(trace_id, span_id) AS k, hash(trace_id, parent_span_id) AS pk,
+       parent_span_id IS NULL AS true_root, hash(name) AS n, start_unix_ns, end_unix_ns
+FROM {table}
+WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where}
 """
-
 _TRACES_SQL: Final = """
-SELECT DISTINCT trace_id FROM {table}
-WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where} ORDER BY trace_id
+SELECT DISTINCT trace_id, hash(trace_id) AS h FROM {table}
+WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where}
 """
 _NAMES_SQL: Final = """
-SELECT DISTINCT name FROM {table}
-WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where} ORDER BY name
+SELECT DISTINCT name, hash(name) AS h FROM {table}
+WHERE start_unix_ns IS NOT NULL AND end_unix_ns IS NOT NULL {where}
 """
 
 # First output of each trace: the client's time to first chunk from its root span, else the
@@ -243,16 +227,7 @@ def critical_paths(
                 raise CriticalPathError(f"bad table name {t!r}")
         where, params = ("AND service_name = ?", [service]) if service else ("", [])
         try:
-            raw = con.execute(_LOAD_SQL.format(table=table, where=where), params).fetchnumpy()
-            trace_ids = con.execute(
-                _TRACES_SQL.format(table=table, where=where), params
-            ).fetchnumpy()["trace_id"]
-            op_names = con.execute(_NAMES_SQL.format(table=table, where=where), params).fetchall()
-            total_row = con.execute(
-                f"SELECT count(*) FROM {table} WHERE start_unix_ns IS NOT NULL "
-                f"AND end_unix_ns IS NOT NULL {where}",
-                params,
-            ).fetchone()
+            spans, trace_ids, operations, duplicates = _load(con, table, where, params)
             cutoff = None
             if horizon == "ttft":
                 cutoff = _first_output(con, table, events_table, where, params, trace_ids)
@@ -261,23 +236,67 @@ def critical_paths(
     finally:
         if con is not source:
             con.close()
-    spans = _Spans(
-        trace=np.asarray(raw["tidx"], dtype=np.int64),
-        name=np.asarray(raw["nidx"], dtype=np.int64),
-        parent=np.asarray(raw["parent_idx"], dtype=np.int64),
-        true_root=np.asarray(raw["true_root"], dtype=np.bool_),
-        start=np.asarray(raw["start_unix_ns"], dtype=np.int64),
-        end=np.asarray(raw["end_unix_ns"], dtype=np.int64),
-    )
-    total = int(total_row[0]) if total_row else 0
     return _compute(
         spans,
-        trace_ids=np.asarray(trace_ids.astype(str), dtype=np.str_),
-        operations=tuple(row[0] for row in op_names),
+        trace_ids=trace_ids,
+        operations=operations,
         horizon=horizon,
         cutoff=cutoff,
-        duplicates=total - int(spans.trace.size),
+        duplicates=duplicates,
     )
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, table: str, where: str, params: list[Any]
+) -> tuple[_Spans, npt.NDArray[np.str_], tuple[str, ...], int]:
+    """Spans (deduplicated, parents as row numbers), sorted trace ids, sorted names.
+
+    Ids are matched by their 64-bit hashes: two distinct ids colliding in a run of a million
+    spans has a chance of about 1 in 10^8."""
+    raw = con.execute(_LOAD_SQL.format(table=table, where=where), params).fetchnumpy()
+    traces = con.execute(_TRACES_SQL.format(table=table, where=where), params).fetchnumpy()
+    names_ = con.execute(_NAMES_SQL.format(table=table, where=where), params).fetchnumpy()
+    key = np.asarray(raw["k"], dtype=np.uint64)
+    total = key.size
+    order = np.argsort(key, kind="stable")
+    first = np.r_[True, key[order][1:] != key[order][:-1]] if total else np.ones(0, np.bool_)
+    keep = np.sort(order[first])
+    key = key[keep]
+    order = np.argsort(key)
+    sorted_keys = key[order]
+    parent_key = np.asarray(raw["pk"], dtype=np.uint64)[keep]
+    true_root = np.asarray(raw["true_root"], dtype=np.bool_)[keep]
+    parent = np.full(key.size, -1, dtype=np.int64)
+    if key.size:
+        pos = np.minimum(np.searchsorted(sorted_keys, parent_key), key.size - 1)
+        found = (sorted_keys[pos] == parent_key) & ~true_root
+        parent = np.where(found, order[pos], -1).astype(np.int64)
+        parent[parent == np.arange(key.size)] = -1
+    trace_ids, trace_index = _dictionary(traces["trace_id"], traces["h"], raw["t"][keep])
+    op_names, name_index = _dictionary(names_["name"], names_["h"], raw["n"][keep])
+    spans = _Spans(
+        trace=trace_index,
+        name=name_index,
+        parent=parent,
+        true_root=true_root,
+        start=np.asarray(raw["start_unix_ns"], dtype=np.int64)[keep],
+        end=np.asarray(raw["end_unix_ns"], dtype=np.int64)[keep],
+    )
+    return spans, trace_ids, tuple(str(x) for x in op_names), total - int(keep.size)
+
+
+def _dictionary(
+    values: npt.NDArray[Any], hashes: npt.NDArray[Any], wanted: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.str_], IntArray]:
+    """Sorted distinct strings, and the position in them of each hash in ``wanted``."""
+    text = np.asarray(values.astype(str), dtype=np.str_)
+    by_text = np.argsort(text, kind="stable")
+    text, h = text[by_text], np.asarray(hashes, dtype=np.uint64)[by_text]
+    by_hash = np.argsort(h)
+    if not h.size:
+        return text, np.zeros(len(wanted), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(h[by_hash], np.asarray(wanted, dtype=np.uint64)), h.size - 1)
+    return text, by_hash[pos].astype(np.int64)
 
 
 def trace_sections(
@@ -291,35 +310,18 @@ def trace_sections(
     try:
         if not _IDENTIFIER.match(table):
             raise CriticalPathError(f"bad table name {table!r}")
-        where = "AND trace_id = ?"
-        raw = con.execute(_LOAD_SQL.format(table=table, where=where), [trace_id.lower()])
-        data = raw.fetchnumpy()
-        op_names = [
-            r[0]
-            for r in con.execute(
-                _NAMES_SQL.format(table=table, where=where), [trace_id.lower()]
-            ).fetchall()
-        ]
+        spans, _, op_names, _ = _load(con, table, "AND trace_id = ?", [trace_id.lower()])
     finally:
         if con is not source:
             con.close()
-    if not len(data["idx"]):
+    if not spans.trace.size:
         return []
-    spans = _Spans(
-        trace=np.asarray(data["tidx"], dtype=np.int64),
-        name=np.asarray(data["nidx"], dtype=np.int64),
-        parent=np.asarray(data["parent_idx"], dtype=np.int64),
-        true_root=np.asarray(data["true_root"], dtype=np.bool_),
-        start=np.asarray(data["start_unix_ns"], dtype=np.int64),
-        end=np.asarray(data["end_unix_ns"], dtype=np.int64),
-    )
     prepared = _prepare(spans, 1, None)
     sections: list[tuple[int, int, int]] = []
     _walk(prepared, sections)
-    out = [
+    return [
         Section(i, op_names[int(spans.name[i])], s, e) for i, s, e in reversed(sections) if e > s
     ]
-    return out
 
 
 def _first_output(
@@ -355,6 +357,8 @@ class _Prepared:
     child_order: IntArray  # span index of each key
     uniq_ends: IntArray
     m: int
+    end_rank: IntArray
+    start_rank: IntArray
     overrun: BoolArray
     detached: BoolArray
 
@@ -402,10 +406,13 @@ def _prepare(spans: _Spans, n_traces: int, cutoff: IntArray | None) -> _Prepared
         root[spans.trace[ordered[last]]] = ordered[last]
     # Children that can be on a path, sorted by (parent, end, later start first).
     children = np.flatnonzero(kept & (parent >= 0))
-    uniq_ends = np.unique(end[children])
+    uniq_ends = _unique(end[children])
     m = int(uniq_ends.size) + 1
-    rank = np.searchsorted(uniq_ends, end[children]) + 1
-    keys = parent[children] * m + rank
+    # ranks: how many distinct child ends are <= a time; the walk's cursor is always some
+    # span's start or end, so it moves over these ranks and never searches the times again
+    end_rank = np.searchsorted(uniq_ends, end, side="right")
+    start_rank = np.searchsorted(uniq_ends, start, side="right")
+    keys = parent[children] * m + end_rank[children]
     order = np.lexsort((-start[children], keys))
     return _Prepared(
         spans=spans,
@@ -417,6 +424,8 @@ def _prepare(spans: _Spans, n_traces: int, cutoff: IntArray | None) -> _Prepared
         child_order=children[order],
         uniq_ends=uniq_ends,
         m=m,
+        end_rank=end_rank,
+        start_rank=start_rank,
         overrun=overrun & kept,
         detached=~kept & (spans.end > spans.start) & ~beyond,
     )
@@ -427,12 +436,12 @@ def _walk(p: _Prepared, sections: list[tuple[int, int, int]] | None = None) -> F
     on_path = np.zeros(p.spans.trace.size, dtype=np.float64)
     cur = p.root[p.root >= 0]
     cursor = p.end[cur]
+    rank = p.end_rank[cur]
     parent = p.spans.parent
     keys, order = p.child_keys, p.child_order
     while cur.size:
         if keys.size:
-            below = np.searchsorted(p.uniq_ends, cursor, side="right")
-            pos = np.searchsorted(keys, cur * p.m + below, side="right") - 1
+            pos = np.searchsorted(keys, cur * p.m + rank, side="right") - 1
             safe = np.maximum(pos, 0)
             found = (pos >= 0) & (keys[safe] // p.m == cur)
             child = order[safe]
@@ -448,7 +457,8 @@ def _walk(p: _Prepared, sections: list[tuple[int, int, int]] | None = None) -> F
         go = found | up
         next_cur = np.where(found, child, parent[cur])
         next_cursor = np.where(found, p.end[child], p.start[cur])
-        cur, cursor = next_cur[go], next_cursor[go]
+        next_rank = np.where(found, p.end_rank[child], p.start_rank[cur])
+        cur, cursor, rank = next_cur[go], next_cursor[go], next_rank[go]
     return on_path
 
 
@@ -462,7 +472,7 @@ def _self_time(p: _Prepared) -> FloatArray:
     parent = p.spans.parent[children]
     order = np.lexsort((p.start[children], parent))
     children, parent = children[order], parent[order]
-    uniq = np.unique(p.end[children])
+    uniq = _unique(p.end[children])
     m = int(uniq.size) + 1
     rank = np.searchsorted(uniq, p.end[children]) + 1
     running = np.maximum.accumulate(parent * m + rank)
@@ -475,6 +485,14 @@ def _self_time(p: _Prepared) -> FloatArray:
     covered = np.maximum(p.end[children] - np.maximum(p.start[children], prev_end), 0)
     covered_by_parent = np.bincount(parent, weights=covered.astype(np.float64), minlength=n)
     return np.maximum(duration - covered_by_parent, 0.0)
+
+
+def _unique(values: IntArray) -> IntArray:
+    """Sorted distinct values (a sort: numpy's hash-based unique is slower on int64 here)."""
+    ordered = np.sort(values)
+    if not ordered.size:
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
 def _per_trace(values: npt.NDArray[Any], spans: _Spans, n_traces: int, n_ops: int) -> IntArray:

@@ -26,7 +26,7 @@ class RequestRecord:
     level: int
     phase: Phase
     scheduled_s: float  # when the request was due to be sent
-    sched_lag_s: float  # how late the client woke up for it (event loop, CPU)
+    sched_lag_s: float  # how late the client woke up for it (< 0: early, timer granularity)
     queue_s: float  # time waiting on the client's own concurrency limiter
     sent_s: float  # just before the HTTP request went out
     sent_unix_ns: int

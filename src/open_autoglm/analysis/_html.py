@@ -9,7 +9,7 @@ from typing import Any
 
 from open_autoglm.analysis._report import Report
 from open_autoglm.analysis._stages import STAGE_COLUMNS, TTFT_PARTS
-from open_autoglm.analysis._svg import bar_chart, cdf_chart, stacked_bars, waterfall
+from open_autoglm.analysis._svg import bar_chart, cdf_chart, fit_chart, stacked_bars, waterfall
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -65,6 +65,7 @@ def render_html(report: Report) -> str:
         )
     out += [f"<div class='note'>{escape(note)}</div>" for note in report.notes]
     out.append(_headline(levels, report))
+    out.append(_diagnosis_section(report))
     out.append("<h2>Results per level</h2>")
     out.append(_levels_table(levels))
     out.append(
@@ -164,7 +165,8 @@ def _stages_section(report: Report) -> str:
     out.append("<h2>Slowest requests</h2>")
     for slow in stages.slowest:
         out.append(
-            f"<h3>trace <code>{escape(slow.trace_id)}</code> · E2E {slow.e2e_ms:.1f} ms · "
+            f"<h3 id='trace-{escape(slow.trace_id)}'>trace <code>{escape(slow.trace_id)}</code>"
+            f" · E2E {slow.e2e_ms:.1f} ms · "
             f"TTFT {_fmt(slow.ttft_ms, 1, ' ms')}</h3>"
         )
         out.append(
@@ -173,6 +175,77 @@ def _stages_section(report: Report) -> str:
                 f"Trace {slow.trace_id}",
             )
         )
+    return "".join(out)
+
+
+def _trace_link(trace_id: str) -> str:
+    return f"<a href='#trace-{escape(trace_id)}'><code>{escape(trace_id[:12])}…</code></a>"
+
+
+def _diagnosis_section(report: Report) -> str:
+    d = report.diagnosis
+    if d is None:
+        return ""
+    out = ["<h2>Diagnosis</h2>"]
+    if d.summary:
+        out.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in d.summary) + "</ul>")
+    header = ["operation", "slow share", "baseline share", "lift", "excess ms", "p",
+              "seed rule", "examples"]  # fmt: skip
+    for metric, found in d.hotspots.items():
+        title = "E2E" if metric == "e2e" else "TTFT"
+        threshold = found.get("threshold_ms")
+        out.append(
+            f"<h3>Hotspots of {title}: slow cohort above p{100 * found['quantile']:.0f}"
+            f"{f' ({threshold:.1f} ms)' if threshold is not None else ''}, "
+            f"{found['slow_requests']} slow vs {found['baseline_requests']} baseline</h3>"
+        )
+        if found.get("note"):
+            out.append(f"<p>{escape(str(found['note']))}</p>")
+        rows = [
+            [
+                escape(h["operation"]) + (" <b>●</b>" if h["significant"] else ""),
+                _fmt(100 * h["slow_share"], 1, "%"),
+                _fmt(100 * h["baseline_share"], 1, "%"),
+                _fmt(h["lift"], 2),
+                _fmt(h["excess_ms"], 2),
+                "–" if h["p_value"] is None else f"{h['p_value']:.2g}",
+                "yes" if h["seed_rule"] else "",
+                " ".join(_trace_link(t) for t in h["example_trace_ids"][:3]),
+            ]
+            for h in found["hotspots"][:8]
+        ]
+        if rows:
+            out.append(_table(header, rows))
+    models = d.load_models
+    if models is not None:
+        out.append("<h3>Load models</h3>")
+        for key, y_key, y_label in (("usl", "throughput", "throughput"),
+                                    ("decay", "latency_ms", "mean E2E, ms")):  # fmt: skip
+            fit = models[key]
+            out.append(f"<p><code>{escape(fit['formula'])}</code>: {escape(fit['sentence'])}</p>")
+            points = [(p["load"], p[y_key]) for p in fit["points"]]
+            curve = list(zip(fit["curve"]["load"], fit["curve"]["value"], strict=True))
+            out.append(
+                fit_chart(
+                    points,
+                    curve if fit["supported"] else [],
+                    "load (in flight)",
+                    y_label,
+                    f"{key} fit",
+                )
+            )
+    if d.examples:
+        out.append("<h3>Example traces of the top hotspots</h3>")
+        for trace_id, spans in d.examples.items():
+            out.append(
+                f"<h4 id='trace-{escape(trace_id)}'>trace <code>{escape(trace_id)}</code></h4>"
+            )
+            out.append(
+                waterfall(
+                    [(sp.name, sp.kind, sp.start_ms, sp.duration_ms, sp.depth) for sp in spans],
+                    f"Trace {trace_id}",
+                )
+            )
     return "".join(out)
 
 

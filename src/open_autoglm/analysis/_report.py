@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from open_autoglm import __version__
+from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.loadgen import read_records
@@ -49,6 +50,8 @@ class Report:
     stages: StageBreakdown | None
     #: per level, 101 quantiles (0..100) of TTFT, TPOT and E2E in ms: the CDFs of the HTML
     distributions: list[dict[str, Any]] = field(default_factory=list)
+    #: hotspots of the slow requests, load models over the levels (None without spans)
+    diagnosis: Diagnosis | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -86,12 +89,15 @@ def build_report(run_dir: Path, results_path: Path | None = None) -> Report:
         records = run_dir / RECORDS_FILE
     spans = run_dir / SPANS_FILE
     stages = None
+    diagnosis = None
     if not spans.exists():
         notes.append("No span store in the run directory: no server stage breakdown.")
     elif not records.exists() or records.stat().st_size == 0:
         notes.append("No request records: no server stage breakdown.")
     else:
         stages = stage_breakdown(spans, records)
+        diagnosis = diagnose(spans, records, list(load.get("levels", [])))
+        notes.extend(diagnosis.notes)
         missing = stages.requests - stages.with_server_spans
         if missing:
             notes.append(
@@ -113,6 +119,7 @@ def build_report(run_dir: Path, results_path: Path | None = None) -> Report:
         resources=summarize_samples(run_dir / METRICS_FILE),
         stages=stages,
         distributions=distributions(records) if records.exists() else [],
+        diagnosis=diagnosis,
         notes=notes,
     )
 

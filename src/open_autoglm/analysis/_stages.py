@@ -149,7 +149,7 @@ def stage_breakdown(db_path: Path, records_path: Path, slowest: int = 10) -> Sta
         ).fetchnumpy()
         e2e_all = np.asarray(result["e2e_ms"], dtype=np.float64)
         top = [str(result["trace_id"][i]) for i in np.argsort(-e2e_all)[:slowest]]
-        waterfalls = _waterfalls(con, top)
+        by_trace = waterfalls(con, top)
     finally:
         con.close()
     # DuckDB hands NULLs back as masked entries: make them NaN, never a silent 0
@@ -193,14 +193,14 @@ def stage_breakdown(db_path: Path, records_path: Path, slowest: int = 10) -> Sta
                 ttft_ms=part("ttft_ms", i),
                 stage_ms={s: part(f"{s}_ms", i) for s in STAGE_COLUMNS},
                 ttft_parts_ms={p: part(f"{p}_ms", i) for p in TTFT_PARTS},
-                spans=waterfalls.get(str(rows["trace_id"][i]), []),
+                spans=by_trace.get(str(rows["trace_id"][i]), []),
             )
             for i in order
         ],
     )
 
 
-def _waterfalls(
+def waterfalls(
     con: duckdb.DuckDBPyConnection, trace_ids: list[str]
 ) -> dict[str, list[WaterfallSpan]]:
     """Spans of the given traces, ordered by start, with their depth in the span tree."""

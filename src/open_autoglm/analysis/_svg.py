@@ -161,3 +161,34 @@ def waterfall(spans: Sequence[tuple[str, str, float, float, int]], title: str) -
         f'<svg class="chart" viewBox="0 0 {_W} {height}" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
     )
+
+
+def fit_chart(
+    points: Sequence[tuple[float, float]],
+    curve: Sequence[tuple[float, float]],
+    x_label: str,
+    y_label: str,
+    title: str,
+) -> str:
+    """Measured points (dots) and a fitted curve (line) on linear axes from zero."""
+    if not points:
+        return "<p>No data.</p>"
+    x_max = _nice_max(max(x for x, _ in [*points, *curve]))
+    y_max = _nice_max(max(y for _, y in [*points, *curve]))
+    parts = _axes(x_label, y_label, y_max, x_max)
+
+    def xy(x: float, y: float) -> str:
+        return f"{_L + x / x_max * (_W - _L - 10):.1f},{_H - _B - y / y_max * (_H - _B - 10):.1f}"
+
+    if curve:
+        line = " ".join(xy(x, y) for x, y in curve)
+        parts.append(
+            f'<polyline fill="none" stroke="{PALETTE[1]}" stroke-width="2" points="{line}"/>'
+        )
+    for x, y in points:
+        cx, cy = xy(x, y).split(",")
+        parts.append(
+            f'<circle cx="{cx}" cy="{cy}" r="4" fill="{PALETTE[0]}"><title>{x:.4g}: {y:.4g}'
+            "</title></circle>"
+        )
+    return _svg(parts, title)

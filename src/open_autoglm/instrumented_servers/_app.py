@@ -226,6 +226,8 @@ def create_app(
     config = config or ServerConfig()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ServerMetrics(registry, backend.model_name, backend.name, backend.load, gpu)
+    for collector in backend.metrics_collectors():  # the engine's own metrics (vllm:*)
+        registry.register(collector)
     service = _Service(backend, config, metrics, tracer_provider)
 
     @asynccontextmanager

@@ -225,10 +225,6 @@ def test_metrics_histograms_carry_exemplars(
     assert 'backend="vllm"' in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server does not yet register Backend.metrics_collectors() in its registry",
-)
 def test_metrics_include_vllms_own_family(served: tuple[ServerProcess, OtlpSink, float]) -> None:
     text = _scrape(served[0])
     for family in ("vllm:num_requests_running", "vllm:time_to_first_token_seconds"):

@@ -19,6 +19,8 @@ import numpy as np
 SCHED_LAG_LIMIT_S = 1e-3
 #: Event-loop stalls longer than this (p99) distort every latency the client measures.
 LOOP_LAG_LIMIT_S = 10e-3
+#: Below this share of a core, a lagging loop is waiting for the CPU, not doing client work.
+BUSY_CLIENT_CPU = 0.5
 
 
 class LoopLagMonitor:
@@ -77,6 +79,7 @@ class ClientHealth:
     cpu_cores: float
     client_bound: bool
     statement: str
+    machine_busy: bool = False  # the loop lagged while the client was idle: CPU contention
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -89,12 +92,21 @@ def assess(sched_lags_s: Sequence[float], loop_lags_s: Sequence[float], cpu: flo
     l50, l99 = _pct(loop_lags_s, 50), _pct(loop_lags_s, 99)
     late = s50 is not None and s50 > SCHED_LAG_LIMIT_S * 1e3
     stalled = l99 is not None and l99 > LOOP_LAG_LIMIT_S * 1e3
+    # a stalled loop while the client itself is mostly idle means other processes held the
+    # CPU: the latencies carry that delay, but the client's own work was not the limit
+    busy_machine = stalled and not late and cpu < BUSY_CLIENT_CPU
     numbers = (
         f"requests went out {s50 or 0:.2f} ms late (p50, p99 {s99 or 0:.2f} ms), "
         f"the event loop lagged {l99 or 0:.2f} ms (p99), and the client used "
         f"{cpu:.0%} of a CPU core"
     )
-    if late or stalled:
+    if busy_machine:
+        statement = (
+            f"The machine was busy, not the client: {numbers}. Other processes held the CPU, "
+            f"so latencies may include up to {l99 or 0:.0f} ms of delay on the client's side; "
+            "for exact figures run the client on a less busy machine or core."
+        )
+    elif late or stalled:
         statement = (
             f"The client was the bottleneck at this level: {numbers}. Its latencies include "
             "client delay and the load it offered fell short of the target; run fewer "
@@ -110,6 +122,7 @@ def assess(sched_lags_s: Sequence[float], loop_lags_s: Sequence[float], cpu: flo
         loop_lag_p99_ms=l99,
         loop_lag_max_ms=max(loop_lags_s) * 1e3 if loop_lags_s else None,
         cpu_cores=cpu,
-        client_bound=late or stalled,
+        client_bound=(late or stalled) and not busy_machine,
         statement=statement,
+        machine_busy=busy_machine,
     )

@@ -186,6 +186,12 @@ def _results(
         )
     else:
         summary = "The client kept up at every level; the latencies measure the server."
+    busy = [lvl.label for lvl in levels if lvl.health.machine_busy]
+    if busy:
+        summary += (
+            f" The machine was busy at {', '.join(busy)}: other processes delayed the client's "
+            "event loop, so latencies there may include client-side delay."
+        )
     if interrupted:
         summary = "Interrupted: partial results. " + summary
     workload = asdict(config.workload)

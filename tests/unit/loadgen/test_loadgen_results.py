@@ -58,3 +58,12 @@ def test_health_verdict_is_plain() -> None:
     assert late.client_bound
     assert "The client was the bottleneck" in late.statement
     assert "4.00 ms late" in late.statement
+    # the loop stalls while the client works hard: the client is the limit
+    stalled = assess([0.0001] * 100, [0.03] * 100, 0.95)
+    assert stalled.client_bound
+    assert not stalled.machine_busy
+    # the loop stalls while the client idles: other processes held the CPU
+    busy = assess([0.0001] * 100, [0.03] * 100, 0.05)
+    assert not busy.client_bound
+    assert busy.machine_busy
+    assert busy.statement.startswith("The machine was busy, not the client")

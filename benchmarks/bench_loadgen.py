@@ -62,10 +62,17 @@ class Point:
         return self.throughput >= 0.95 * self.target and lag_ok
 
 
-def start_server(core: int, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(core: int, workdir: Path, kind: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``zero``: the raw zero-cost server here; ``sim``: ``open-autoglm serve --backend sim``
+    with every cost zeroed (the real instrumented server, tracing on, nothing exported)."""
     ready = workdir / "server-ready.json"
     log = (workdir / "server.log").open("wb")
-    cmd = ["taskset", "-c", str(core), sys.executable, str(HERE / "bench_loadgen_server.py"),
+    if kind == "zero":
+        server = [str(HERE / "bench_loadgen_server.py")]
+    else:
+        server = ["-m", "open_autoglm", "serve", "--backend", "sim", "--model", "zero",
+                  "--backend-option", "cost=zero", "--host", "127.0.0.1"]  # fmt: skip
+    cmd = ["taskset", "-c", str(core), sys.executable, *server,
            "--port", "0", "--ready-file", str(ready)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
@@ -153,6 +160,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per open-loop point")
     parser.add_argument("--closed", type=int, default=256, help="closed-loop concurrency")
     parser.add_argument("--closed-requests", type=int, default=6000)
+    parser.add_argument("--server", choices=("zero", "sim"), default="zero")
     parser.add_argument("--server-core", type=int, default=1)
     parser.add_argument("--client-core", type=int, default=0)
     parser.add_argument("--vllm-python", help="python of a venv with vLLM installed")
@@ -164,7 +172,7 @@ def main() -> None:
     rates = [float(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
         work = Path(tmp)
-        server, url = start_server(args.server_core, work)
+        server, url = start_server(args.server_core, work, args.server)
         points: list[Point] = []
         try:
             plan = [("rate", r, max(100, int(r * args.seconds))) for r in rates]
@@ -185,7 +193,8 @@ def main() -> None:
     for client in sorted({p.client for p in points}):
         best = max((p.target for p in points if p.client == client and p.sustained), default=0)
         print(f"\n{client}: highest sustained open-loop rate {best:g} req/s", end="")
-    print(f"\n\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"\n\nserver: {args.server}; load average at the end: {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps([p.__dict__ for p in points], indent=2))
 

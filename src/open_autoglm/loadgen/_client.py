@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from open_autoglm.loadgen._endpoint import EndpointConfig
 from open_autoglm.loadgen._errors import (
@@ -138,7 +138,7 @@ class StreamingClient:
         spec: RequestSpec,
         sent_ns: int,
         origin_ns: int,
-        span: Any,
+        span: Span,
     ) -> None:
         end_ns = _perf_ns()
         record.done_s = (end_ns - origin_ns) / 1e9

@@ -119,7 +119,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--seed", type=int, default=0)
 
     out = parser.add_argument_group("output")
-    out.add_argument("--slo", help="goodput objectives, e.g. 'ttft<=500ms,tpot<=50ms'")
+    out.add_argument(
+        "--slo",
+        help="objectives: per-request ones for goodput ('ttft<=500ms,tpot<=50ms') and, with a "
+        "statistic, run-level ones for --fail-on-slo ('p95_e2e<=200ms,error_rate<=0.5%%')",
+    )
+    out.add_argument(
+        "--fail-on-slo",
+        action="store_true",
+        help="after the run, check the run-level objectives (as `open-autoglm check`) and "
+        "exit 1 when one is broken",
+    )
+    out.add_argument("--max-error-rate", help="with --fail-on-slo: e.g. 0.5%%")
     out.add_argument(
         "--output",
         type=Path,
@@ -203,6 +214,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         image_files=tuple(args.image_file),
         seed=args.seed,
     )
+    goodput_terms, _ = split_slo(args.slo)
     try:
         tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
     except TelemetryConfigError as exc:
@@ -211,7 +223,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         endpoint=endpoint,
         profile=profile,
         workload=workload,
-        slo=parse_slo(args.slo) if args.slo else None,
+        slo=parse_slo(goodput_terms) if goodput_terms else None,
         seed=args.seed,
         output_path=args.output or Path("results.json"),
         records_path=args.records,
@@ -220,16 +232,62 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
     )
 
 
+def split_slo(text: str | None) -> tuple[str, str]:
+    """``--slo`` split into per-request goodput terms and run-level gate terms (those with a
+    statistic such as ``p95_e2e`` and the run metrics ``error_rate``, ``rps``, ``tok_s``)."""
+    from open_autoglm.analysis._slo import RUN_METRICS
+
+    goodput: list[str] = []
+    gate: list[str] = []
+    for term in (text or "").split(","):
+        if not term.strip():
+            continue
+        name = term.strip().split("<")[0].split(">")[0].split("=")[0].strip()
+        (gate if "_" in name or name in RUN_METRICS else goodput).append(term.strip())
+    return ",".join(goodput), ",".join(gate)
+
+
+def gate_objectives(args: argparse.Namespace) -> list[Any]:
+    """The run-level objectives that ``--fail-on-slo`` checks (raises on a bad one)."""
+    from open_autoglm.analysis._slo import parse_error_rate
+    from open_autoglm.analysis._slo import parse_slo as parse_gate
+
+    _, gate_terms = split_slo(args.slo)
+    objectives: list[Any] = list(parse_gate(gate_terms)) if gate_terms else []
+    if args.max_error_rate is not None:
+        objectives.append(parse_error_rate(args.max_error_rate))
+    if args.fail_on_slo and not objectives:
+        raise ConfigError(
+            "--fail-on-slo needs run-level objectives, e.g. --slo 'p95_e2e<=200ms' or "
+            "--max-error-rate 0.5%"
+        )
+    return objectives
+
+
+def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, status: int) -> int:
+    if not args.fail_on_slo:
+        return status
+    from open_autoglm.analysis._gate import check_report
+
+    result = check_report(report, objectives)
+    print(result.table())
+    return status or result.exit_code
+
+
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    objectives = gate_objectives(args)
     prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     if args.backend:
-        return _run_managed(args, config, prompts, progress)
+        status, report_path = _run_managed(args, config, prompts, progress)
+        return apply_gate(args, objectives, report_path, status)
     results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
     succeeded = sum(level.succeeded for level in results.levels)
-    return 0 if succeeded else 1
+    if config.output_path is None:
+        return 0 if succeeded else 1
+    return apply_gate(args, objectives, config.output_path, 0 if succeeded else 1)
 
 
 #: Stands for the server's address until the managed run knows its port.
@@ -241,7 +299,7 @@ def _run_managed(
     config: BenchmarkConfig,
     prompts: list[Prompt],
     progress: ProgressReporter,
-) -> int:
+) -> tuple[int, Path]:
     import time
 
     from open_autoglm._managed_run import (
@@ -281,7 +339,7 @@ def _run_managed(
         print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
     print(f"run directory: {run_dir}")
     print(f"report: {report_path} and {report_path.with_suffix('.html')}")
-    return 0 if sum(level.succeeded for level in results.levels) else 1
+    return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
 
 
 def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:

@@ -53,6 +53,8 @@ class Report:
     #: hotspots of the slow requests, load models over the levels (None without spans)
     diagnosis: Diagnosis | None = None
     notes: list[str] = field(default_factory=list)
+    #: the server's side from Prometheus (``analyze --prometheus``): PrometheusSummary.to_json()
+    prometheus: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,8 +78,17 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def build_report(run_dir: Path, results_path: Path | None = None) -> Report:
-    """The report of the run in ``run_dir`` (files named as in this module)."""
+def build_report(
+    run_dir: Path,
+    results_path: Path | None = None,
+    *,
+    spans_path: Path | None = None,
+    prometheus: dict[str, Any] | None = None,
+) -> Report:
+    """The report of the run in ``run_dir`` (files named as in this module).
+
+    ``spans_path`` replaces ``RUN_DIR/spans.duckdb`` (a store fetched from Tempo);
+    ``prometheus`` is what Prometheus recorded of the run, added to the report as is."""
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir} is not a run directory")
     load = _load_json(results_path or run_dir / RESULTS_FILE, "the load generator's results")
@@ -87,7 +98,7 @@ def build_report(run_dir: Path, results_path: Path | None = None) -> Report:
     records = Path(load.get("records_path") or run_dir / RECORDS_FILE)
     if not records.is_absolute() and not records.exists():
         records = run_dir / RECORDS_FILE
-    spans = run_dir / SPANS_FILE
+    spans = spans_path or run_dir / SPANS_FILE
     stages = None
     diagnosis = None
     if not spans.exists():
@@ -121,6 +132,7 @@ def build_report(run_dir: Path, results_path: Path | None = None) -> Report:
         distributions=distributions(records) if records.exists() else [],
         diagnosis=diagnosis,
         notes=notes,
+        prometheus=prometheus,
     )
 
 

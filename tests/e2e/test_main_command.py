@@ -110,7 +110,9 @@ def test_analyze_rebuilds_the_same_report(main_run: tuple[Path, Path], tmp_path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     first, again = json.loads(report_path.read_text()), json.loads(out.read_text())
-    assert again["stages"]["stages_ms"] == first["stages"]["stages_ms"]
+    # DuckDB sums in parallel: the last bits of a float may differ between two runs
+    for stage, stats in first["stages"]["stages_ms"].items():
+        assert again["stages"]["stages_ms"][stage] == pytest.approx(stats, rel=1e-9), stage
     assert again["load"] == first["load"]
     assert out.with_suffix(".html").stat().st_size > 10_000
 

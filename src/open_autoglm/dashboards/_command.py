@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm._errors import UsageError
+from open_autoglm.dashboards._push_command import add_push_parser
 
 _DEFAULT_OUT = Path("dashboards")
 
@@ -35,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="write nothing; exit 1 if a file is missing or differs from what the code generates",
     )
     generate.set_defaults(run=run_generate)
+    add_push_parser(actions)
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -11,3 +11,5 @@ from typing import Final
 ENV_CACHE_DIR: Final = "OPEN_AUTOGLM_CACHE_DIR"
 #: Set to ``1`` to record prompt and completion text on spans (off by default).
 ENV_CAPTURE_CONTENT: Final = "OPEN_AUTOGLM_CAPTURE_CONTENT"
+#: Grafana service account token for ``open-autoglm dashboards push`` (``--token`` wins).
+ENV_GRAFANA_TOKEN: Final = "GRAFANA_TOKEN"

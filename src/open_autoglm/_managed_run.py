@@ -58,7 +58,7 @@ class ManagedServer:
         out = ["--backend", self.backend]
         if self.model:
             out += ["--model", self.model]
-        return [*out, *self.args, "--otlp-endpoint", otlp_endpoint]
+        return [*out, *self.args, "--otlp-endpoint", otlp_endpoint, "--otlp-protocol", "http/json"]
 
 
 class RunDirectoryError(Exception):
@@ -104,7 +104,9 @@ def run_managed(
             config = dataclasses.replace(
                 bench,
                 endpoint=dataclasses.replace(bench.endpoint, url=process.url),
-                tracing=TracingConfig(service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint),
+                tracing=TracingConfig(
+                    service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
+                ),
                 output_path=run_dir / RESULTS_FILE,
                 records_path=run_dir / RECORDS_FILE,
             )

@@ -45,6 +45,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-model-len", type=int, help="context length limit in tokens")
     p.add_argument("--max-batch-size", type=int, help="most sequences in one running batch")
     p.add_argument("--max-queue", type=int, help="most waiting requests before 429")
+    p.add_argument(
+        "--target-tpot",
+        type=float,
+        metavar="MS",
+        help="adaptive batching: adjust the batch cap (up to --max-batch-size) from measured "
+        "step latency to keep time per output token at or under MS milliseconds "
+        "(sim, onnxruntime, tensorrt; off by default)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (engine backends)")
     p.add_argument("--seed", type=int, default=0, help="seed of the backend's randomness")
     p.add_argument(
@@ -55,7 +63,9 @@ def register(subparsers: Any) -> None:
         help="backend-specific setting, repeatable (sim: cost=zero, decode_base_ms=5, ...)",
     )
     p.add_argument("--otlp-endpoint", help="OTLP collector address (default: OTEL_* variables)")
-    p.add_argument("--otlp-protocol", choices=["http/protobuf", "grpc"], help="OTLP protocol")
+    p.add_argument(
+        "--otlp-protocol", choices=["http/protobuf", "http/json", "grpc"], help="OTLP protocol"
+    )
     p.add_argument(
         "--no-tracing",
         action="store_true",
@@ -96,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 max_queue=args.max_queue,
                 device=args.device,
                 seed=args.seed,
+                target_tpot_ms=args.target_tpot,
                 extra=parse_options(args.backend_option),
             )
         )

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 logger = logging.getLogger(__name__)
 
-Protocol = Literal["http/protobuf", "grpc"]
-_PROTOCOLS: tuple[Protocol, ...] = ("http/protobuf", "grpc")
+Protocol = Literal["http/protobuf", "http/json", "grpc"]
+_PROTOCOLS: tuple[Protocol, ...] = ("http/protobuf", "http/json", "grpc")
 
 
 class TelemetryConfigError(ValueError):
@@ -45,7 +45,7 @@ class TracingConfig:
     ) -> TracingConfig:
         """Explicit arguments win over ``OTEL_*`` variables, which win over defaults."""
         env = os.environ if environ is None else environ
-        proto = (
+        proto: str = (
             protocol
             or env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -89,10 +89,6 @@ def make_exporter(config: TracingConfig) -> SpanExporter | None:
         target = config.traces_endpoint or config.endpoint
         insecure = target is not None and target.startswith("http://")
         return GrpcExporter(endpoint=target, insecure=insecure)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
     if config.traces_endpoint is not None:
         url = config.traces_endpoint
     else:
@@ -100,6 +96,14 @@ def make_exporter(config: TracingConfig) -> SpanExporter | None:
         url = config.endpoint.rstrip("/")
         if not url.endswith("/v1/traces"):
             url += "/v1/traces"
+    if config.protocol == "http/json":
+        from open_autoglm.telemetry._otlp_json import OtlpJsonSpanExporter
+
+        return OtlpJsonSpanExporter(url)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
     return HttpExporter(endpoint=url)
 
 

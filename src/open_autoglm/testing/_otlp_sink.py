@@ -1,4 +1,5 @@
-"""A minimal OTLP/HTTP trace receiver that keeps spans in memory, for tests and benchmarks.
+"""A minimal OTLP/HTTP trace receiver (protobuf or JSON) that keeps spans in memory, for tests
+and benchmarks.
 
 Not the collector (see :mod:`open_autoglm.collector`): it stores decoded protobuf spans in a
 list so a test can assert on exactly what a process exported.
@@ -61,7 +62,12 @@ class OtlpSink:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                sink._ingest(ExportTraceServiceRequest.FromString(body))
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    from open_autoglm.collector._decode import decode_json
+
+                    sink._ingest(decode_json(body))
+                else:
+                    sink._ingest(ExportTraceServiceRequest.FromString(body))
                 payload = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")

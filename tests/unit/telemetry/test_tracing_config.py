@@ -54,8 +54,8 @@ def test_explicit_endpoint_wins_and_sdk_disabled_turns_export_off() -> None:
 
 
 def test_unknown_protocol_is_a_clear_error() -> None:
-    with pytest.raises(TelemetryConfigError, match="http/json"):
-        TracingConfig.from_env("svc", protocol="http/json", environ={})
+    with pytest.raises(TelemetryConfigError, match="http/xml"):
+        TracingConfig.from_env("svc", protocol="http/xml", environ={})
 
 
 def test_resource_and_sampler_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

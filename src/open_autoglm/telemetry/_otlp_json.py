@@ -1,0 +1,176 @@
+"""An OTLP/HTTP span exporter with the JSON encoding (``OTEL_EXPORTER_OTLP_PROTOCOL=http/json``).
+
+The Python SDK ships protobuf exporters only; its encoder builds one protobuf object per span,
+attribute and value in Python, about 80 µs per stage span on this machine, in a thread that
+competes with the server's event loop. The OTLP JSON encoding (hex ids, integers as strings,
+camelCase fields, per the OTLP specification) written with ``orjson`` costs a fraction of that.
+Every OTLP/HTTP receiver accepts it: the OpenTelemetry Collector, Tempo, ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
+
+logger = logging.getLogger(__name__)
+
+_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+
+
+def _value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, Sequence):
+        return {"arrayValue": {"values": [_value(v) for v in value]}}
+    return {"stringValue": str(value)}
+
+
+def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not attributes:
+        return []
+    return [{"key": k, "value": _value(v)} for k, v in attributes.items()]
+
+
+def _span(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    assert ctx is not None
+    out: dict[str, Any] = {
+        "traceId": format(ctx.trace_id, "032x"),
+        "spanId": format(ctx.span_id, "016x"),
+        "name": span.name,
+        "kind": span.kind.value + 1,  # OTLP counts from SPAN_KIND_UNSPECIFIED = 0
+        "startTimeUnixNano": str(span.start_time or 0),
+        "endTimeUnixNano": str(span.end_time or 0),
+        "attributes": _attributes(span.attributes),
+        "flags": 0x100 | int(ctx.trace_flags),  # HAS_IS_REMOTE_MASK | W3C trace flags
+    }
+    if span.parent is not None:
+        out["parentSpanId"] = format(span.parent.span_id, "016x")
+        if span.parent.is_remote:
+            out["flags"] |= 0x200
+    if ctx.trace_state:
+        out["traceState"] = ctx.trace_state.to_header()
+    if span.events:
+        out["events"] = [
+            {"timeUnixNano": str(e.timestamp), "name": e.name,
+             "attributes": _attributes(e.attributes)}
+            for e in span.events
+        ]  # fmt: skip
+    if span.links:
+        out["links"] = [
+            {
+                "traceId": format(link.context.trace_id, "032x"),
+                "spanId": format(link.context.span_id, "016x"),
+                "traceState": link.context.trace_state.to_header(),
+                "attributes": _attributes(link.attributes),
+            }
+            for link in span.links
+        ]
+    status = span.status
+    if status.status_code is not StatusCode.UNSET:
+        out["status"] = {"code": _STATUS[status.status_code]}
+        if status.description:
+            out["status"]["message"] = status.description
+    return out
+
+
+def encode_json(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` in the OTLP JSON encoding."""
+    groups: dict[tuple[int, int], tuple[ReadableSpan, list[dict[str, Any]]]] = {}
+    for span in spans:
+        key = (id(span.resource), id(span.instrumentation_scope))
+        if key not in groups:
+            groups[key] = (span, [])
+        groups[key][1].append(_span(span))
+    resources: dict[int, dict[str, Any]] = {}
+    for first, encoded in groups.values():
+        resource = resources.setdefault(
+            id(first.resource),
+            {"resource": {"attributes": _attributes(first.resource.attributes)},
+             "scopeSpans": []},
+        )  # fmt: skip
+        scope = first.instrumentation_scope
+        resource["scopeSpans"].append(
+            {
+                "scope": {"name": scope.name if scope else "", "version": scope.version or ""}
+                if scope
+                else {},
+                "spans": encoded,
+            }
+        )
+    return orjson.dumps({"resourceSpans": list(resources.values())})
+
+
+class OtlpJsonSpanExporter(SpanExporter):
+    """POSTs spans as OTLP JSON to ``endpoint`` (the full ``.../v1/traces`` URL) over one
+    kept-alive connection. A failed export is logged and dropped, never raised."""
+
+    def __init__(self, endpoint: str, timeout_s: float = 10.0) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"bad OTLP endpoint {endpoint!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = parts.path or "/v1/traces"
+        self._timeout_s = timeout_s
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout_s)
+        return self._conn
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        body = encode_json(spans)
+        headers = {"Content-Type": "application/json"}
+        with self._lock:
+            for attempt in (1, 2):  # one retry on a connection the server closed meanwhile
+                try:
+                    conn = self._connection()
+                    conn.request("POST", self._path, body, headers)
+                    response = conn.getresponse()
+                    response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    self._close()
+                    if attempt == 2:
+                        logger.warning("OTLP/JSON export failed: %s", type(exc).__name__)
+                        return SpanExportResult.FAILURE
+                    continue
+                if 200 <= response.status < 300:
+                    return SpanExportResult.SUCCESS
+                logger.warning("OTLP/JSON export refused: HTTP %s", response.status)
+                return SpanExportResult.FAILURE
+        return SpanExportResult.FAILURE
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

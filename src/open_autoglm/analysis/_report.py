@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -21,7 +20,6 @@ from open_autoglm import __version__
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
-from open_autoglm.loadgen import read_records
 
 logger = logging.getLogger(__name__)
 
@@ -137,22 +135,36 @@ def build_report(
 
 
 def distributions(records_path: Path) -> list[dict[str, Any]]:
-    """Quantiles 0..100 of TTFT, TPOT and E2E (ms) per level, measured successes only."""
-    import numpy as np
+    """Quantiles 0..100 of TTFT, TPOT and E2E (ms) per level, measured successes only.
 
-    per_level: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in read_records(records_path):
-        if record.phase != "measure" or not record.ok:
-            continue
-        level = per_level[record.level]
-        for key in ("ttft_s", "tpot_s", "e2e_s"):
-            value = getattr(record, key)
-            if value is not None:
-                level[key[:-2] + "_ms"].append(value * 1e3)
+    DuckDB's ``quantile_cont`` interpolates linearly, as numpy does by default.
+    """
+    import duckdb
+
+    quantiles = [round(q / 100, 2) for q in range(101)]
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            """
+            SELECT level,
+                quantile_cont(ttft_s * 1e3, $q) FILTER (WHERE ttft_s IS NOT NULL),
+                quantile_cont(tpot_s * 1e3, $q) FILTER (WHERE tpot_s IS NOT NULL),
+                quantile_cont(e2e_s * 1e3, $q) FILTER (WHERE e2e_s IS NOT NULL)
+            FROM read_json($path, format = 'newline_delimited', columns = {
+                level: 'BIGINT', phase: 'VARCHAR', status: 'VARCHAR', ttft_s: 'DOUBLE',
+                tpot_s: 'DOUBLE', e2e_s: 'DOUBLE'})
+            WHERE coalesce(phase, 'measure') = 'measure' AND status = 'ok'
+            GROUP BY level ORDER BY level
+            """,
+            {"q": quantiles, "path": str(records_path)},
+        ).fetchall()
+    finally:
+        con.close()
     out = []
-    for index in sorted(per_level):
-        entry: dict[str, Any] = {"level": index}
-        for key, values in per_level[index].items():
-            entry[key] = np.percentile(values, np.arange(101)).round(4).tolist()
+    for level, ttft, tpot, e2e in rows:
+        entry: dict[str, Any] = {"level": int(level)}
+        for key, values in (("ttft_ms", ttft), ("tpot_ms", tpot), ("e2e_ms", e2e)):
+            if values:
+                entry[key] = [round(v, 4) for v in values]
         out.append(entry)
     return out

@@ -29,9 +29,13 @@ TTFT_PARTS = ("client_queue", "network_in", "server_pre", "queue", "prefill", "f
 _REQUESTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE request_stages AS
 WITH rec AS (
-    SELECT trace_id, index AS request_index, level, phase, status, error_type,
-           sent_unix_ns, queue_s, ttft_s, e2e_s, tpot_s, input_tokens, output_tokens
-    FROM read_json_auto(?, format = 'newline_delimited')
+    SELECT trace_id, "index" AS request_index, level, phase, status, sent_unix_ns, queue_s,
+           ttft_s, e2e_s
+    FROM read_json(?, format = 'newline_delimited', columns = {{
+        trace_id: 'VARCHAR', "index": 'BIGINT', level: 'BIGINT', phase: 'VARCHAR',
+        status: 'VARCHAR', sent_unix_ns: 'BIGINT', queue_s: 'DOUBLE', ttft_s: 'DOUBLE',
+        e2e_s: 'DOUBLE'
+    }})
     WHERE trace_id IS NOT NULL
 ),
 srv AS (

@@ -6,12 +6,36 @@ Needs the ``grafana`` extra (``grafana-foundation-sdk``, pinned to the schema of
 version in ``deploy/docker-compose.yml``).
 """
 
-from open_autoglm.dashboards._boards import BOARDS
-from open_autoglm.dashboards._datasources import DASHBOARD_TAG, PROMETHEUS_UID, TEMPO_UID
-from open_autoglm.dashboards._files import rendered_dashboards, stale_dashboards, write_dashboards
-from open_autoglm.dashboards._queries import PromQuery, Source, TraceQuery
-from open_autoglm.dashboards._render import build_dashboard, render_dashboard
-from open_autoglm.dashboards._spec import Board, Panel, Row
+import importlib
+from typing import Any
+
+# Imported on first use: the renderer needs the ``grafana`` extra, and the CLI imports this
+# package to register its command even where the extra is not installed.
+_EXPORTS = {
+    "BOARDS": "_boards",
+    "Board": "_spec",
+    "DASHBOARD_TAG": "_datasources",
+    "PROMETHEUS_UID": "_datasources",
+    "Panel": "_spec",
+    "PromQuery": "_queries",
+    "Row": "_spec",
+    "Source": "_queries",
+    "TEMPO_UID": "_datasources",
+    "TraceQuery": "_queries",
+    "build_dashboard": "_render",
+    "render_dashboard": "_render",
+    "rendered_dashboards": "_files",
+    "stale_dashboards": "_files",
+    "write_dashboards": "_files",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "BOARDS",

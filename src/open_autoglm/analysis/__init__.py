@@ -1,16 +1,88 @@
-"""Analysis: the report of a run (stages joined by trace id, resources, HTML)."""
+"""Analysis: the report of a run (stages joined by trace id, diagnosis, HTML), its sources
+(the embedded span store, Prometheus, Tempo), critical paths and hotspots, load models, and
+the SLO and regression gate."""
 
+from open_autoglm.analysis._compare import CompareRow, compare_rows
+from open_autoglm.analysis._critical_path import CriticalPaths, critical_paths, trace_sections
+from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
+from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
+from open_autoglm.analysis._hotspots import (
+    HotspotConfig,
+    HotspotReport,
+    find_hotspots,
+    latency_from_records,
+    span_attributes,
+)
 from open_autoglm.analysis._html import render_html, write_html
+from open_autoglm.analysis._load_models import (
+    LevelPoint,
+    LoadModels,
+    fit_load_models,
+    points_from_levels,
+)
+from open_autoglm.analysis._prometheus_source import (
+    PrometheusConfig,
+    PrometheusError,
+    PrometheusSummary,
+    prometheus_summary_of_run,
+    query_prometheus,
+)
 from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
+from open_autoglm.analysis._slo import Objective, SloError, parse_error_rate, parse_slo
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
+from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
+from open_autoglm.analysis._tempo_source import (
+    TempoConfig,
+    TempoError,
+    TempoFetch,
+    fetch_run_traces,
+    fetch_traces,
+    search_trace_ids,
+)
 
 __all__ = [
     "REPORT_VERSION",
+    "CompareRow",
+    "CriticalPaths",
+    "Diagnosis",
+    "GateResult",
+    "HotspotConfig",
+    "HotspotReport",
+    "LevelPoint",
+    "LoadModels",
+    "Objective",
+    "PrometheusConfig",
+    "PrometheusError",
+    "PrometheusSummary",
+    "RegressionConfig",
     "Report",
     "ReportError",
+    "SloError",
     "StageBreakdown",
+    "SyntheticRun",
+    "TempoConfig",
+    "TempoError",
+    "TempoFetch",
     "build_report",
+    "check_report",
+    "compare_rows",
+    "critical_paths",
+    "diagnose",
+    "fetch_run_traces",
+    "fetch_traces",
+    "find_hotspots",
+    "fit_load_models",
+    "latency_from_records",
+    "parse_error_rate",
+    "parse_slo",
+    "points_from_levels",
+    "prometheus_summary_of_run",
+    "query_prometheus",
     "render_html",
+    "search_trace_ids",
+    "span_attributes",
     "stage_breakdown",
+    "trace_sections",
     "write_html",
+    "write_span_store",
 ]

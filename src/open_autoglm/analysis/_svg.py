@@ -9,6 +9,22 @@ from html import escape
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
 _W, _H, _L, _B = 640, 260, 56, 36  # width, height, left and bottom margins
+#: One colour per stage and TTFT part, the same in every chart and waterfall.
+COLORS = {
+    "tokenize": "#76b7b2", "preprocess": "#9c755f", "queue": "#edc948", "prefill": "#b07aa1",
+    "decode": "#59a14f", "detokenize": "#bab0ac", "client_queue": "#ff9da7",
+    "network_in": "#e15759", "server_pre": "#76b7b2", "first_flush": "#f28e2b",
+    "CLIENT": "#4e79a7", "SERVER": "#f28e2b",
+}  # fmt: skip
+
+
+def _num(value: float) -> str:
+    """An axis label: 0.25, 12.5, 32,500 (no exponents)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def color(key: str, index: int) -> str:
+    return COLORS.get(key, PALETTE[index % len(PALETTE)])
 
 
 def _nice_max(value: float) -> float:
@@ -34,13 +50,13 @@ def _axes(x_label: str, y_label: str, y_max: float, x_max: float | None = None) 
         frac = i / 4
         y = _H - _B - frac * (_H - _B - 10)
         parts.append(
-            f'<text x="{_L - 4}" y="{y + 4:.1f}" text-anchor="end">{y_max * frac:.3g}</text>'
+            f'<text x="{_L - 4}" y="{y + 4:.1f}" text-anchor="end">{_num(y_max * frac)}</text>'
         )
         if x_max is not None:
             x = _L + frac * (_W - _L - 10)
             parts.append(
                 f'<text x="{x:.1f}" y="{_H - _B + 14}" text-anchor="middle">'
-                f"{x_max * frac:.3g}</text>"
+                f"{_num(x_max * frac)}</text>"
             )
     return parts
 
@@ -111,7 +127,7 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
             if w > 0:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
-                    f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(key)}: '
+                    f'fill="{color(key, k)}"><title>{escape(key)}: '
                     f"{values.get(key) or 0:.4g} {escape(unit)}</title></rect>"
                 )
             x += w
@@ -119,12 +135,14 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
             f'<text x="{x + 4:.1f}" y="{y + bar_h / 2 + 4}">{totals[r]:.4g} {escape(unit)}</text>'
         )
     legend_y = height - 12
+    lx = 10.0
     for k, key in enumerate(keys):
         parts.append(
-            f'<rect x="{150 + k * 80}" y="{legend_y - 9}" width="10" height="10" '
-            f'fill="{PALETTE[k % len(PALETTE)]}"/><text x="{164 + k * 80}" y="{legend_y}">'
+            f'<rect x="{lx:.0f}" y="{legend_y - 9}" width="10" height="10" '
+            f'fill="{color(key, k)}"/><text x="{lx + 14:.0f}" y="{legend_y}">'
             f"{escape(key)}</text>"
         )
+        lx += 24 + 6.5 * len(key)  # room for the label at 11 px
     return (
         f'<svg class="chart" viewBox="0 0 {_W} {height:.0f}" role="img" '
         f'aria-label="{escape(title)}">'
@@ -140,7 +158,6 @@ def waterfall(spans: Sequence[tuple[str, str, float, float, int]], title: str) -
     x_max = _nice_max(end)
     row_h = 18
     height = 20 + row_h * len(spans) + 24
-    colors = {"CLIENT": PALETTE[0], "SERVER": PALETTE[1]}
     parts: list[str] = []
     for i, (name, kind, start, duration, depth) in enumerate(spans):
         y = 10 + i * row_h
@@ -148,14 +165,15 @@ def waterfall(spans: Sequence[tuple[str, str, float, float, int]], title: str) -
         w = max(duration / x_max * (_W - 210), 1.0)
         label = "  " * depth + name
         parts.append(f'<text x="4" y="{y + 12}" xml:space="preserve">{escape(label)}</text>')
+        fill = color(kind if kind in ("CLIENT", "SERVER") else name, i)
         parts.append(
             f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" '
-            f'fill="{colors.get(kind, PALETTE[2 + i % 6])}"><title>{escape(name)}: '
+            f'fill="{fill}"><title>{escape(name)}: '
             f"{duration:.3f} ms at +{start:.3f} ms</title></rect>"
         )
     parts.append(
         f'<text x="200" y="{height - 6}">0 ms</text>'
-        f'<text x="{_W - 10}" y="{height - 6}" text-anchor="end">{x_max:.4g} ms</text>'
+        f'<text x="{_W - 10}" y="{height - 6}" text-anchor="end">{_num(x_max)} ms</text>'
     )
     return (
         f'<svg class="chart" viewBox="0 0 {_W} {height}" role="img" aria-label="{escape(title)}">'

@@ -94,7 +94,9 @@ def assess(sched_lags_s: Sequence[float], loop_lags_s: Sequence[float], cpu: flo
     stalled = l99 is not None and l99 > LOOP_LAG_LIMIT_S * 1e3
     # a stalled loop while the client itself is mostly idle means other processes held the
     # CPU: the latencies carry that delay, but the client's own work was not the limit
-    busy_machine = stalled and not late and cpu < BUSY_CLIENT_CPU
+    # (requests going out late while the client got under half a core is the same story: a
+    # client that is its own bottleneck burns a whole core)
+    busy_machine = (stalled or late) and cpu < BUSY_CLIENT_CPU
     numbers = (
         f"requests went out {s50 or 0:.2f} ms late (p50, p99 {s99 or 0:.2f} ms), "
         f"the event loop lagged {l99 or 0:.2f} ms (p99), and the client used "

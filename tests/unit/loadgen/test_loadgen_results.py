@@ -67,3 +67,7 @@ def test_health_verdict_is_plain() -> None:
     assert not busy.client_bound
     assert busy.machine_busy
     assert busy.statement.startswith("The machine was busy, not the client")
+    # seconds late on a fifth of a core: starved of CPU by other processes, not client-bound
+    starved = assess([2.0] * 100, [0.5] * 100, 0.17)
+    assert starved.machine_busy
+    assert not starved.client_bound

@@ -109,8 +109,13 @@ def _latency_overview() -> Board:
                         f"sum by (instance) ({n.METRIC_BATCH_SIZE}{selector()})",
                         legend="{{instance}}",
                     ),
+                    PromQuery(
+                        f"max by (instance) ({n.METRIC_BATCH_CAP}{selector()})",
+                        legend="cap {{instance}}",
+                    ),
                 ),
-                "Sequences in the running batch.",
+                "Sequences in the running batch, and the adaptive cap on it where the server "
+                "runs with --target-tpot.",
             ),
             Panel(
                 "Errors by type",

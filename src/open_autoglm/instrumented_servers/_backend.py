@@ -106,6 +106,7 @@ class StageTimes:
     prefill_batch_size: int = 0
     batch_size_sum: int = 0  # sum over decode steps of the running batch size
     preemptions: int = 0
+    batch_cap: int | None = None  # adaptive batching's cap when the request was scheduled
 
     @property
     def mean_batch_size(self) -> float:
@@ -147,6 +148,8 @@ GenerationEvent = Accepted | TokenDelta | Finished
 class BackendLoad:
     queue_depth: int
     running: int
+    #: The adaptive batch cap now (``--target-tpot``); None where the cap is fixed.
+    batch_cap: int | None = None
 
 
 class Backend(abc.ABC):
@@ -158,6 +161,8 @@ class Backend(abc.ABC):
     simulated: ClassVar[bool] = False
     #: True for engines with tracing of their own that want ``GenerationRequest.trace_headers``.
     wants_trace_headers: ClassVar[bool] = False
+    #: True for engines whose scheduler honours ``--target-tpot`` (adaptive batching).
+    adaptive_batching: ClassVar[bool] = False
 
     def __init__(self, model_name: str, max_model_len: int) -> None:
         self.model_name = model_name

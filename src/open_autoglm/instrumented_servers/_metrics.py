@@ -55,6 +55,13 @@ class _ScrapeTimeCollector(Collector):
         )
         peak.add_metric([], process_peak_rss_bytes())
         yield from (queue, batch, rss, peak)
+        if load.batch_cap is not None:
+            cap = GaugeMetricFamily(
+                n.METRIC_BATCH_CAP, "Adaptive cap on the running batch (--target-tpot)",
+                labels=names,
+            )  # fmt: skip
+            cap.add_metric(self._labels, load.batch_cap)
+            yield cap
         if self._gpu is None or not self._gpu.available:
             return
         used = GaugeMetricFamily(

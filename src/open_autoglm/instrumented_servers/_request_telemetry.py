@@ -219,21 +219,21 @@ class RequestTelemetry:
             n.SPAN_QUEUE, stages.enqueued_ns, stages.scheduled_ns,
             {n.ATTR_QUEUE_DEPTH: stages.queue_depth_at_enqueue},
         )  # fmt: skip
+        prefill: dict[str, AttributeValue] = {
+            n.ATTR_BATCH_SIZE: stages.prefill_batch_size,
+            n.ATTR_PROMPT_TOKENS: stages.prompt_tokens,
+            n.ATTR_CACHED_TOKENS: stages.cached_tokens,
+        }
+        decode: dict[str, AttributeValue] = {
+            n.ATTR_OUTPUT_TOKENS: record.output_tokens,
+            n.ATTR_DECODE_STEPS: stages.decode_steps,
+            n.ATTR_MEAN_BATCH_SIZE: stages.mean_batch_size,
+            n.ATTR_PREEMPTIONS: stages.preemptions,
+        }
+        if stages.batch_cap is not None:
+            prefill[n.ATTR_BATCH_CAP] = decode[n.ATTR_BATCH_CAP] = stages.batch_cap
+        emit(n.SPAN_PREFILL, stages.scheduled_ns, stages.first_token_ns, prefill)
         emit(
-            n.SPAN_PREFILL, stages.scheduled_ns, stages.first_token_ns,
-            {
-                n.ATTR_BATCH_SIZE: stages.prefill_batch_size,
-                n.ATTR_PROMPT_TOKENS: stages.prompt_tokens,
-                n.ATTR_CACHED_TOKENS: stages.cached_tokens,
-            },
-        )  # fmt: skip
-        emit(
-            n.SPAN_DECODE, stages.first_token_ns, stages.finished_ns,
-            {
-                n.ATTR_OUTPUT_TOKENS: record.output_tokens,
-                n.ATTR_DECODE_STEPS: stages.decode_steps,
-                n.ATTR_MEAN_BATCH_SIZE: stages.mean_batch_size,
-                n.ATTR_PREEMPTIONS: stages.preemptions,
-            },
+            n.SPAN_DECODE, stages.first_token_ns, stages.finished_ns, decode,
             events=((n.EVENT_FIRST_TOKEN, stages.first_token_ns),),
         )  # fmt: skip

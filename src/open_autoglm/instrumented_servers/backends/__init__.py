@@ -33,6 +33,8 @@ class BackendOptions:
     max_queue: int | None = None
     device: str = "auto"
     seed: int = 0
+    #: ``--target-tpot``: turns adaptive batching on in backends that support it.
+    target_tpot_ms: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -50,6 +52,8 @@ def build_backend(options: BackendOptions) -> Backend:
     module_name, _, factory_name = target.partition(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
     backend: Backend = factory(options)
+    if options.target_tpot_ms is not None and not backend.adaptive_batching:
+        raise ValueError(f"--target-tpot is not supported by the {options.name} backend")
     return backend
 
 

@@ -10,6 +10,9 @@ The KV cache of the batch is one ``[batch, kv_heads, length, head_dim]`` array p
 kind; ``length`` is the longest sequence, shorter ones padded on the left and hidden by the
 attention mask, so memory is ``batch × longest`` and the budget is checked that way.
 
+With ``--target-tpot`` the cap on the batch adapts (``instrumented_servers._adaptive_batching``)
+to the time between a running sequence's tokens, prefill steps that stall the batch included.
+
 ``tensorrt`` is the same engine with ``--device tensorrt`` (ORT's TensorRT provider, then CUDA).
 """
 
@@ -29,6 +32,10 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from open_autoglm.instrumented_servers._adaptive_batching import (
+    AdaptiveBatchingConfig,
+    BatchCapController,
+)
 from open_autoglm.instrumented_servers._backend import (
     Accepted,
     Backend,
@@ -183,8 +190,15 @@ def _left_pad(
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    adaptive_batching = True
 
-    def __init__(self, model_name: str, folder: Path, config: OrtConfig) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        folder: Path,
+        config: OrtConfig,
+        adaptive: AdaptiveBatchingConfig | None = None,
+    ) -> None:
         files = find_model_files(folder)
         self.engine = DecoderSession(files, config.device, config.threads)
         limit = files.config.get("max_position_embeddings") or 2048
@@ -206,6 +220,11 @@ class OnnxRuntimeBackend(Backend):
         pad = gen_cfg.get("pad_token_id", files.config.get("pad_token_id"))
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
         self._kv_budget = int(config.kv_cache_mb * 2**20)
+        #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
+        self.cap_controller = (
+            None if adaptive is None else BatchCapController(adaptive, config.max_batch_size)
+        )
+        self._last_token_ns = 0  # when the running batch last got a token (0: no batch)
         self._waiting: deque[_Sequence] = deque()
         self._batch = _Batch()
         self._wake = asyncio.Event()
@@ -242,7 +261,12 @@ class OnnxRuntimeBackend(Backend):
         return len(self.tokenizer.encode(text))
 
     def load(self) -> BackendLoad:
-        return BackendLoad(queue_depth=len(self._waiting), running=len(self._batch.rows))
+        controller = self.cap_controller
+        return BackendLoad(
+            queue_depth=len(self._waiting),
+            running=len(self._batch.rows),
+            batch_cap=None if controller is None else controller.cap,
+        )
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         if self._task is None:
@@ -295,7 +319,9 @@ class OnnxRuntimeBackend(Backend):
         running = self._batch.rows
         longest = max((s.reserve for s in running), default=0)
         per_token = self.engine.kv_bytes_per_token
-        while self._waiting and len(running) + len(new) < self.config.max_batch_size:
+        controller = self.cap_controller
+        cap = self.config.max_batch_size if controller is None else controller.cap
+        while self._waiting and len(running) + len(new) < cap:
             seq = self._waiting[0]
             if seq.cancelled:
                 self._waiting.popleft()
@@ -307,6 +333,8 @@ class OnnxRuntimeBackend(Backend):
             self._waiting.popleft()
             longest = max(longest, seq.reserve)
             seq.stages.scheduled_ns = perf_counter_ns()
+            if controller is not None:
+                seq.stages.batch_cap = cap
             new.append(seq)
         return new
 
@@ -333,6 +361,8 @@ class OnnxRuntimeBackend(Backend):
                         seq.stages.first_token_ns = now
                         seq.length = len(seq.prompt_ids)
                     self._emit(new, logits, now)
+                    if not batch.rows:  # a new batch: its clock starts at its first token
+                        self._last_token_ns = now
                     batch.join(new, past, inputs[1])
                 elif batch.rows:
                     inputs = self._decode_inputs()
@@ -347,6 +377,10 @@ class OnnxRuntimeBackend(Backend):
                         seq.stages.decode_steps += 1
                         seq.stages.batch_size_sum += size
                     self._emit(batch.rows, logits, now)
+                    if self.cap_controller is not None and self._last_token_ns:
+                        # since the batch's previous token: this step and any prefill between
+                        self.cap_controller.observe((now - self._last_token_ns) / 1e9, size)
+                    self._last_token_ns = now
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the engine failed: fail the requests in this step
@@ -434,12 +468,14 @@ def _build(
     from open_autoglm.instrumented_servers.models import resolve_model
 
     config = OrtConfig.from_options(options, default_device)
+    target = options.target_tpot_ms
+    adaptive = None if target is None else AdaptiveBatchingConfig(target)
     variant = _KNOWN_PRECISIONS[config.precision]
     folder = resolve_model(config.model, variant)  # type: ignore[arg-type]  # checked in OrtConfig
     served = options.served_model_name or (
         config.model if not Path(config.model).exists() else folder.name
     )
-    return cls(served, folder, config)
+    return cls(served, folder, config, adaptive)
 
 
 def build(options: BackendOptions) -> OnnxRuntimeBackend:

@@ -7,8 +7,11 @@ simulated time per engine step::
     step = decode_base + decode_per_seq * batch + prefill_per_token * new_prompt_tokens
 
 so above its capacity the queue grows and so does queue time. All costs may be zero (the
-load-generator benchmarks use that). Fault knobs: ``error_rate`` fails a request at a random
-token, ``stall_rate``/``stall_ms`` pause a whole step (a GC pause, a slow kernel).
+load-generator benchmarks use that). With ``--target-tpot`` the batch cap adapts to the
+measured step time (``instrumented_servers._adaptive_batching``); with no prefill cost it
+should settle at the largest ``cap`` with ``decode_base + decode_per_seq * cap <= target``.
+Fault knobs: ``error_rate`` fails a request at a random token, ``stall_rate``/``stall_ms``
+pause a whole step (a GC pause, a slow kernel).
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from dataclasses import dataclass, field, fields
 from time import perf_counter_ns
 from typing import Final
 
+from open_autoglm.instrumented_servers._adaptive_batching import (
+    AdaptiveBatchingConfig,
+    BatchCapController,
+)
 from open_autoglm.instrumented_servers._backend import (
     Accepted,
     Backend,
@@ -134,10 +141,18 @@ def image_tokens(image: ImageInput) -> int:
 class SimBackend(Backend):
     name = "sim"
     simulated = True
+    adaptive_batching = True
 
-    def __init__(self, model_name: str, config: SimConfig) -> None:
+    def __init__(
+        self, model_name: str, config: SimConfig, adaptive: AdaptiveBatchingConfig | None = None
+    ) -> None:
         super().__init__(model_name, config.max_model_len)
         self.config = config
+        #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
+        self.cap_controller = (
+            None if adaptive is None else BatchCapController(adaptive, config.max_batch_size)
+        )
+        self._step_end_ns = 0
         self.tokenizer = SimpleTokenizer()
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []
@@ -175,7 +190,12 @@ class SimBackend(Backend):
         return self.tokenizer.count(text)
 
     def load(self) -> BackendLoad:
-        return BackendLoad(queue_depth=len(self._waiting), running=len(self._running))
+        controller = self.cap_controller
+        return BackendLoad(
+            queue_depth=len(self._waiting),
+            running=len(self._running),
+            batch_cap=None if controller is None else controller.cap,
+        )
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
         if self._task is None:
@@ -234,11 +254,15 @@ class SimBackend(Backend):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            controller = self.cap_controller
+            cap = cfg.max_batch_size if controller is None else controller.cap
             new: list[_Sequence] = []
-            while self._waiting and len(self._running) + len(new) < cfg.max_batch_size:
+            while self._waiting and len(self._running) + len(new) < cap:
                 seq = self._waiting.popleft()
                 if not seq.cancelled:
                     seq.stages.scheduled_ns = perf_counter_ns()
+                    if controller is not None:
+                        seq.stages.batch_cap = cap
                     new.append(seq)
             batch = len(self._running) + len(new)
             cost_ms = cfg.prefill_ms_per_token * sum(s.stages.prompt_tokens for s in new)
@@ -248,6 +272,10 @@ class SimBackend(Backend):
                 cost_ms += cfg.stall_ms
             await asyncio.sleep(cost_ms / 1000.0)
             now = perf_counter_ns()
+            if controller is not None and self._running:
+                # the running sequences' previous token came at the end of the previous step
+                controller.observe((now - self._step_end_ns) / 1e9, batch)
+            self._step_end_ns = now
             for seq in self._running:
                 seq.stages.decode_steps += 1
                 seq.stages.batch_size_sum += batch
@@ -276,6 +304,9 @@ class SimBackend(Backend):
 
 
 def build(options: BackendOptions) -> SimBackend:
+    target = options.target_tpot_ms
     return SimBackend(
-        options.served_model_name or options.model or DEFAULT_MODEL, SimConfig.from_options(options)
+        options.served_model_name or options.model or DEFAULT_MODEL,
+        SimConfig.from_options(options),
+        None if target is None else AdaptiveBatchingConfig(target),
     )

@@ -12,16 +12,19 @@ engine measures, with no model of the engine:
   drains as sequences finish, and those steps say nothing about the new cap.
 * **Smooth.** Every ``window_steps`` such steps, the token-weighted mean TPOT of the window
   decides once, then the window starts afresh.
-* **Multiplicative decrease.** Over the target: the cap becomes
-  ``floor(batch × max(max_decrease, target / measured))``, at least one less than the batch
-  that was measured (TPOT grows with the batch and has a fixed part, so this proportional
-  step lands at or above the best cap; the next window takes what is left).
+* **Multiplicative decrease.** Over the target in two windows in a row (or by more than
+  ``over_tolerance`` in one, a real overload; one window with a stall is not enough): the cap
+  becomes ``floor(batch × max(max_decrease, target / measured))`` (the smaller of the two
+  means), at least one less than the batch that was measured. TPOT grows with the batch and
+  has a fixed part, so this proportional step lands at or above the best cap; the next
+  windows take what is left.
 * **Additive increase.** At or under the target *and* the batch filled the cap (a cap the
   load does not reach proves nothing): the cap grows by one.
 * **Hysteresis.** A batch size that missed the target becomes a ceiling: the cap stays below
   it, and only after ``probe_hold_windows`` good windows at the cap below does it try the
   ceiling again (a probe). A probe that fails doubles the wait, up to
-  ``probe_hold_max_windows``; one that succeeds lifts the ceiling (the load got lighter).
+  ``probe_hold_max_windows``; one that meets the target in two windows in a row lifts the
+  ceiling (the load got lighter) and halves the wait.
   Once converged, the cap sits at the best value and visits the next one only on rare probes.
 
 The cap stays within ``[1, max_batch_size]``. The controller is pure logic (no clock, no

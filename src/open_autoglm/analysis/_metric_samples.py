@@ -22,6 +22,7 @@ _FIELDS = {
     n.METRIC_PROCESS_PEAK_RSS: "peak_rss_bytes",
     n.METRIC_QUEUE_DEPTH: "queue_depth",
     n.METRIC_BATCH_SIZE: "batch_size",
+    n.METRIC_BATCH_CAP: "batch_cap",
     n.METRIC_GPU_MEMORY_USED: "gpu_memory_used_bytes",
     n.METRIC_GPU_UTILIZATION: "gpu_utilization",
 }
@@ -97,6 +98,8 @@ class ResourceSummary:
     queue_depth_max: float | None
     batch_size_max: float | None
     batch_size_mean: float | None
+    batch_cap_min: float | None = None  # adaptive batching's lowest cap (None when off)
+    batch_cap_last: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,4 +134,6 @@ def summarize_samples(path: Path) -> ResourceSummary:
         queue_depth_max=max(queue) if queue else None,
         batch_size_max=max(batch) if batch else None,
         batch_size_mean=mean("batch_size"),
+        batch_cap_min=min(caps) if (caps := col("batch_cap")) else None,
+        batch_cap_last=caps[-1] if caps else None,
     )

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     managed.add_argument("--max-model-len", type=int, help="server's context length limit")
     managed.add_argument("--device", help="server device: auto, cpu or cuda")
     managed.add_argument(
+        "--target-tpot", type=float, metavar="MS", help="server's adaptive batching target"
+    )
+    managed.add_argument(
         "--run-dir",
         type=Path,
         help="where records, spans and samples go (default: runs/TIME-BACKEND)",
@@ -318,6 +321,7 @@ def _run_managed(
         ("--max-batch-size", args.max_batch_size),
         ("--max-model-len", args.max_model_len),
         ("--device", args.device),
+        ("--target-tpot", args.target_tpot),
     ):
         if value is not None:
             serve_args += [flag, str(value)]  # fmt: skip

@@ -62,7 +62,7 @@ class BenchmarkConfig:
     seed: int = 0
     output_path: Path | None = Path("results.json")
     records_path: Path | None = None  # default: requests.jsonl beside output_path
-    tracing: TracingConfig | None = None  # None: spans are made (for traceparent), not exported
+    tracing: TracingConfig | None = None  # None or no endpoint: traceparent ids, no spans
     tokenizer_path: Path | None = None
 
     @property
@@ -121,11 +121,12 @@ async def run_benchmark_async(
     config.profile.levels()  # an impossible profile fails before anything is sent
     model = config.endpoint.model or await discover_model(config.endpoint)
     specs = build_requests(prompts, config.endpoint, model)
+    # spans only where they go somewhere: a given provider, or an OTLP endpoint configured
     own_provider = tracer_provider is None
-    provider = tracer_provider or make_tracer_provider(
-        config.tracing or TracingConfig(service_name=names.LOADGEN_SERVICE_NAME)
-    )
-    tracer = provider.get_tracer(names.TRACER_NAME)
+    provider = tracer_provider
+    if provider is None and config.tracing is not None and config.tracing.exports:
+        provider = make_tracer_provider(config.tracing)
+    tracer = provider.get_tracer(names.TRACER_NAME) if provider is not None else None
     records_path = config.resolved_records_path
     writer = RecordWriter(records_path) if records_path is not None else None
     started = time.time_ns()
@@ -141,7 +142,7 @@ async def run_benchmark_async(
     finally:
         if writer is not None:
             writer.close()
-        if own_provider:
+        if own_provider and provider is not None:
             provider.shutdown()
         results = _results(config, model, run.results, started, interrupted, records_path)
         if config.output_path is not None:

@@ -9,6 +9,7 @@ import pytest
 from loadgen_helpers import Crafted, make_config, run
 from opentelemetry.trace import SpanKind
 
+from open_autoglm.loadgen import read_records, run_benchmark_async
 from open_autoglm.telemetry import names
 
 
@@ -158,3 +159,15 @@ async def test_records_are_one_json_line_per_request(crafted: Crafted, tmp_path:
     assert saved["version"] == "open-autoglm.loadgen.results/1"
     assert saved["levels"][0]["succeeded"] == 5
     assert results.levels[0].ttft_ms.count == 5
+
+
+async def test_traceparent_without_export(crafted: Crafted, tmp_path: Path) -> None:
+    """No OTLP endpoint: no spans are made, but each request still carries its own trace."""
+    config = make_config(crafted.url("one_token"), tmp_path, requests=3)
+    results = await run_benchmark_async(config)
+    assert results.levels[0].succeeded == 3
+    records = read_records(tmp_path / "requests.jsonl")
+    sent = [seen["headers"]["traceparent"] for seen in crafted.seen]
+    assert sorted(tp.split("-")[1] for tp in sent) == sorted(r.trace_id or "" for r in records)
+    assert len({r.trace_id for r in records}) == 3
+    assert all(tp.startswith("00-") and tp.endswith("-01") for tp in sent)

@@ -60,14 +60,18 @@ async def test_poisson_arrivals_are_exponential(
     planned = np.sort([r.scheduled_s for r in records])
     # the planned arrivals pass a Kolmogorov-Smirnov test for Exp(rate) gaps...
     assert stats.kstest(np.diff(planned), "expon", args=(0, 1 / rate)).pvalue > 0.001
-    # ...and the requests went out on that plan, to the event loop's millisecond timers
-    # (bounds leave room for a shared, busy test machine)
+    # ...and the requests went out on that plan, to the event loop's millisecond timers, or
+    # the results say plainly that the client could not keep to it (a busy shared machine)
+    health = results.levels[0].health
+    if health.client_bound or health.machine_busy:
+        assert health.statement.startswith(("The client was the bottleneck", "The machine was"))
+        return
     lags = np.array([r.sched_lag_s for r in records])
-    assert np.median(np.abs(lags)) < 2e-3
+    assert np.median(np.abs(lags)) < 1e-3
     gaps = np.diff(np.sort([r.sent_s for r in records]))
-    assert gaps.mean() == pytest.approx(1 / rate, rel=0.2)
-    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.3)  # exponential: CV 1
-    assert results.levels[0].send_rate == pytest.approx(rate, rel=0.2)
+    assert gaps.mean() == pytest.approx(1 / rate, rel=0.15)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.25)  # exponential: CV 1
+    assert results.levels[0].send_rate == pytest.approx(rate, rel=0.15)
 
 
 async def test_constant_arrivals_are_even(zero_cost_server: ServerProcess, tmp_path: Path) -> None:

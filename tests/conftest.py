@@ -11,10 +11,14 @@ from open_autoglm.testing import ServerProcess
 
 @pytest.fixture(scope="session")
 def sim_server() -> Iterator[ServerProcess]:
-    """A real ``open-autoglm serve --backend sim`` with small costs, shared by a session."""
+    """A real ``open-autoglm serve --backend sim`` with small costs, shared by a session.
+
+    Adaptive batching is on with a target no step comes near (1 s a token), so the cap never
+    moves but its gauge is served: the dashboards' cap query has data to be proven against.
+    """
     args = ("--backend", "sim", "--backend-option", "decode_base_ms=1",
             "--backend-option", "decode_per_seq_ms=0.1", "--backend-option",
-            "prefill_ms_per_token=0.01")  # fmt: skip
+            "prefill_ms_per_token=0.01", "--target-tpot", "1000")  # fmt: skip
     with ServerProcess(args) as server:
         yield server
 

@@ -128,13 +128,21 @@ async def _serve(
 
     from open_autoglm.instrumented_servers._app import create_app
 
+    provider = None if tracing is None else make_tracer_provider(tracing)
+
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
                 _announce(self, config, ready)
 
-    provider = None if tracing is None else make_tracer_provider(tracing)
+        async def shutdown(self, sockets: Any = None) -> None:
+            await super().shutdown(sockets)
+            # Flush spans here: after serve() returns, uvicorn re-raises the SIGTERM it
+            # captured, and the default handler ends the process before any `finally`.
+            if provider is not None:
+                provider.shutdown()
+
     app = create_app(backend, tracer_provider=provider, config=config, gpu=GpuProbe())
     server = _Server(
         uvicorn.Config(
@@ -147,11 +155,7 @@ async def _serve(
             timeout_graceful_shutdown=5,
         )
     )
-    try:
-        await server.serve()
-    finally:
-        if provider is not None:
-            provider.shutdown()
+    await server.serve()
     return 0 if server.started else 1
 
 

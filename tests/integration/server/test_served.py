@@ -140,3 +140,23 @@ def test_client_disconnect_cancels_the_generation(traced: tuple[ServerProcess, O
     assert root.attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] < 3000
     metrics = httpx.get(f"{server.url}/metrics").text
     assert re.search(n.METRIC_BATCH_SIZE + r"\{[^}]*\} 0\.0", metrics)
+
+
+def test_sigterm_flushes_every_span() -> None:
+    """The last requests' spans leave the process on SIGTERM: only the shutdown flush can
+    send them here (the batch processor's own schedule is an hour)."""
+    with OtlpSink() as sink:
+        env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "3600000"}
+        args = ("--backend", "sim", "--backend-option", "cost=zero", "--otlp-endpoint",
+                sink.endpoint, "--otlp-protocol", "http/json")  # fmt: skip
+        with ServerProcess(args, env=env) as server:
+            c = client(server)
+            for _ in range(5):
+                c.chat.completions.create(
+                    model="sim-llm", messages=[{"role": "user", "content": "x"}], max_tokens=2
+                )
+            assert sink.spans == []  # nothing exported yet
+            assert server.stop() is not None
+        spans = sink.wait_for(lambda ss: len(ss) >= 25, timeout_s=5)
+    assert sum(s.name == "POST /v1/chat/completions" for s in spans) == 5
+    assert sum(s.name in STAGES for s in spans) == 20

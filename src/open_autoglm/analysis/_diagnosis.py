@@ -6,18 +6,17 @@ store and records; the report embeds the result and the HTML shows it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
-from open_autoglm.analysis._critical_path import CriticalPathError, critical_paths
+from open_autoglm.analysis._critical_path import CriticalPathError, CriticalPaths, critical_paths
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
     find_hotspots,
-    latency_from_records,
     span_attributes,
 )
 from open_autoglm.analysis._load_models import fit_load_models, points_from_levels
@@ -25,6 +24,8 @@ from open_autoglm.analysis._stages import WaterfallSpan, waterfalls
 
 #: Levels needed before a load model is fitted (three parameters each).
 MIN_LEVELS_FOR_FIT = 3
+#: Per-request latencies per level kept for the load models' bootstrap (an even stride).
+BOOTSTRAP_SAMPLES_PER_LEVEL = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +49,56 @@ def slow_quantile(requests: int) -> float:
     return 0.9
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def _read_records(path: Path) -> dict[str, np.ndarray]:
+    """The measured records' columns (DuckDB reads the JSON lines; missing keys are NULL)."""
+    con = duckdb.connect()
+    try:
+        columns = con.execute(
+            """
+            SELECT trace_id, level, status, e2e_s, ttft_s
+            FROM read_json(?, format = 'newline_delimited', columns = {
+                trace_id: 'VARCHAR', level: 'BIGINT', phase: 'VARCHAR', status: 'VARCHAR',
+                e2e_s: 'DOUBLE', ttft_s: 'DOUBLE'})
+            WHERE coalesce(phase, 'measure') = 'measure'
+            """,
+            [str(path)],
+        ).fetchnumpy()
+    finally:
+        con.close()
+    return {
+        k: np.ma.filled(v.astype(np.float64), np.nan) if k in ("e2e_s", "ttft_s") else
+        np.asarray(v)
+        for k, v in columns.items()
+    }  # fmt: skip
+
+
+def _latency_ms(paths: CriticalPaths, records: dict[str, np.ndarray], metric: str) -> np.ndarray:
+    """Client latency (ms) per row of ``paths``; NaN for traces without a successful record."""
+    values = records[f"{metric}_s"] * 1e3
+    ok = (records["status"] == "ok") & np.isfinite(values)
+    ids = records["trace_id"][ok]
+    out = np.full(paths.trace_ids.size, np.nan)
+    if ids.size:
+        rows = paths.indexes(np.asarray([str(i) for i in ids]))
+        hit = rows >= 0
+        out[rows[hit]] = values[ok][hit]
+    return out
+
+
+def _bootstrap_records(records: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Successful records, at most ``BOOTSTRAP_SAMPLES_PER_LEVEL`` a level, as dicts."""
+    ok = (records["status"] == "ok") & np.isfinite(records["e2e_s"])
+    out: list[dict[str, Any]] = []
+    for level in np.unique(records["level"][ok]):
+        e2e = records["e2e_s"][ok & (records["level"] == level)]
+        step = max(1, -(-e2e.size // BOOTSTRAP_SAMPLES_PER_LEVEL))
+        out += [{"level": int(level), "e2e_s": float(v)} for v in e2e[::step]]
+    return out
 
 
 def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]]) -> Diagnosis:
-    records = [r for r in _read_records(records_path) if r.get("phase", "measure") == "measure"]
-    ok = sum(1 for r in records if r.get("status") == "ok")
+    records = _read_records(records_path)
+    ok = int((records["status"] == "ok").sum())
     quantile = slow_quantile(ok)
     hotspots: dict[str, dict[str, Any]] = {}
     summary: list[str] = []
@@ -70,7 +113,7 @@ def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]])
         config = HotspotConfig(metric=metric, quantile=quantile)
         found = find_hotspots(
             paths,
-            latency_from_records(paths, records, metric),
+            _latency_ms(paths, records, metric),
             span_attributes(spans_path, paths),
             config,
         )
@@ -80,7 +123,7 @@ def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]])
             example_ids.extend(found.top.example_trace_ids)
     load_models = None
     if len(levels) >= MIN_LEVELS_FOR_FIT:
-        points = points_from_levels(levels, records)
+        points = points_from_levels(levels, _bootstrap_records(records))
         load_models = fit_load_models(points).to_json()
         summary.extend(load_models["summary"])
     elif len(levels) > 1:

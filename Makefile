@@ -24,8 +24,8 @@ setup-system:  ## Debian packages the tests use (chromium, prometheus, ...)
 	  fi; \
 	fi
 
-demo: setup  ## the main job on the embedded default: a managed benchmark of the sim backend
-	$(BIN)/open-autoglm benchmark --backend sim --concurrency 16 --output report.json
+demo: setup  ## the main job on the embedded default: SmolLM2-135M on ONNX Runtime, managed run
+	$(BIN)/open-autoglm benchmark --backend onnxruntime --model smollm2-135m --concurrency 16 --output report.json
 
 lint:
 	$(BIN)/ruff check src tests benchmarks

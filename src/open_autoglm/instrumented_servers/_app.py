@@ -133,6 +133,14 @@ class _Service:
         started = perf_counter_ns()
         messages, image_bytes = decode_messages(body.messages)
         images: tuple[ImageInput, ...] = tuple(im for m in messages for im in m.images)
+        if images and not self.backend.accepts_images:
+            raise APIError(
+                400,
+                f"the {self.backend.name} backend serves a text-only model; remove the "
+                "image_url parts",
+                param="messages",
+                code="images_not_supported",
+            )
         if images:
             record.preprocess = (started, perf_counter_ns())
             record.image_count = len(images)

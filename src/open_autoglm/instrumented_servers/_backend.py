@@ -161,6 +161,9 @@ class Backend(abc.ABC):
     simulated: ClassVar[bool] = False
     #: True for engines with tracing of their own that want ``GenerationRequest.trace_headers``.
     wants_trace_headers: ClassVar[bool] = False
+    #: True for backends that take images (``GenerationRequest.images``); for the others the
+    #: server answers a request with images with a 400 instead of dropping the images.
+    accepts_images: ClassVar[bool] = False
     #: True for engines whose scheduler honours ``--target-tpot`` (adaptive batching).
     adaptive_batching: ClassVar[bool] = False
 

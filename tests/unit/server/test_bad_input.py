@@ -133,3 +133,21 @@ async def test_engine_fault_is_a_500_with_a_json_body(make_app) -> None:  # type
     app = await make_app(error_rate="1")
     r = await app.client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 5})
     assert assert_openai_error(r, 500)["type"] == "server_error"
+
+
+async def test_images_to_a_text_only_backend_are_a_400(make_app) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (28, 28), "red").save(buf, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    app = await make_app()
+    app.backend.accepts_images = False  # as the onnxruntime and vllm backends
+    part = {"type": "image_url", "image_url": {"url": uri}}
+    body = {"model": "sim-llm", "messages": [{"role": "user", "content": [part]}]}
+    r = await app.client.post("/v1/chat/completions", json=body)
+    assert assert_openai_error(r, 400, "messages")["code"] == "images_not_supported"
+    await still_serving(app)

@@ -141,6 +141,7 @@ def image_tokens(image: ImageInput) -> int:
 class SimBackend(Backend):
     name = "sim"
     simulated = True
+    accepts_images = True  # counts one token per 28x28 patch
     adaptive_batching = True
 
     def __init__(

@@ -26,27 +26,11 @@ from open_autoglm.collector._errors import (
     DecodeError,
     UnsupportedMediaTypeError,
 )
+from open_autoglm.collector._schema import SPANS_TABLE_COLUMNS
 
 #: Column order of the tuples in :attr:`SpanBatch.spans` (the ``spans`` table adds
 #: ``duration_ns``, computed by the store).
-SPAN_COLUMNS: Final = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "kind",
-    "service_name",
-    "start_unix_ns",
-    "end_unix_ns",
-    "status_code",
-    "status_message",
-    "attributes",
-    "resource_attributes",
-    "scope_name",
-    "scope_version",
-    "trace_state",
-    "links",
-)
+SPAN_COLUMNS: Final = tuple(c for c in SPANS_TABLE_COLUMNS if c != "duration_ns")
 #: Column order of the tuples in :attr:`SpanBatch.events`.
 EVENT_COLUMNS: Final = (
     "trace_id",

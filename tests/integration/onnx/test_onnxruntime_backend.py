@@ -107,6 +107,39 @@ async def test_concurrent_requests_batch_and_match_alone(
     assert all(s.prefill_batch_size == 1 for _, f in alone for s in [f.stages])
 
 
+async def staggered(engine: OnnxRuntimeBackend) -> list[tuple[str, float]]:
+    """Requests that arrive while others run and finish at different steps, so rows join a
+    running batch (padded on the left), leave it, and padding columns get trimmed."""
+
+    async def one(i: int, question: str) -> tuple[str, float]:
+        await asyncio.sleep(0.15 * i)
+        text, finished = await complete(engine, question, 6 + 3 * (i % 4))
+        return text, finished.stages.mean_batch_size
+
+    return list(await asyncio.gather(*(one(i, q) for i, q in enumerate(QUESTIONS))))
+
+
+async def test_io_binding_keeps_answers_while_rows_join_and_leave(
+    smollm2: dict[Variant, Path],
+) -> None:
+    # The path a GPU takes (cache on the device, reshaped by ONNX graphs between steps), run
+    # here on the CPU provider: answers must be those of the plain host-array path.
+    answers = {}
+    for binding in ("off", "on"):
+        engine = OnnxRuntimeBackend(
+            "m", smollm2["onnx-fp32"], OrtConfig(max_batch_size=4, io_binding=binding)
+        )
+        assert engine.engine.io_binding is (binding == "on")
+        await engine.start()
+        try:
+            answers[binding] = await staggered(engine)
+        finally:
+            await engine.stop()
+    assert [t for t, _ in answers["on"]] == [t for t, _ in answers["off"]]
+    assert "Paris" in answers["on"][0][0]
+    assert max(size for _, size in answers["on"]) > 1.5  # rows really shared the batch
+
+
 @pytest.mark.usefixtures("started")
 async def test_cancelled_request_frees_its_slot(smollm2: dict[Variant, Path]) -> None:
     engine = OnnxRuntimeBackend("m", smollm2["onnx-int4"], OrtConfig(max_batch_size=1))

@@ -52,5 +52,11 @@ def test_options_are_checked_when_built() -> None:
         OrtConfig.from_options(BackendOptions("onnxruntime", extra={"beams": "2"}))
     with pytest.raises(ValueError, match="unknown device"):
         OrtConfig.from_options(BackendOptions("onnxruntime", device="npu"))
+    with pytest.raises(ValueError, match="io_binding must be one of auto, on, off"):
+        OrtConfig.from_options(BackendOptions("onnxruntime", extra={"io_binding": "yes"}))
+    assert (
+        OrtConfig.from_options(BackendOptions("onnxruntime", extra={"io_binding": "on"})).io_binding
+        == "on"
+    )
     config = OrtConfig.from_options(BackendOptions("tensorrt", max_batch_size=4), "tensorrt")
     assert (config.device, config.max_batch_size, config.model) == ("tensorrt", 4, "smollm2-135m")

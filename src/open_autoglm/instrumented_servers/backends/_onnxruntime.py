@@ -55,6 +55,7 @@ from open_autoglm.instrumented_servers.backends import BackendOptions
 from open_autoglm.instrumented_servers.backends._ort_model import (
     DEVICES,
     DecoderSession,
+    Past,
     find_model_files,
 )
 from open_autoglm.instrumented_servers.backends._ort_text import (
@@ -68,6 +69,7 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_MODEL: Final = "smollm2-135m"
 _KNOWN_PRECISIONS: Final = {"int4": "onnx-int4", "fp32": "onnx-fp32"}
+_IO_BINDING: Final[dict[str, bool | None]] = {"auto": None, "on": True, "off": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,8 @@ class OrtConfig:
     max_model_len: int | None = None  # default: the model's own limit
     kv_cache_mb: float = 1024.0
     threads: int = 0  # intra-op threads; 0 lets onnxruntime choose
+    #: KV cache kept on the session's device between steps: auto (GPU providers only), on, off.
+    io_binding: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,13 +101,22 @@ class OrtConfig:
         for name in ("max_batch_size", "max_queue"):
             if getattr(self, name) < 1:
                 raise ValueError(f"onnxruntime option {name} must be at least 1")
+        if self.io_binding not in _IO_BINDING:
+            raise ValueError(
+                f"onnxruntime option io_binding must be one of {', '.join(_IO_BINDING)}"
+            )
         if self.kv_cache_mb <= 0:
             raise ValueError("onnxruntime option kv_cache_mb must be positive")
 
     @classmethod
     def from_options(cls, options: BackendOptions, default_device: str = "auto") -> OrtConfig:
         values: dict[str, Any] = {}
-        parsers: Mapping[str, type] = {"precision": str, "kv_cache_mb": float, "threads": int}
+        parsers: Mapping[str, type] = {
+            "precision": str,
+            "kv_cache_mb": float,
+            "threads": int,
+            "io_binding": str,
+        }
         for key, raw in options.extra.items():
             parse = parsers.get(key)
             if parse is None:
@@ -143,24 +156,28 @@ class _Sequence:
 
 
 class _Batch:
-    """The running sequences and their KV cache, rows in the same order."""
+    """The running sequences and their KV cache, rows in the same order.
 
-    def __init__(self) -> None:
+    The cache stays wherever the session keeps it (host arrays, or device tensors with IO
+    binding); only the attention mask, which the scheduler reads, is kept on the host.
+    """
+
+    def __init__(self, engine: DecoderSession) -> None:
+        self.engine = engine
         self.rows: list[_Sequence] = []
-        self.past: list[npt.NDArray[Any]] = []
+        self.past: Past = []
         self.mask: npt.NDArray[np.int64] = np.zeros((0, 0), np.int64)
 
-    def join(
-        self, rows: list[_Sequence], past: list[npt.NDArray[Any]], mask: npt.NDArray[np.int64]
-    ) -> None:
+    def join(self, rows: list[_Sequence], past: Past, mask: npt.NDArray[np.int64]) -> None:
         if not self.rows:
             self.rows, self.past, self.mask = rows, past, mask
             return
         width = max(self.mask.shape[1], mask.shape[1])
-        old = _left_pad(self.past, self.mask, width)
-        new = _left_pad(past, mask, width)
-        self.past = [np.concatenate([a, b]) for a, b in zip(old[0], new[0], strict=True)]
-        self.mask = np.concatenate([old[1], new[1]])
+        pad_old, pad_new = width - self.mask.shape[1], width - mask.shape[1]
+        self.past = self.engine.join_past(self.past, pad_old, past, pad_new)
+        self.mask = np.concatenate(
+            [np.pad(self.mask, ((0, 0), (pad_old, 0))), np.pad(mask, ((0, 0), (pad_new, 0)))]
+        )
         self.rows = self.rows + rows
 
     def keep(self, keep: list[int]) -> None:
@@ -170,22 +187,12 @@ class _Batch:
         if not keep:
             self.rows, self.past, self.mask = [], [], np.zeros((0, 0), np.int64)
             return
-        index = np.asarray(keep)
+        index = np.asarray(keep, np.int64)
         mask = self.mask[index]
         first = int(np.argmax(mask.any(axis=0)))
         self.mask = np.ascontiguousarray(mask[:, first:])
-        self.past = [np.ascontiguousarray(p[index, :, first:, :]) for p in self.past]
+        self.past = self.engine.select_past(self.past, index, first)
         self.rows = [self.rows[i] for i in keep]
-
-
-def _left_pad(
-    past: list[npt.NDArray[Any]], mask: npt.NDArray[np.int64], width: int
-) -> tuple[list[npt.NDArray[Any]], npt.NDArray[np.int64]]:
-    extra = width - mask.shape[1]
-    if extra == 0:
-        return past, mask
-    padded = [np.pad(p, ((0, 0), (0, 0), (extra, 0), (0, 0))) for p in past]
-    return padded, np.pad(mask, ((0, 0), (extra, 0)))
 
 
 class OnnxRuntimeBackend(Backend):
@@ -200,7 +207,9 @@ class OnnxRuntimeBackend(Backend):
         adaptive: AdaptiveBatchingConfig | None = None,
     ) -> None:
         files = find_model_files(folder)
-        self.engine = DecoderSession(files, config.device, config.threads)
+        self.engine = DecoderSession(
+            files, config.device, config.threads, _IO_BINDING[config.io_binding]
+        )
         limit = files.config.get("max_position_embeddings") or 2048
         super().__init__(model_name, int(config.max_model_len or limit))
         self.config = config
@@ -226,7 +235,7 @@ class OnnxRuntimeBackend(Backend):
         )
         self._last_token_ns = 0  # when the running batch last got a token (0: no batch)
         self._waiting: deque[_Sequence] = deque()
-        self._batch = _Batch()
+        self._batch = _Batch(self.engine)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -247,7 +256,7 @@ class OnnxRuntimeBackend(Backend):
                 await task
         for seq in [*self._batch.rows, *self._waiting]:
             seq.out.put_nowait(EngineError("server shutting down"))
-        self._batch = _Batch()
+        self._batch = _Batch(self.engine)
         self._waiting.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
@@ -390,7 +399,7 @@ class OnnxRuntimeBackend(Backend):
                     seq.done = True
                     seq.out.put_nowait(EngineError(f"onnxruntime failed: {type(exc).__name__}"))
                 if not new:
-                    self._batch = _Batch()
+                    self._batch = _Batch(self.engine)
 
     def _prefill_inputs(
         self, new: list[_Sequence]

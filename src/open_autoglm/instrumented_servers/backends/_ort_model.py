@@ -8,6 +8,11 @@ Any folder in the standard layout works (ours from ``open-autoglm models prepare
 Execution providers are asked for explicitly and then checked: onnxruntime quietly falls back
 to the CPU when a CUDA or TensorRT provider cannot start, so the providers the session really
 got are compared with the request, and a mismatch is an error, never a silent CPU run.
+
+On a GPU provider the session runs with IO binding: the KV cache lives on the device between
+steps (``present.N.*`` bound straight back as ``past_key_values.N.*``) and only the last
+position's logits come back to the host. ``io_binding=True`` takes the same path on the CPU,
+which is how CI covers it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from open_autoglm.instrumented_servers.backends._ort_kv_ops import KvCacheOps
+
 Int64Array = npt.NDArray[np.int64]
+
+#: A KV cache: one tensor per ``past_names`` entry, numpy arrays or (IO binding) OrtValues.
+Past = list[Any]
 
 #: ``--device`` -> onnxruntime providers, most preferred first.
 DEVICE_PROVIDERS: Final[dict[str, tuple[str, ...]]] = {
@@ -134,10 +144,25 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-class DecoderSession:
-    """One onnxruntime session over a decoder-with-past model, with its input signature."""
+_PROVIDER_DEVICE: Final[dict[str, str]] = {
+    "CUDAExecutionProvider": "cuda",
+    "TensorrtExecutionProvider": "cuda",
+}
 
-    def __init__(self, files: ModelFiles, device: str = "auto", threads: int = 0) -> None:
+
+class DecoderSession:
+    """One onnxruntime session over a decoder-with-past model, with its input signature.
+
+    ``io_binding``: None binds on GPU providers only; True or False forces it either way.
+    """
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        device: str = "auto",
+        threads: int = 0,
+        io_binding: bool | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.files = files
@@ -161,6 +186,18 @@ class DecoderSession:
             device, self.requested_providers, self.session.get_providers()
         )
         self._read_signature()
+        #: Where the session's outputs live: ``cpu`` or ``cuda``.
+        self.device_type = _PROVIDER_DEVICE.get(self.provider, "cpu")
+        self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
+        self._ops: KvCacheOps | None = None
+        if self.io_binding:
+            self._ops = KvCacheOps(
+                len(self.past_names),
+                self.kv_dtype,
+                self.logits_dtype,
+                self.requested_providers,
+                self.device_type,
+            )
 
     def _read_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -210,9 +247,11 @@ class DecoderSession:
             for i in range(self.num_layers)
             for kind in ("key", "value")
         ]
-        outputs = [o.name for o in self.session.get_outputs()]
+        output_types = {o.name: o.type for o in self.session.get_outputs()}
+        outputs = list(output_types)
         if "logits" not in outputs:
             raise ModelLoadError(f"{self.files.onnx.name} has no 'logits' output")
+        self.logits_dtype = _ONNX_DTYPES.get(output_types["logits"], np.float32)
         self.output_names = ["logits"] + [
             f"present.{i}.{kind}" for i in range(self.num_layers) for kind in ("key", "value")
         ]
@@ -226,8 +265,16 @@ class DecoderSession:
         itemsize = np.dtype(self.kv_dtype).itemsize
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * itemsize
 
-    def empty_past(self, batch: int) -> list[npt.NDArray[Any]]:
+    def empty_past(self, batch: int) -> Past:
+        """The cache of ``batch`` sequences with nothing in it yet (the input of a prefill)."""
         shape = (batch, self.num_kv_heads, 0, self.head_dim)
+        if self.io_binding:
+            from onnxruntime import OrtValue
+
+            return [
+                OrtValue.ortvalue_from_shape_and_type(shape, self.kv_dtype, self.device_type, 0)
+                for _ in self.past_names
+            ]
         return [np.zeros(shape, self.kv_dtype) for _ in self.past_names]
 
     def run(
@@ -235,15 +282,57 @@ class DecoderSession:
         input_ids: Int64Array,
         attention_mask: Int64Array,
         position_ids: Int64Array,
-        past: Sequence[npt.NDArray[Any]],
-    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[Any]]]:
+        past: Past,
+    ) -> tuple[npt.NDArray[np.float32], Past]:
         """One forward pass: the last position's logits ``[batch, vocab]`` and the new cache."""
         feeds: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.has_position_ids:
             feeds["position_ids"] = position_ids
         if self.has_cache_branch:
-            feeds["use_cache_branch"] = np.array([past[0].shape[2] > 0])
+            feeds["use_cache_branch"] = np.array([attention_mask.shape[1] > input_ids.shape[1]])
+        if self._ops is not None:
+            return self._run_bound(feeds, past, self._ops)
         feeds.update(zip(self.past_names, past, strict=True))
         results = self.session.run(self.output_names, feeds)
         logits = np.asarray(results[0][:, -1, :], dtype=np.float32)
         return logits, list(results[1:])
+
+    def _run_bound(
+        self, feeds: dict[str, Any], past: Past, ops: KvCacheOps
+    ) -> tuple[npt.NDArray[np.float32], Past]:
+        binding = self.session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, array)
+        for name, value in zip(self.past_names, past, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for name in self.output_names:
+            binding.bind_output(name, self.device_type, 0)
+        self.session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        if self.device_type == "cpu":
+            logits = np.asarray(outputs[0].numpy()[:, -1, :], dtype=np.float32)
+        else:
+            logits = ops.last_logits(outputs[0])
+        return logits, list(outputs[1:])
+
+    def select_past(self, past: Past, rows: Int64Array, start: int) -> Past:
+        """The cache of the sequences ``rows``, without its first ``start`` columns."""
+        if self._ops is not None:
+            return self._ops.select(past, rows, start)
+        return [np.ascontiguousarray(p[rows, :, start:, :]) for p in past]
+
+    def join_past(self, first: Past, pad_first: int, then: Past, pad_then: int) -> Past:
+        """The rows of ``first`` and then of ``then``, each padded on the left by so many
+        columns of zeros (so both reach the same length)."""
+        if self._ops is not None:
+            return self._ops.join(first, pad_first, then, pad_then)
+        return [
+            np.concatenate([_pad_left(a, pad_first), _pad_left(b, pad_then)])
+            for a, b in zip(first, then, strict=True)
+        ]
+
+
+def _pad_left(array: npt.NDArray[Any], columns: int) -> npt.NDArray[Any]:
+    if columns == 0:
+        return array
+    return np.pad(array, ((0, 0), (0, 0), (columns, 0), (0, 0)))

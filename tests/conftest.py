@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -28,3 +30,14 @@ def zero_cost_server() -> Iterator[ServerProcess]:
     """``open-autoglm serve --backend sim --backend-option cost=zero``."""
     with ServerProcess(("--backend", "sim", "--backend-option", "cost=zero")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """The ``prometheus`` binary; a failure under CI=1 when it is missing, else a skip."""
+    path = shutil.which("prometheus")
+    if path is None:
+        if os.environ.get("CI") == "1":
+            pytest.fail("prometheus is not installed; CI installs it (scripts/system-packages.txt)")
+        pytest.skip("prometheus is not installed (make setup-system installs it)")
+    return path

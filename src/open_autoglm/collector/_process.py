@@ -8,23 +8,19 @@ polls for that file while checking the child is alive: no fixed sleep, no fixed 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final
+from typing import Any, Final
 
+from open_autoglm._child_process import ChildExitedError, ChildNotReadyError, ChildProcess
 from open_autoglm.collector._config import CollectorConfig
 from open_autoglm.collector._errors import CollectorStartError
 
-logger = logging.getLogger(__name__)
-
 _POLL_S: Final = 0.02
+_STOP_GRACE_S: Final = 60.0
 
 
 class CollectorProcess:
@@ -48,8 +44,7 @@ class CollectorProcess:
         self._log_level = log_level
         self._python = python
         self._env = env
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
+        self._child: ChildProcess | None = None
         self.info: dict[str, Any] = {}
 
     def command(self, ready_file: Path) -> list[str]:
@@ -80,39 +75,37 @@ class CollectorProcess:
         """Start the child and return once it is ready; :class:`CollectorStartError` if not."""
         with tempfile.TemporaryDirectory(prefix="open-autoglm-collector-") as tmp:
             ready_file = Path(tmp) / "ready.json"
-            if self._log_path is not None:
-                self._log_file = self._log_path.open("ab")
-            self._process = subprocess.Popen(
+            self._child = ChildProcess.start(
+                "collector",
                 self.command(ready_file),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=self._log_file,
                 env=self._env,
+                stderr_path=self._log_path,
+                append_stderr=True,
             )
-            deadline = time.monotonic() + timeout_s
-            while not ready_file.exists():
-                code = self._process.poll()
-                if code is not None:
-                    self._close_log()
-                    raise CollectorStartError(
-                        f"the collector exited with status {code} before it was ready"
-                        + (f"; see {self._log_path}" if self._log_path else "")
-                    )
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise CollectorStartError(f"the collector was not ready after {timeout_s} s")
-                time.sleep(_POLL_S)
+            try:
+                self._child.wait_ready(
+                    ready_file.exists, timeout_s, poll_s=_POLL_S, grace_s=_STOP_GRACE_S
+                )
+            except ChildExitedError as exc:
+                raise CollectorStartError(
+                    f"the collector exited with status {exc.returncode} before it was ready"
+                    + (f"; see {self._log_path}" if self._log_path else "")
+                ) from exc
+            except ChildNotReadyError as exc:
+                raise CollectorStartError(
+                    f"the collector was not ready after {timeout_s} s"
+                ) from exc
             self.info = json.loads(ready_file.read_text())
         return self
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid if self._child is not None else None
 
     @property
     def returncode(self) -> int | None:
         """The child's exit status once it has exited, else ``None``."""
-        return self._process.poll() if self._process is not None else None
+        return self._child.poll() if self._child is not None else None
 
     @property
     def http_port(self) -> int | None:
@@ -139,34 +132,15 @@ class CollectorProcess:
         endpoint: str | None = self.info.get("grpc_endpoint")
         return endpoint
 
-    def stop(self, timeout_s: float = 60.0) -> int | None:
+    def stop(self, timeout_s: float = _STOP_GRACE_S) -> int | None:
         """SIGTERM, wait for the child to flush and exit; SIGKILL after ``timeout_s``.
 
         Returns the exit status (0 after a clean flush), ``None`` if it was never started.
         """
-        process = self._process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                logger.error(
-                    "collector pid %d did not stop in %s s; killing it", process.pid, timeout_s
-                )
-                process.kill()
-                process.wait()
-        self._close_log()
-        return process.returncode
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        return self._child.stop(timeout_s) if self._child is not None else None
 
     def __enter__(self) -> CollectorProcess:
-        return self.start() if self._process is None else self
+        return self.start() if self._child is None else self
 
     def __exit__(
         self,

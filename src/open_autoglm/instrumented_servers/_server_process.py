@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 import httpx
+
+from open_autoglm._child_process import ChildExitedError, ChildNotReadyError, ChildProcess
+
+_POLL_S: Final = 0.05
+_STOP_GRACE_S: Final = 10.0
 
 
 class ServerStartError(RuntimeError):
@@ -45,14 +48,14 @@ class ServerProcess:
         self._launcher = list(launcher)
         self._dir = tempfile.TemporaryDirectory(prefix="open-autoglm-server-")
         self._log_path = log_path
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self.url = ""
         self.port = 0
 
     @property
     def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
+        assert self._child is not None
+        return self._child.pid
 
     @property
     def stderr_path(self) -> Path:
@@ -62,30 +65,32 @@ class ServerProcess:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
     def start(self) -> ServerProcess:
-        ready = Path(self._dir.name) / "ready.json"
+        ready_file = Path(self._dir.name) / "ready.json"
         cmd = [*self._launcher, sys.executable, "-m", "open_autoglm", *self._command,
-               "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready),
+               "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready_file),
                *self._args]  # fmt: skip
-        with self.stderr_path.open("wb") as err:
-            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=self._env)
-        deadline = time.monotonic() + self._timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ServerStartError(
-                    f"server exited with status {self._proc.returncode}: {self._last_line()} "
-                    f"(log: {self.stderr_path})\n{self.stderr()}"
-                )
-            if ready.exists():
-                info = json.loads(ready.read_text())
-                self.url, self.port = info["url"], int(info["port"])
-                if self._healthy():
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise ServerStartError(
-            f"server not ready after {self._timeout_s} s: {self._last_line()} "
-            f"(log: {self.stderr_path})\n{self.stderr()}"
-        )
+        self._child = ChildProcess.start("server", cmd, env=self._env, stderr_path=self.stderr_path)
+
+        def ready() -> bool:
+            if not ready_file.exists():
+                return False
+            info = json.loads(ready_file.read_text())
+            self.url, self.port = info["url"], int(info["port"])
+            return self._healthy()
+
+        try:
+            self._child.wait_ready(ready, self._timeout_s, poll_s=_POLL_S, grace_s=_STOP_GRACE_S)
+        except ChildExitedError as exc:
+            raise ServerStartError(
+                f"server exited with status {exc.returncode}: {self._last_line()} "
+                f"(log: {self.stderr_path})\n{self.stderr()}"
+            ) from exc
+        except ChildNotReadyError as exc:
+            raise ServerStartError(
+                f"server not ready after {self._timeout_s} s: {self._last_line()} "
+                f"(log: {self.stderr_path})\n{self.stderr()}"
+            ) from exc
+        return self
 
     def _last_line(self) -> str:
         lines = [line for line in self.stderr().splitlines() if line.strip()]
@@ -97,19 +102,9 @@ class ServerProcess:
         except httpx.HTTPError:
             return False
 
-    def stop(self, timeout_s: float = 10.0) -> int | None:
+    def stop(self, timeout_s: float = _STOP_GRACE_S) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit status."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return self._child.stop(timeout_s) if self._child is not None else None
 
     def __enter__(self) -> ServerProcess:
         return self.start()

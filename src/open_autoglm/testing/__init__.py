@@ -1,6 +1,15 @@
-"""Helpers for tests that users of Open-AutoGLM need too: a server process, span capture."""
+"""Helpers for tests that users of Open-AutoGLM need too: a server process, span capture, a
+real Prometheus."""
 
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.testing._otlp_sink import OtlpSink, SinkSpan
+from open_autoglm.testing._prometheus import PrometheusError, PrometheusProcess
 
-__all__ = ["OtlpSink", "ServerProcess", "ServerStartError", "SinkSpan"]
+__all__ = [
+    "OtlpSink",
+    "PrometheusError",
+    "PrometheusProcess",
+    "ServerProcess",
+    "ServerStartError",
+    "SinkSpan",
+]

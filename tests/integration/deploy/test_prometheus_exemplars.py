@@ -1,18 +1,14 @@
 """A real Prometheus scrapes a real ``open-autoglm serve --backend sim``: exemplars carry trace
 ids, and every dashboard query that only needs a server returns data.
 
-Prometheus is Debian's package (2.42), run directly on 127.0.0.1 with a config written here,
-``--enable-feature=exemplar-storage`` and storage in a temporary folder.
+Prometheus is Debian's package (2.42), run by :class:`open_autoglm.testing.PrometheusProcess` on
+127.0.0.1 with ``--enable-feature=exemplar-storage`` and storage in a temporary folder.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +18,7 @@ import pytest
 
 from open_autoglm.dashboards import BOARDS
 from open_autoglm.telemetry import names as n
-from open_autoglm.testing import ServerProcess
+from open_autoglm.testing import PrometheusProcess, ServerProcess
 
 pytestmark = pytest.mark.prometheus
 
@@ -38,22 +34,6 @@ _SUBSTITUTIONS = {
 }
 
 
-def _prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        if os.environ.get("CI") == "1":
-            pytest.fail("prometheus is not installed; CI installs it (scripts/system-packages.txt)")
-        pytest.skip("prometheus is not installed (make setup-system installs it)")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_for(what: str, check: Callable[[], Any], logs: Callable[[], str]) -> Any:
     """Poll ``check`` until it returns something truthy (no fixed sleeps: bounded polling)."""
     deadline = time.monotonic() + _DEADLINE_S
@@ -67,55 +47,12 @@ def _wait_for(what: str, check: Callable[[], Any], logs: Callable[[], str]) -> A
 
 @pytest.fixture(scope="module")
 def prometheus(
-    sim_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    binary = _prometheus_binary()
+    prometheus_binary: str, sim_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusProcess]:
     folder = tmp_path_factory.mktemp("prometheus")
-    config = folder / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n  - job_name: open-autoglm\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{sim_server.port}']\n",
-        encoding="utf-8",
-    )
-    port = _free_port()
-    log = folder / "prometheus.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--enable-feature=exemplar-storage",
-                "--log.level=warn",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def logs() -> str:
-        return log.read_text(errors="replace")
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"prometheus exited with {proc.returncode}\n{logs()}")
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_for("prometheus to be ready", ready, logs)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    targets = [f"127.0.0.1:{sim_server.port}"]
+    with PrometheusProcess(targets, folder, binary=prometheus_binary) as prometheus:
+        yield prometheus
 
 
 def _drive(server: ServerProcess, requests: int = 24) -> None:
@@ -135,27 +72,21 @@ def _drive(server: ServerProcess, requests: int = 24) -> None:
             assert response.status_code == 200, response.text
 
 
-def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10.0)
-    body = response.json()
-    assert body["status"] == "success", (expr, body)
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
-
-
 def _substitute(expr: str) -> str:
     for macro, value in _SUBSTITUTIONS.items():
         expr = expr.replace(macro, value)
     return expr
 
 
-def test_exemplars_carry_trace_ids(prometheus: str, sim_server: ServerProcess) -> None:
+def test_exemplars_carry_trace_ids(
+    prometheus: PrometheusProcess, sim_server: ServerProcess
+) -> None:
     start = time.time() - 5
     _drive(sim_server)
 
     def exemplars() -> list[dict[str, Any]]:
         response = httpx.get(
-            f"{prometheus}/api/v1/query_exemplars",
+            f"{prometheus.url}/api/v1/query_exemplars",
             params={
                 "query": f"{n.METRIC_REQUEST_DURATION}_bucket",
                 "start": f"{start:.3f}",
@@ -176,7 +107,7 @@ def test_exemplars_carry_trace_ids(prometheus: str, sim_server: ServerProcess) -
 
 
 def test_every_server_query_of_the_dashboards_returns_data(
-    prometheus: str, sim_server: ServerProcess
+    prometheus: PrometheusProcess, sim_server: ServerProcess
 ) -> None:
     _drive(sim_server)
     queries = [
@@ -189,6 +120,6 @@ def test_every_server_query_of_the_dashboards_returns_data(
     for board, panel, expr in queries:
         _wait_for(
             f"data for {board} / {panel}: {expr}",
-            functools.partial(_query, prometheus, expr),
+            functools.partial(prometheus.query, expr),
             sim_server.stderr,
         )

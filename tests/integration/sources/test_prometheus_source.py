@@ -21,13 +21,13 @@ import duckdb
 import httpx
 import numpy as np
 import pytest
-from sources_helpers import instant, prometheus_binary, running_prometheus, wait_for
+from sources_helpers import wait_for
 
 from open_autoglm.cli import main
 from open_autoglm.collector import CollectorConfig, CollectorProcess, SpanStore
 from open_autoglm.telemetry import STAGE_BUCKETS
 from open_autoglm.telemetry import names as n
-from open_autoglm.testing import ServerProcess
+from open_autoglm.testing import PrometheusProcess, ServerProcess
 
 pytestmark = pytest.mark.prometheus
 
@@ -43,8 +43,10 @@ class ObservedRun:
 
 
 @pytest.fixture(scope="module")
-def observed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedRun]:
-    prometheus_binary()  # fails under CI=1 when missing, before anything starts
+def observed_run(
+    prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ObservedRun]:
+    # the prometheus_binary fixture skips (fails under CI=1) before anything starts
     run_dir = tmp_path_factory.mktemp("run")
     config = CollectorConfig(db_path=run_dir / "spans.duckdb")
     with CollectorProcess(config, log_path=run_dir / "collector.log") as collector:
@@ -56,8 +58,10 @@ def observed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedR
             log_path=run_dir / "server.log",
         ) as server:
             prometheus_dir = tmp_path_factory.mktemp("prometheus")
-            with running_prometheus(prometheus_dir, server.port) as prom:
-                wait_for("the first scrape", lambda: instant(prom, "up == 1"), server.stderr)
+            with PrometheusProcess(
+                [f"127.0.0.1:{server.port}"], prometheus_dir, binary=prometheus_binary
+            ) as prom:
+                wait_for("the first scrape", lambda: prom.query("up == 1"), server.stderr)
                 health = httpx.get(f"{server.url}/health", timeout=5.0).json()
                 run = {"backend": health["backend"], "model": health["model"], "simulated": True}
                 (run_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
@@ -65,14 +69,14 @@ def observed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedR
                 total = f"sum({n.METRIC_REQUEST_DURATION}_count)"
                 wait_for(
                     f"Prometheus to scrape all {_REQUESTS} requests",
-                    lambda: [r for r in instant(prom, total) if r["value"][1] == str(_REQUESTS)],
+                    lambda: [r for r in prom.query(total) if r["value"][1] == str(_REQUESTS)],
                     server.stderr,
                 )
                 # stop (idempotent; the context managers clean up): the server flushes its
                 # spans, then the collector completes the store; Prometheus keeps its data
                 server.stop()
                 collector.stop()
-                yield ObservedRun(run_dir, prom)
+                yield ObservedRun(run_dir, prom.url)
 
 
 def _load(url: str, endpoint: str, run_dir: Path) -> None:

@@ -247,11 +247,14 @@ class DecoderSession:
             for i in range(self.num_layers)
             for kind in ("key", "value")
         ]
-        output_types = {o.name: o.type for o in self.session.get_outputs()}
-        outputs = list(output_types)
+        output_info = {o.name: o for o in self.session.get_outputs()}
+        outputs = list(output_info)
         if "logits" not in outputs:
             raise ModelLoadError(f"{self.files.onnx.name} has no 'logits' output")
-        self.logits_dtype = _ONNX_DTYPES.get(output_types["logits"], np.float32)
+        logits = output_info["logits"]
+        self.logits_dtype = _ONNX_DTYPES.get(logits.type, np.float32)
+        #: The model gives the last position's logits only (ours do; optimum's give them all).
+        self.logits_last_only = len(logits.shape) == 3 and logits.shape[1] == 1
         self.output_names = ["logits"] + [
             f"present.{i}.{kind}" for i in range(self.num_layers) for kind in ("key", "value")
         ]
@@ -305,11 +308,16 @@ class DecoderSession:
             binding.bind_cpu_input(name, array)
         for name, value in zip(self.past_names, past, strict=True):
             binding.bind_ortvalue_input(name, value)
-        for name in self.output_names:
+        # Logits of one position per row are small: straight to the host. All positions of a
+        # prompt ([batch, seq, vocab]) stay on the device and only the last comes back.
+        logits_to_host = self.logits_last_only or feeds["input_ids"].shape[1] == 1
+        logits_device = "cpu" if logits_to_host else self.device_type
+        binding.bind_output("logits", logits_device, 0)
+        for name in self.output_names[1:]:
             binding.bind_output(name, self.device_type, 0)
         self.session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
-        if self.device_type == "cpu":
+        if logits_device == "cpu":
             logits = np.asarray(outputs[0].numpy()[:, -1, :], dtype=np.float32)
         else:
             logits = ops.last_logits(outputs[0])

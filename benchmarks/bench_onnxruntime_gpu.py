@@ -1,0 +1,209 @@
+"""SmolLM2-135M on onnxruntime's CUDA provider: IO binding against copying the cache each step.
+
+Needs ``onnxruntime-gpu`` and an NVIDIA GPU. For each model variant, side by side in one run:
+
+1. the bare session: prefill of a 128-token prompt, one decode step at batch 1, 8 and 32 with a
+   128-token cache, with the KV cache kept on the device (IO binding) and without (the cache
+   goes to the host and back every step, as ``session.run`` with numpy does);
+2. the ``onnxruntime`` backend (scheduler, sampling, detokenizer; no HTTP): output tokens/s at
+   concurrency 1 and 8, IO binding on and off, and its greedy answer to "What is the capital of
+   France?" against the CPU provider's answer on the same model;
+3. ``--device tensorrt``: whether onnxruntime's TensorRT provider starts here, or the error
+   a user gets;
+4. the GPU's memory in use at the end (NVML), and the providers the sessions really ran on.
+
+    python benchmarks/bench_onnxruntime_gpu.py [--device cuda] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from open_autoglm.instrumented_servers._backend import (
+    ChatMessage,
+    Finished,
+    GenerationRequest,
+    SamplingParams,
+    TokenDelta,
+)
+from open_autoglm.instrumented_servers.backends._onnxruntime import OnnxRuntimeBackend, OrtConfig
+from open_autoglm.instrumented_servers.backends._ort_model import (
+    DecoderSession,
+    ExecutionProviderError,
+    ModelLoadError,
+    find_model_files,
+)
+from open_autoglm.instrumented_servers.models import prepare_model
+from open_autoglm.telemetry._probes import GpuProbe
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name three colors.",
+    "Write a haiku about the sea.",
+    "Who wrote Hamlet?",
+    "Say hello in Spanish.",
+    "What is the largest planet?",
+    "Define gravity briefly.",
+    "Why is the sky blue?",
+)
+
+
+def _ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000.0
+
+
+def bench_session(engine: DecoderSession, steps: int, batches: tuple[int, ...]) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(100, 40000, (1, 128), dtype=np.int64)
+    mask = np.ones((1, 128), np.int64)
+    positions = np.arange(128, dtype=np.int64)[None]
+    for _ in range(2):  # warm-up: kernels, allocator
+        engine.run(ids, mask, positions, engine.empty_past(1))
+    prefill = []
+    for _ in range(5):
+        started = time.perf_counter()
+        engine.run(ids, mask, positions, engine.empty_past(1))
+        prefill.append(time.perf_counter() - started)
+    result = {"prefill_128_ms": _ms(prefill)}
+    for batch in batches:
+        rows = np.repeat(ids, batch, 0)
+        _, past = engine.run(
+            rows,
+            np.repeat(mask, batch, 0),
+            np.repeat(positions, batch, 0),
+            engine.empty_past(batch),
+        )
+        length, times = 128, []
+        for step in range(steps + 2):
+            step_ids = np.full((batch, 1), 42, np.int64)
+            step_mask = np.ones((batch, length + 1), np.int64)
+            step_pos = np.full((batch, 1), length, np.int64)
+            started = time.perf_counter()
+            _, past = engine.run(step_ids, step_mask, step_pos, past)
+            if step >= 2:
+                times.append(time.perf_counter() - started)
+            length += 1
+        result[f"decode_b{batch}_ms"] = _ms(times)
+    return result
+
+
+async def _tokens_per_s(
+    backend: OnnxRuntimeBackend, prompts: list[str], tokens: int, concurrency: int
+) -> float:
+    queue, produced = list(prompts), 0
+
+    async def worker() -> None:
+        nonlocal produced
+        while queue:
+            params = SamplingParams(max_tokens=tokens, temperature=0.0, ignore_eos=True)
+            async for event in backend.generate(GenerationRequest("b", queue.pop(), params)):
+                if isinstance(event, TokenDelta):
+                    produced += event.token_count
+                elif isinstance(event, Finished):
+                    break
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return produced / (time.perf_counter() - started)
+
+
+async def _answer(backend: OnnxRuntimeBackend) -> str:
+    prompt = backend.render_chat([ChatMessage("user", QUESTIONS[0])])
+    text = ""
+    async for event in backend.generate(
+        GenerationRequest("a", prompt, SamplingParams(24, temperature=0.0))
+    ):
+        if isinstance(event, TokenDelta):
+            text += event.text
+    return text
+
+
+async def bench_backend(folder: Path, device: str, io_binding: str, tokens: int) -> dict[str, Any]:
+    backend = OnnxRuntimeBackend(
+        "smollm2-135m", folder, OrtConfig(device=device, max_batch_size=8, io_binding=io_binding)
+    )
+    prompts = [backend.render_chat([ChatMessage("user", q)]) for q in QUESTIONS]
+    await backend.start()
+    try:
+        await _tokens_per_s(backend, prompts[:2], 4, 2)  # warm-up
+        answer = await _answer(backend)
+        one = await _tokens_per_s(backend, prompts, tokens, 1)
+        eight = await _tokens_per_s(backend, prompts * 2, tokens, 8)
+    finally:
+        await backend.stop()
+    return {
+        "provider": backend.execution_provider,
+        "io_binding": backend.engine.io_binding,
+        "answer": answer,
+        "c1_tok_s": one,
+        "c8_tok_s": eight,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", choices=["cuda", "tensorrt", "cpu"])
+    parser.add_argument("--variants", nargs="+", default=["onnx-fp32", "onnx-int4"])
+    parser.add_argument("--decode-steps", type=int, default=30)
+    parser.add_argument("--tokens", type=int, default=64, help="output tokens per request")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    folders = prepare_model("smollm2-135m", args.variants)
+    results: dict[str, Any] = {"device": args.device, "session": {}, "backend": {}}
+    probe = GpuProbe()
+    results["gpus"] = probe.names()
+
+    print(f"bare onnxruntime session, --device {args.device}, median ms")
+    print(f"{'model':<10} {'cache':<10} {'prefill 128':>12} {'b=1':>7} {'b=8':>7} {'b=32':>7}")
+    for variant in args.variants:
+        files = find_model_files(folders[variant])
+        for binding in (True, False):
+            engine = DecoderSession(files, args.device, io_binding=binding)
+            r = bench_session(engine, args.decode_steps, (1, 8, 32))
+            r["provider"] = engine.provider
+            label = "on device" if binding else "via host"
+            results["session"][f"{variant}/{label}"] = r
+            print(f"{variant:<10} {label:<10} {r['prefill_128_ms']:>12.2f} "
+                  f"{r['decode_b1_ms']:>7.2f} {r['decode_b8_ms']:>7.2f} "
+                  f"{r['decode_b32_ms']:>7.2f}")  # fmt: skip
+            del engine
+
+    print()
+    print(f"backend, greedy, {args.tokens} output tokens per request, tokens/s")
+    print(f"{'model':<10} {'io_binding':<11} {'c=1':>8} {'c=8':>8} {'c8/c1':>6}  answer")
+    for variant in args.variants:
+        for binding in ("on", "off"):
+            r = asyncio.run(bench_backend(folders[variant], args.device, binding, args.tokens))
+            results["backend"][f"{variant}/{binding}"] = r
+            print(f"{variant:<10} {binding:<11} {r['c1_tok_s']:>8.1f} {r['c8_tok_s']:>8.1f} "
+                  f"{r['c8_tok_s'] / r['c1_tok_s']:>5.1f}x  {r['answer']!r}")  # fmt: skip
+        cpu = asyncio.run(bench_backend(folders[variant], "cpu", "off", 4))
+        same = cpu["answer"] == results["backend"][f"{variant}/on"]["answer"]
+        results["backend"][f"{variant}/cpu"] = cpu
+        print(f"{variant:<10} {'cpu':<11} answer {cpu['answer']!r} (same as GPU: {same})")
+
+    print()
+    try:
+        engine = DecoderSession(find_model_files(folders[args.variants[0]]), "tensorrt")
+        results["tensorrt"] = {"provider": engine.provider}
+        print(f"--device tensorrt: runs on {engine.provider}")
+    except (ExecutionProviderError, ModelLoadError) as exc:
+        results["tensorrt"] = {"error": str(exc)}
+        print(f"--device tensorrt: {type(exc).__name__}: {exc}")
+    samples = probe.sample()
+    results["gpu_memory_used_bytes"] = [s.memory_used_bytes for s in samples]
+    print(f"GPUs: {results['gpus']}; memory used now: {results['gpu_memory_used_bytes']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

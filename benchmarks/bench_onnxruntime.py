@@ -4,8 +4,10 @@ Part 1, the bare session (int4 and fp32 side by side in one run): prefill of a 1
 prompt, and one decode step at batch 1 and batch 8 with a 128-token cache (median of runs).
 
 Part 2, the ``onnxruntime`` backend (its scheduler, sampling, detokenizer; no HTTP) against
-a bare greedy loop on the same session and prompts: output tokens/s at batch 1 (ratio), and
-the backend's tokens/s at concurrency 8 against 1 (batching gain).
+a bare greedy loop on the same session: output tokens/s at batch 1 (ratio), and the backend's
+tokens/s at concurrency 8 against 1 (batching gain), with its prompt-prefix cache off and on.
+Every prompt is distinct after the chat template and system prompt they all share, so the
+cache can reuse that shared head and nothing more (a prompt seen twice would flatter it).
 
     python benchmarks/bench_onnxruntime.py [--threads 0] [--decode-steps 20] [--tokens 32]
 
@@ -126,17 +128,28 @@ async def backend_tokens_per_s(
     return produced / (time.perf_counter() - started)
 
 
-async def bench_backend(folder: Path, threads: int, tokens: int) -> dict[str, float]:
+def unique_prompts(backend: OnnxRuntimeBackend, count: int, tag: str) -> list[str]:
+    """``count`` chat prompts that share the template and system prompt, and nothing after."""
+    return [
+        backend.render_chat([ChatMessage("user", f"{QUESTIONS[i % len(QUESTIONS)]} ({tag}{i})")])
+        for i in range(count)
+    ]
+
+
+async def bench_backend(
+    folder: Path, threads: int, tokens: int, prefix_cache_mb: float
+) -> dict[str, float]:
     backend = OnnxRuntimeBackend(
-        "smollm2-135m", folder, OrtConfig(max_batch_size=8, threads=threads)
+        "smollm2-135m",
+        folder,
+        OrtConfig(max_batch_size=8, threads=threads, prefix_cache_mb=prefix_cache_mb),
     )
-    prompts = [backend.render_chat([ChatMessage("user", q)]) for q in QUESTIONS]
     await backend.start()
     try:
-        await backend_tokens_per_s(backend, prompts[:2], 4, 1)  # warm-up
-        bare = bare_loop_tokens_per_s(backend, prompts, tokens)
-        one = await backend_tokens_per_s(backend, prompts, tokens, 1)
-        eight = await backend_tokens_per_s(backend, prompts * 2, tokens, 8)
+        await backend_tokens_per_s(backend, unique_prompts(backend, 2, "w"), 4, 1)  # warm-up
+        bare = bare_loop_tokens_per_s(backend, unique_prompts(backend, 8, "b"), tokens)
+        one = await backend_tokens_per_s(backend, unique_prompts(backend, 8, "s"), tokens, 1)
+        eight = await backend_tokens_per_s(backend, unique_prompts(backend, 16, "c"), tokens, 8)
     finally:
         await backend.stop()
     return {"bare_b1": bare, "backend_c1": one, "backend_c8": eight}
@@ -162,14 +175,17 @@ def main() -> None:
         print(f"{variant:<10} {r['prefill_128_ms']:>16.1f} {r['decode_b1_ms']:>11.1f} "
               f"{r['decode_b8_ms']:>11.1f} {gain:>14.1f}x")  # fmt: skip
     print()
-    print(f"backend vs bare loop, greedy, {args.tokens} output tokens per request, tokens/s")
-    print(f"{'model':<10} {'bare b=1':>9} {'backend c=1':>12} {'ratio':>6} {'backend c=8':>12} "
-          f"{'c8/c1':>6}")  # fmt: skip
+    print(f"backend vs bare loop, greedy, {args.tokens} output tokens per request, tokens/s;")
+    print("every prompt distinct after the shared chat template and system prompt")
+    print(f"{'model':<10} {'prefix cache':<13} {'bare b=1':>9} {'backend c=1':>12} {'ratio':>6} "
+          f"{'backend c=8':>12} {'c8/c1':>6}")  # fmt: skip
     for variant in ("onnx-int4", "onnx-fp32"):
-        r = asyncio.run(bench_backend(folders[variant], args.threads, args.tokens))  # type: ignore[index]
-        print(f"{variant:<10} {r['bare_b1']:>9.1f} {r['backend_c1']:>12.1f} "
-              f"{r['backend_c1'] / r['bare_b1']:>6.2f} {r['backend_c8']:>12.1f} "
-              f"{r['backend_c8'] / r['backend_c1']:>5.1f}x")  # fmt: skip
+        for cache_mb in (0.0, 64.0):
+            r = asyncio.run(bench_backend(folders[variant], args.threads, args.tokens, cache_mb))  # type: ignore[index]
+            label = "off" if cache_mb == 0 else f"{cache_mb:.0f} MiB"
+            print(f"{variant:<10} {label:<13} {r['bare_b1']:>9.1f} {r['backend_c1']:>12.1f} "
+                  f"{r['backend_c1'] / r['bare_b1']:>6.2f} {r['backend_c8']:>12.1f} "
+                  f"{r['backend_c8'] / r['backend_c1']:>5.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

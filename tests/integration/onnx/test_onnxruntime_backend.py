@@ -140,6 +140,34 @@ async def test_io_binding_keeps_answers_while_rows_join_and_leave(
     assert max(size for _, size in answers["on"]) > 1.5  # rows really shared the batch
 
 
+async def test_prefix_cache_reuses_the_shared_head_and_keeps_answers(
+    smollm2: dict[Variant, Path],
+) -> None:
+    # Every chat prompt starts with the same template and system prompt: with the cache, later
+    # prefills compute only what follows it, and the greedy answers (fp32) are those computed
+    # from scratch.
+    results = {}
+    for cache_mb in (0.0, 64.0):
+        engine = OnnxRuntimeBackend(
+            "m", smollm2["onnx-fp32"], OrtConfig(max_batch_size=4, prefix_cache_mb=cache_mb)
+        )
+        await engine.start()
+        try:
+            first = await complete(engine, QUESTIONS[1], 6)  # fills the cache (when on)
+            together = await asyncio.gather(*(complete(engine, q, 10) for q in QUESTIONS[:4]))
+            again = await complete(engine, QUESTIONS[1], 6)
+            results[cache_mb] = [first, *together, again]
+        finally:
+            await engine.stop()
+    assert [t for t, _ in results[64.0]] == [t for t, _ in results[0.0]]
+    assert all(f.stages.cached_tokens == 0 for _, f in results[0.0])
+    reused = [f.stages.cached_tokens for _, f in results[64.0]]
+    assert reused[0] == 0
+    assert reused[1] >= 16  # the shared head, in whole 8-token blocks
+    assert len(set(reused[1:5])) == 1  # one prefill: every row reuses as much as the least
+    assert reused[5] > reused[1]  # the same prompt again: all but its last token's block
+
+
 @pytest.mark.usefixtures("started")
 async def test_cancelled_request_frees_its_slot(smollm2: dict[Variant, Path]) -> None:
     engine = OnnxRuntimeBackend("m", smollm2["onnx-int4"], OrtConfig(max_batch_size=1))

@@ -52,6 +52,8 @@ def test_options_are_checked_when_built() -> None:
         OrtConfig.from_options(BackendOptions("onnxruntime", extra={"beams": "2"}))
     with pytest.raises(ValueError, match="unknown device"):
         OrtConfig.from_options(BackendOptions("onnxruntime", device="npu"))
+    with pytest.raises(ValueError, match="prefix_cache_mb must be 0"):
+        OrtConfig.from_options(BackendOptions("onnxruntime", extra={"prefix_cache_mb": "-1"}))
     with pytest.raises(ValueError, match="io_binding must be one of auto, on, off"):
         OrtConfig.from_options(BackendOptions("onnxruntime", extra={"io_binding": "yes"}))
     assert (

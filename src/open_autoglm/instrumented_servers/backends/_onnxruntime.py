@@ -58,6 +58,7 @@ from open_autoglm.instrumented_servers.backends._ort_model import (
     Past,
     find_model_files,
 )
+from open_autoglm.instrumented_servers.backends._ort_prefix_cache import PrefixCache
 from open_autoglm.instrumented_servers.backends._ort_text import (
     ChatTemplate,
     IncrementalDetokenizer,
@@ -86,6 +87,8 @@ class OrtConfig:
     threads: int = 0  # intra-op threads; 0 lets onnxruntime choose
     #: KV cache kept on the session's device between steps: auto (GPU providers only), on, off.
     io_binding: str = "auto"
+    #: Memory for reusable prompt prefixes (host path only); 0 turns prefix caching off.
+    prefix_cache_mb: float = 64.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -105,6 +108,8 @@ class OrtConfig:
             raise ValueError(
                 f"onnxruntime option io_binding must be one of {', '.join(_IO_BINDING)}"
             )
+        if self.prefix_cache_mb < 0:
+            raise ValueError("onnxruntime option prefix_cache_mb must be 0 (off) or more")
         if self.kv_cache_mb <= 0:
             raise ValueError("onnxruntime option kv_cache_mb must be positive")
 
@@ -116,6 +121,7 @@ class OrtConfig:
             "kv_cache_mb": float,
             "threads": int,
             "io_binding": str,
+            "prefix_cache_mb": float,
         }
         for key, raw in options.extra.items():
             parse = parsers.get(key)
@@ -229,6 +235,12 @@ class OnnxRuntimeBackend(Backend):
         pad = gen_cfg.get("pad_token_id", files.config.get("pad_token_id"))
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
         self._kv_budget = int(config.kv_cache_mb * 2**20)
+        #: Prompt prefixes to reuse; None with IO binding (its cache never visits the host).
+        self.prefix_cache = (
+            PrefixCache(int(config.prefix_cache_mb * 2**20))
+            if config.prefix_cache_mb > 0 and not self.engine.io_binding
+            else None
+        )
         #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
         self.cap_controller = (
             None if adaptive is None else BatchCapController(adaptive, config.max_batch_size)
@@ -365,6 +377,7 @@ class OnnxRuntimeBackend(Backend):
                         self._executor, self.engine.run, *inputs
                     )
                     now = perf_counter_ns()
+                    self._store_prefixes(new, past, inputs[1].shape[1])
                     for seq in new:
                         seq.stages.prefill_batch_size = len(new)
                         seq.stages.first_token_ns = now
@@ -403,18 +416,43 @@ class OnnxRuntimeBackend(Backend):
 
     def _prefill_inputs(
         self, new: list[_Sequence]
-    ) -> tuple[
-        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], list[npt.NDArray[Any]]
-    ]:
-        width = max(len(s.prompt_ids) for s in new)
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], Past]:
+        """The prompts' uncached tokens, padded on the left, after the cached prefix.
+
+        Every row of one prefill reuses the same number of cached tokens (the fewest any row
+        found), so the batch's cache is never wider than its longest prompt, which is what
+        the KV budget was checked against.
+        """
+        cache = self.prefix_cache
+        hits = [cache.lookup(s.prompt_ids) if cache else (0, []) for s in new]
+        reused = min(found for found, _ in hits)
+        width = max(len(s.prompt_ids) for s in new) - reused
         ids = np.full((len(new), width), self.pad_id, np.int64)
-        mask = np.zeros((len(new), width), np.int64)
+        mask = np.zeros((len(new), reused + width), np.int64)
+        mask[:, :reused] = 1
+        positions = np.zeros((len(new), width), np.int64)
         for row, seq in enumerate(new):
-            n = len(seq.prompt_ids)
-            ids[row, width - n :] = seq.prompt_ids
-            mask[row, width - n :] = 1
-        positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
-        return ids, mask, positions, self.engine.empty_past(len(new))
+            rest = seq.prompt_ids[reused:]
+            ids[row, width - len(rest) :] = rest
+            mask[row, reused + width - len(rest) :] = 1
+            positions[row, width - len(rest) :] = np.arange(reused, len(seq.prompt_ids))
+            seq.stages.cached_tokens = reused
+        if not reused:
+            return ids, mask, positions, self.engine.empty_past(len(new))
+        past = [
+            np.stack([tensors[i][:, :reused, :] for _, tensors in hits])
+            for i in range(len(self.engine.past_names))
+        ]
+        return ids, mask, positions, past
+
+    def _store_prefixes(self, new: list[_Sequence], past: Past, columns: int) -> None:
+        if self.prefix_cache is None:
+            return
+        for row, seq in enumerate(new):
+            first = columns - len(seq.prompt_ids)  # where token 0 would be, uncached
+            self.prefix_cache.store(
+                seq.prompt_ids, [p[row] for p in past], first, seq.stages.cached_tokens
+            )
 
     def _decode_inputs(
         self,

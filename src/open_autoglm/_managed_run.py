@@ -138,6 +138,7 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "backend": server.backend,
         "model": health.get("model", server.model),
         "simulated": bool(health.get("simulated", False)),
+        "runtime": health.get("runtime") or {},
         "server_args": list(server.args),
         "url": url,
         "hardware": hardware(),

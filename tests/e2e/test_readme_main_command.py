@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 COMMAND = ["benchmark", "--backend", "onnxruntime", "--model", "smollm2-135m",
@@ -30,10 +31,20 @@ def test_main_command_on_the_real_model(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["run"]["backend"] == "onnxruntime"
     assert report["run"]["simulated"] is False
+    assert report["run"]["runtime"]["execution_provider"] == "CPUExecutionProvider"
     (level,) = report["load"]["levels"]
     assert level["succeeded"] == 100
     assert level["failed"] == 0
     assert report["stages"]["with_server_spans"] == 100
     assert report["stages"]["stages_ms"]["prefill"]["count"] == 100
     assert report["resources"]["server_rss_peak_bytes"] > 100 * 2**20
-    assert (tmp_path / "report.html").stat().st_size > 10_000
+    html = (tmp_path / "report.html").read_text()
+    assert len(html) > 10_000
+    assert "CPUExecutionProvider" in html
+    (spans_db,) = tmp_path.glob("runs/*/spans.duckdb")
+    with duckdb.connect(str(spans_db), read_only=True) as db:
+        (resources,) = db.execute(
+            "SELECT list(DISTINCT resource_attributes->>'autoglm.backend.execution_provider') "
+            "FROM spans WHERE service_name = 'open-autoglm-server'"
+        ).fetchone()
+    assert resources == ["CPUExecutionProvider"]

@@ -39,6 +39,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _runtime_labels(runtime: object) -> list[object]:
+    """Where the engine ran, for the title: the execution provider, else the device."""
+    if not isinstance(runtime, dict):
+        return []
+    label = runtime.get("execution_provider") or runtime.get("device")
+    return [label] if label else []
+
+
 def render_html(report: Report) -> str:
     run, load = report.run, report.load
     levels: list[dict[str, Any]] = load.get("levels", [])
@@ -50,6 +58,7 @@ def render_html(report: Report) -> str:
         f"<title>Open-AutoGLM report: {escape(str(backend))} / {escape(str(model))}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{escape(str(backend))} · {escape(str(model))}",
+        "".join(f" · {escape(str(v))}" for v in _runtime_labels(run.get("runtime"))),
         " <span class='badge'>simulated backend</span>" if run.get("simulated") else "",
         "</h1>",
         f"<p>Open-AutoGLM {escape(report.tool_version)} · report "
@@ -58,7 +67,9 @@ def render_html(report: Report) -> str:
     ]
     hw = run.get("hardware") or {}
     if hw:
-        gpus = ", ".join(hw.get("gpus") or []) or escape(str(hw.get("gpu_note") or "no GPU"))
+        gpus = escape(
+            ", ".join(map(str, hw.get("gpus") or [])) or str(hw.get("gpu_note") or "no GPU")
+        )
         out.append(
             f"<p>Hardware: {escape(str(hw.get('cpu_model')))}, {escape(str(hw.get('cpu_cores')))}"
             f" cores; GPU: {gpus}</p>"

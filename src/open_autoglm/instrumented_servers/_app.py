@@ -276,14 +276,17 @@ def create_app(
     @app.get("/v1/models")
     async def models() -> JSONResponse:
         return JSONResponse(
-            {"object": "list", "data": [model_card(backend.model_name, service.created)]}
+            {
+                "object": "list",
+                "data": [model_card(backend.model_name, service.created, backend.runtime())],
+            }
         )
 
     @app.get("/health")
     async def health() -> JSONResponse:
         return JSONResponse(
             {"status": "ok", "backend": backend.name, "model": backend.model_name,
-             "simulated": backend.simulated}
+             "simulated": backend.simulated, "runtime": backend.runtime()}
         )  # fmt: skip
 
     @app.get("/metrics")

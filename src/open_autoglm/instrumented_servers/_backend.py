@@ -197,6 +197,12 @@ class Backend(abc.ABC):
     def load(self) -> BackendLoad:
         """Queue depth and running batch size now (read by ``/metrics``)."""
 
+    def runtime(self) -> dict[str, str]:
+        """Where the engine really runs, e.g. ``{"device": "cuda", "execution_provider":
+        "CUDAExecutionProvider"}``: in ``/health``, ``/v1/models``, the span resource and
+        reports. Empty when there is nothing to say (the simulator)."""
+        return {}
+
     def metrics_collectors(self) -> Sequence[Collector]:
         """Prometheus collectors of the engine's own metrics (vLLM's ``vllm:*``), to serve on
         ``/metrics`` next to the server's; read at scrape time. None by default."""

@@ -128,7 +128,14 @@ async def _serve(
 
     from open_autoglm.instrumented_servers._app import create_app
 
-    provider = None if tracing is None else make_tracer_provider(tracing)
+    provider = (
+        None
+        if tracing is None
+        else make_tracer_provider(
+            tracing,
+            resource_attributes=n.runtime_resource_attributes(backend.name, backend.runtime()),
+        )
+    )
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

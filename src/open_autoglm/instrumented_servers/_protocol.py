@@ -165,5 +165,14 @@ def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def model_card(model: str, created: int) -> dict[str, Any]:
-    return {"id": model, "object": "model", "created": created, "owned_by": "open-autoglm"}
+def model_card(model: str, created: int, runtime: dict[str, str] | None = None) -> dict[str, Any]:
+    """An OpenAI model object; ``runtime`` (device, execution provider) as an extra field."""
+    card: dict[str, Any] = {
+        "id": model,
+        "object": "model",
+        "created": created,
+        "owned_by": "open-autoglm",
+    }
+    if runtime:
+        card["runtime"] = runtime
+    return card

@@ -77,6 +77,17 @@ ATTR_CANCELLED: Final = "autoglm.cancelled"
 ATTR_SIMULATED: Final = "autoglm.simulated"
 ATTR_LEVEL: Final = "autoglm.level"
 
+# ---------------------------------------------------------------- resource attributes (server)
+#: Where the engine really runs, from ``Backend.runtime()``: ``autoglm.backend.device`` (cpu,
+#: cuda), ``autoglm.backend.execution_provider`` (onnxruntime), ``autoglm.backend.kv_cache``.
+RESOURCE_RUNTIME_PREFIX: Final = "autoglm.backend."
+
+
+def runtime_resource_attributes(backend: str, runtime: dict[str, str]) -> dict[str, str]:
+    """The server's resource attributes for ``backend`` and its ``runtime()``."""
+    return {ATTR_BACKEND: backend} | {RESOURCE_RUNTIME_PREFIX + k: v for k, v in runtime.items()}
+
+
 # ---------------------------------------------------------------- Prometheus metrics (server)
 METRIC_TTFT: Final = "gen_ai_server_time_to_first_token_seconds"
 METRIC_TPOT: Final = "gen_ai_server_time_per_output_token_seconds"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -108,15 +109,18 @@ def make_exporter(config: TracingConfig) -> SpanExporter | None:
 
 
 def make_tracer_provider(
-    config: TracingConfig, extra_processors: tuple[SpanProcessor, ...] = ()
+    config: TracingConfig,
+    extra_processors: tuple[SpanProcessor, ...] = (),
+    resource_attributes: Mapping[str, str] | None = None,
 ) -> TracerProvider:
     """A tracer provider with the resource and sampler from ``OTEL_*`` and an OTLP exporter.
 
     The sampler comes from ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (the SDK reads
-    them); resource attributes from ``OTEL_RESOURCE_ATTRIBUTES``. A collector that is down
-    never fails the caller: the batch processor drops and logs.
+    them); resource attributes from ``OTEL_RESOURCE_ATTRIBUTES``, then ``resource_attributes``
+    (what the process knows of itself, e.g. the device its engine runs on). A collector that
+    is down never fails the caller: the batch processor drops and logs.
     """
-    resource = Resource.create({SERVICE_NAME: config.service_name})
+    resource = Resource.create({SERVICE_NAME: config.service_name, **(resource_attributes or {})})
     provider = TracerProvider(resource=resource)
     exporter = make_exporter(config)
     if exporter is not None:

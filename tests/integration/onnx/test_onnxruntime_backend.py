@@ -236,7 +236,13 @@ async def test_chat_completions_through_the_server(
                 "temperature": 0,
             }
             response = await client.post("/v1/chat/completions", json=body, timeout=60)
+            models = (await client.get("/v1/models")).json()
+            health = (await client.get("/health")).json()
         assert response.status_code == 200, response.text
+        runtime = {"device": "cpu", "execution_provider": "CPUExecutionProvider"}
+        runtime["kv_cache"] = "host"
+        assert models["data"][0]["runtime"] == runtime
+        assert health["runtime"] == runtime
         assert "Paris" in response.json()["choices"][0]["message"]["content"]
     finally:
         await engine.stop()

@@ -120,4 +120,10 @@ async def test_models_and_health(make_app) -> None:  # type: ignore[no-untyped-d
     assert models["object"] == "list"
     assert [m["id"] for m in models["data"]] == ["sim-llm"]
     health = (await app.client.get("/health")).json()
-    assert health == {"status": "ok", "backend": "sim", "model": "sim-llm", "simulated": True}
+    assert health == {
+        "status": "ok",
+        "backend": "sim",
+        "model": "sim-llm",
+        "simulated": True,
+        "runtime": {},
+    }

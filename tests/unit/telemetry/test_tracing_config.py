@@ -13,6 +13,7 @@ from open_autoglm.telemetry import (
     process_peak_rss_bytes,
     process_rss_bytes,
 )
+from open_autoglm.telemetry import names as n
 
 
 def test_no_endpoint_means_no_export() -> None:
@@ -67,6 +68,23 @@ def test_resource_and_sampler_come_from_the_environment(monkeypatch: pytest.Monk
         assert provider.resource.attributes["deployment.environment"] == "test"
         assert provider.resource.attributes["service.name"] == "svc"
         assert "0.25" in provider.sampler.get_description()
+    finally:
+        provider.shutdown()
+
+
+def test_runtime_joins_the_resource() -> None:
+    attrs = n.runtime_resource_attributes(
+        "onnxruntime", {"device": "cuda", "execution_provider": "CUDAExecutionProvider"}
+    )
+    provider = make_tracer_provider(
+        TracingConfig.from_env("svc", environ={}), resource_attributes=attrs
+    )
+    try:
+        resource = provider.resource.attributes
+        assert resource["autoglm.backend"] == "onnxruntime"
+        assert resource["autoglm.backend.device"] == "cuda"
+        assert resource["autoglm.backend.execution_provider"] == "CUDAExecutionProvider"
+        assert resource["service.name"] == "svc"
     finally:
         provider.shutdown()
 

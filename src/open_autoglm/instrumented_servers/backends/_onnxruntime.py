@@ -281,6 +281,13 @@ class OnnxRuntimeBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text))
 
+    def runtime(self) -> dict[str, str]:
+        return {
+            "device": self.engine.device_type,
+            "execution_provider": self.execution_provider,
+            "kv_cache": self.engine.device_type if self.engine.io_binding else "host",
+        }
+
     def load(self) -> BackendLoad:
         controller = self.cap_controller
         return BackendLoad(

@@ -110,6 +110,7 @@ class VllmConfig:
     engine_args: Mapping[str, object] = field(default_factory=dict)
     max_queue: int = 1024
     otlp_traces_protocol: str | None = None
+    device: str = "cuda"  # what this vLLM build runs on (its platform)
 
     @classmethod
     def from_options(cls, options: BackendOptions) -> VllmConfig:
@@ -165,7 +166,7 @@ class VllmConfig:
             engine_args["max_model_len"] = options.max_model_len
         if options.max_batch_size is not None:
             engine_args["max_num_seqs"] = options.max_batch_size
-        return cls(str(folder), served, engine_args, max_queue, protocol)
+        return cls(str(folder), served, engine_args, max_queue, protocol, device)
 
 
 def resolve_vllm_model(name_or_path: str, *, allow_download: bool = False) -> Path:
@@ -280,6 +281,9 @@ class VllmBackend(Backend):
         if self._tokenizer is None:
             raise EngineError("vllm backend is not started")
         return self._tokenizer
+
+    def runtime(self) -> dict[str, str]:
+        return {"device": self.config.device}
 
     def load(self) -> BackendLoad:
         reported = compat.read_load()

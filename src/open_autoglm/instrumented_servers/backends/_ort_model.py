@@ -18,6 +18,7 @@ which is how CI covers it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import numpy.typing as npt
 
 from open_autoglm.instrumented_servers.backends._ort_kv_ops import KvCacheOps
 
+_log = logging.getLogger(__name__)
 Int64Array = npt.NDArray[np.int64]
 
 #: A KV cache: one tensor per ``past_names`` entry, numpy arrays or (IO binding) OrtValues.
@@ -87,6 +89,19 @@ def check_providers(device: str, requested: Sequence[str], actual: Sequence[str]
             f"{', '.join(actual) or 'nothing'} instead; refusing to fall back silently"
         )
     return actual[0]
+
+
+def _preload_gpu_libraries(ort: Any) -> None:
+    """Load CUDA and cuDNN from the ``nvidia-*`` wheels (``onnxruntime-gpu[cuda,cudnn]``), as
+    onnxruntime asks of callers; libraries found on the system path are used otherwise. What
+    still fails shows up as the provider check's error, not here."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # onnxruntime < 1.21
+        return
+    try:
+        preload()
+    except Exception as exc:  # a missing or mismatched library: reported by check_providers
+        _log.debug("onnxruntime.preload_dlls failed: %s", exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +183,8 @@ class DecoderSession:
         self.files = files
         self.device = device
         self.requested_providers = choose_providers(device, ort.get_available_providers())
+        if self.requested_providers[0] != "CPUExecutionProvider":
+            _preload_gpu_libraries(ort)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads > 0:

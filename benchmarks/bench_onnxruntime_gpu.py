@@ -6,8 +6,9 @@ Needs ``onnxruntime-gpu`` and an NVIDIA GPU. For each model variant, side by sid
    128-token cache, with the KV cache kept on the device (IO binding) and without (the cache
    goes to the host and back every step, as ``session.run`` with numpy does);
 2. the ``onnxruntime`` backend (scheduler, sampling, detokenizer; no HTTP): output tokens/s at
-   concurrency 1 and 8, IO binding on and off, and its greedy answer to "What is the capital of
-   France?" against the CPU provider's answer on the same model;
+   concurrency 1 and 8 (every prompt distinct after the shared chat template), IO binding on
+   and off, the prompt-prefix cache on and off, and its greedy answer to "What is the capital
+   of France?" against the CPU provider's answer on the same model;
 3. ``--device tensorrt``: whether onnxruntime's TensorRT provider starts here, or the error
    a user gets;
 4. the GPU's memory in use at the end (NVML), and the providers the sessions really ran on.
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bench_onnxruntime import QUESTIONS, unique_prompts
 from open_autoglm.instrumented_servers._backend import (
     ChatMessage,
     Finished,
@@ -43,17 +45,6 @@ from open_autoglm.instrumented_servers.backends._ort_model import (
 )
 from open_autoglm.instrumented_servers.models import prepare_model
 from open_autoglm.telemetry._probes import GpuProbe
-
-QUESTIONS = (
-    "What is the capital of France?",
-    "Name three colors.",
-    "Write a haiku about the sea.",
-    "Who wrote Hamlet?",
-    "Say hello in Spanish.",
-    "What is the largest planet?",
-    "Define gravity briefly.",
-    "Why is the sky blue?",
-)
 
 
 def _ms(samples: list[float]) -> float:
@@ -126,17 +117,19 @@ async def _answer(backend: OnnxRuntimeBackend) -> str:
     return text
 
 
-async def bench_backend(folder: Path, device: str, io_binding: str, tokens: int) -> dict[str, Any]:
-    backend = OnnxRuntimeBackend(
-        "smollm2-135m", folder, OrtConfig(device=device, max_batch_size=8, io_binding=io_binding)
+async def bench_backend(
+    folder: Path, device: str, io_binding: str, tokens: int, prefix_cache_mb: float = 64.0
+) -> dict[str, Any]:
+    config = OrtConfig(
+        device=device, max_batch_size=8, io_binding=io_binding, prefix_cache_mb=prefix_cache_mb
     )
-    prompts = [backend.render_chat([ChatMessage("user", q)]) for q in QUESTIONS]
+    backend = OnnxRuntimeBackend("smollm2-135m", folder, config)
     await backend.start()
     try:
-        await _tokens_per_s(backend, prompts[:2], 4, 2)  # warm-up
+        await _tokens_per_s(backend, unique_prompts(backend, 2, "w"), 4, 2)  # warm-up
         answer = await _answer(backend)
-        one = await _tokens_per_s(backend, prompts, tokens, 1)
-        eight = await _tokens_per_s(backend, prompts * 2, tokens, 8)
+        one = await _tokens_per_s(backend, unique_prompts(backend, 8, "s"), tokens, 1)
+        eight = await _tokens_per_s(backend, unique_prompts(backend, 16, "c"), tokens, 8)
     finally:
         await backend.stop()
     return {
@@ -178,15 +171,20 @@ def main() -> None:
 
     print()
     print(f"backend, greedy, {args.tokens} output tokens per request, tokens/s")
-    print(f"{'model':<10} {'io_binding':<11} {'c=1':>8} {'c=8':>8} {'c8/c1':>6}  answer")
+    print(f"{'model':<10} {'io_binding':<11} {'prefix cache':<13} {'c=1':>8} {'c=8':>8} "
+          f"{'c8/c1':>6}  answer")  # fmt: skip
     for variant in args.variants:
-        for binding in ("on", "off"):
-            r = asyncio.run(bench_backend(folders[variant], args.device, binding, args.tokens))
-            results["backend"][f"{variant}/{binding}"] = r
-            print(f"{variant:<10} {binding:<11} {r['c1_tok_s']:>8.1f} {r['c8_tok_s']:>8.1f} "
-                  f"{r['c8_tok_s'] / r['c1_tok_s']:>5.1f}x  {r['answer']!r}")  # fmt: skip
+        for binding, cache_mb in (("on", 64.0), ("on", 0.0), ("off", 64.0)):
+            r = asyncio.run(
+                bench_backend(folders[variant], args.device, binding, args.tokens, cache_mb)
+            )
+            cache = "off" if cache_mb == 0 else f"{cache_mb:.0f} MiB"
+            results["backend"][f"{variant}/{binding}/{cache}"] = r
+            print(f"{variant:<10} {binding:<11} {cache:<13} {r['c1_tok_s']:>8.1f} "
+                  f"{r['c8_tok_s']:>8.1f} {r['c8_tok_s'] / r['c1_tok_s']:>5.1f}x  "
+                  f"{r['answer']!r}")  # fmt: skip
         cpu = asyncio.run(bench_backend(folders[variant], "cpu", "off", 4))
-        same = cpu["answer"] == results["backend"][f"{variant}/on"]["answer"]
+        same = cpu["answer"] == results["backend"][f"{variant}/on/64 MiB"]["answer"]
         results["backend"][f"{variant}/cpu"] = cpu
         print(f"{variant:<10} {'cpu':<11} answer {cpu['answer']!r} (same as GPU: {same})")
 

@@ -147,21 +147,23 @@ async def test_prefix_cache_reuses_the_shared_head_and_keeps_answers(
     # prefills compute only what follows it, and the greedy answers (fp32) are those computed
     # from scratch.
     results = {}
-    for cache_mb in (0.0, 64.0):
-        engine = OnnxRuntimeBackend(
-            "m", smollm2["onnx-fp32"], OrtConfig(max_batch_size=4, prefix_cache_mb=cache_mb)
-        )
+    for cache_mb, binding in ((0.0, "off"), (64.0, "off"), (64.0, "on")):
+        config = OrtConfig(max_batch_size=4, prefix_cache_mb=cache_mb, io_binding=binding)
+        engine = OnnxRuntimeBackend("m", smollm2["onnx-fp32"], config)
         await engine.start()
         try:
             first = await complete(engine, QUESTIONS[1], 6)  # fills the cache (when on)
             together = await asyncio.gather(*(complete(engine, q, 10) for q in QUESTIONS[:4]))
             again = await complete(engine, QUESTIONS[1], 6)
-            results[cache_mb] = [first, *together, again]
+            results[cache_mb, binding] = [first, *together, again]
         finally:
             await engine.stop()
-    assert [t for t, _ in results[64.0]] == [t for t, _ in results[0.0]]
-    assert all(f.stages.cached_tokens == 0 for _, f in results[0.0])
-    reused = [f.stages.cached_tokens for _, f in results[64.0]]
+    scratch = [t for t, _ in results[0.0, "off"]]
+    assert [t for t, _ in results[64.0, "off"]] == scratch
+    assert [t for t, _ in results[64.0, "on"]] == scratch  # the cache copied to/from a device
+    assert all(f.stages.cached_tokens == 0 for _, f in results[0.0, "off"])
+    reused = [f.stages.cached_tokens for _, f in results[64.0, "off"]]
+    assert [f.stages.cached_tokens for _, f in results[64.0, "on"]] == reused
     assert reused[0] == 0
     assert reused[1] >= 16  # the shared head, in whole 8-token blocks
     assert len(set(reused[1:5])) == 1  # one prefill: every row reuses as much as the least

@@ -87,7 +87,7 @@ class OrtConfig:
     threads: int = 0  # intra-op threads; 0 lets onnxruntime choose
     #: KV cache kept on the session's device between steps: auto (GPU providers only), on, off.
     io_binding: str = "auto"
-    #: Memory for reusable prompt prefixes (host path only); 0 turns prefix caching off.
+    #: Memory for reusable prompt prefixes (kept on the host); 0 turns prefix caching off.
     prefix_cache_mb: float = 64.0
     seed: int = 0
 
@@ -235,11 +235,10 @@ class OnnxRuntimeBackend(Backend):
         pad = gen_cfg.get("pad_token_id", files.config.get("pad_token_id"))
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
         self._kv_budget = int(config.kv_cache_mb * 2**20)
-        #: Prompt prefixes to reuse; None with IO binding (its cache never visits the host).
+        #: Prompt prefixes to reuse, kept on the host (None: off). With IO binding, a prefill
+        #: copies in the prefix it reuses and copies out only the columns it computed.
         self.prefix_cache = (
-            PrefixCache(int(config.prefix_cache_mb * 2**20))
-            if config.prefix_cache_mb > 0 and not self.engine.io_binding
-            else None
+            PrefixCache(int(config.prefix_cache_mb * 2**20)) if config.prefix_cache_mb > 0 else None
         )
         #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
         self.cap_controller = (
@@ -455,11 +454,11 @@ class OnnxRuntimeBackend(Backend):
     def _store_prefixes(self, new: list[_Sequence], past: Past, columns: int) -> None:
         if self.prefix_cache is None:
             return
+        reused = new[0].stages.cached_tokens  # the same for every row of one prefill
+        computed = self.engine.host_columns(past, reused)  # the columns this prefill wrote
         for row, seq in enumerate(new):
-            first = columns - len(seq.prompt_ids)  # where token 0 would be, uncached
-            self.prefix_cache.store(
-                seq.prompt_ids, [p[row] for p in past], first, seq.stages.cached_tokens
-            )
+            first = columns - len(seq.prompt_ids) - reused  # where token 0 would be, uncached
+            self.prefix_cache.store(seq.prompt_ids, [c[row] for c in computed], first, reused)
 
     def _decode_inputs(
         self,

@@ -324,7 +324,10 @@ class DecoderSession:
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)
         for name, value in zip(self.past_names, past, strict=True):
-            binding.bind_ortvalue_input(name, value)
+            if isinstance(value, np.ndarray):  # a cache assembled on the host (prefix reuse)
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
         # Logits of one position per row are small: straight to the host. All positions of a
         # prompt ([batch, seq, vocab]) stay on the device and only the last comes back.
         logits_to_host = self.logits_last_only or feeds["input_ids"].shape[1] == 1
@@ -339,6 +342,16 @@ class DecoderSession:
         else:
             logits = ops.last_logits(outputs[0])
         return logits, list(outputs[1:])
+
+    def host_columns(self, past: Past, start: int) -> list[npt.NDArray[Any]]:
+        """Columns ``start:`` of every cache tensor as host arrays (with IO binding, a copy
+        of just those columns from the device)."""
+        if self._ops is None:
+            return [p[:, :, start:, :] for p in past]
+        if start:
+            rows = np.arange(past[0].shape()[0], dtype=np.int64)
+            past = self._ops.select(past, rows, start)
+        return [np.asarray(value.numpy()) for value in past]
 
     def select_past(self, past: Past, rows: Int64Array, start: int) -> Past:
         """The cache of the sequences ``rows``, without its first ``start`` columns."""

@@ -130,6 +130,8 @@ async def test_io_binding_keeps_answers_while_rows_join_and_leave(
             "m", smollm2["onnx-fp32"], OrtConfig(max_batch_size=4, io_binding=binding)
         )
         assert engine.engine.io_binding is (binding == "on")
+        # by default the prefix cache is on for the host path, off with IO binding
+        assert (engine.prefix_cache is None) is (binding == "on")
         await engine.start()
         try:
             answers[binding] = await staggered(engine)

@@ -70,6 +70,7 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_MODEL: Final = "smollm2-135m"
 _KNOWN_PRECISIONS: Final = {"int4": "onnx-int4", "fp32": "onnx-fp32"}
+_DEFAULT_PREFIX_CACHE_MB: Final = 64.0
 _IO_BINDING: Final[dict[str, bool | None]] = {"auto": None, "on": True, "off": False}
 
 
@@ -88,7 +89,9 @@ class OrtConfig:
     #: KV cache kept on the session's device between steps: auto (GPU providers only), on, off.
     io_binding: str = "auto"
     #: Memory for reusable prompt prefixes (kept on the host); 0 turns prefix caching off.
-    prefix_cache_mb: float = 64.0
+    #: None: 64 MiB, but off with IO binding, where on an H200 the copies to and from the
+    #: device cost more than the prefill they saved (benchmarks/bench_onnxruntime_gpu.py).
+    prefix_cache_mb: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -108,7 +111,7 @@ class OrtConfig:
             raise ValueError(
                 f"onnxruntime option io_binding must be one of {', '.join(_IO_BINDING)}"
             )
-        if self.prefix_cache_mb < 0:
+        if self.prefix_cache_mb is not None and self.prefix_cache_mb < 0:
             raise ValueError("onnxruntime option prefix_cache_mb must be 0 (off) or more")
         if self.kv_cache_mb <= 0:
             raise ValueError("onnxruntime option kv_cache_mb must be positive")
@@ -237,9 +240,10 @@ class OnnxRuntimeBackend(Backend):
         self._kv_budget = int(config.kv_cache_mb * 2**20)
         #: Prompt prefixes to reuse, kept on the host (None: off). With IO binding, a prefill
         #: copies in the prefix it reuses and copies out only the columns it computed.
-        self.prefix_cache = (
-            PrefixCache(int(config.prefix_cache_mb * 2**20)) if config.prefix_cache_mb > 0 else None
-        )
+        cache_mb = config.prefix_cache_mb
+        if cache_mb is None:
+            cache_mb = 0.0 if self.engine.io_binding else _DEFAULT_PREFIX_CACHE_MB
+        self.prefix_cache = PrefixCache(int(cache_mb * 2**20)) if cache_mb > 0 else None
         #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
         self.cap_controller = (
             None if adaptive is None else BatchCapController(adaptive, config.max_batch_size)

@@ -172,6 +172,29 @@ async def test_prefix_cache_reuses_the_shared_head_and_keeps_answers(
     assert reused[5] > reused[1]  # the same prompt again: all but its last token's block
 
 
+async def test_a_failing_prefix_cache_is_turned_off_not_the_requests(
+    smollm2: dict[Variant, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = OnnxRuntimeBackend("m", smollm2["onnx-int4"], OrtConfig(max_batch_size=2))
+    assert engine.prefix_cache is not None
+
+    def broken(*_: object) -> None:
+        raise MemoryError("no room for the copy")
+
+    monkeypatch.setattr(engine.engine, "host_columns", broken)
+    await engine.start()
+    try:
+        text, finished = await complete(engine, QUESTIONS[0], 8)
+        _, again = await complete(engine, QUESTIONS[0], 4)
+    finally:
+        await engine.stop()
+    assert "Paris" in text
+    assert finished.stages.output_tokens == 8
+    assert engine.prefix_cache is None
+    assert again.stages.cached_tokens == 0
+    assert "prompt-prefix cache failed" in caplog.text
+
+
 @pytest.mark.usefixtures("started")
 async def test_cancelled_request_frees_its_slot(smollm2: dict[Variant, Path]) -> None:
     engine = OnnxRuntimeBackend("m", smollm2["onnx-int4"], OrtConfig(max_batch_size=1))

@@ -456,13 +456,20 @@ class OnnxRuntimeBackend(Backend):
         return ids, mask, positions, past
 
     def _store_prefixes(self, new: list[_Sequence], past: Past, columns: int) -> None:
-        if self.prefix_cache is None:
+        """Keep the prompts' new blocks for later prefills. A cache that fails is turned off
+        and logged; it never fails the requests whose prefill it was copying."""
+        cache = self.prefix_cache
+        if cache is None:
             return
         reused = new[0].stages.cached_tokens  # the same for every row of one prefill
-        computed = self.engine.host_columns(past, reused)  # the columns this prefill wrote
-        for row, seq in enumerate(new):
-            first = columns - len(seq.prompt_ids) - reused  # where token 0 would be, uncached
-            self.prefix_cache.store(seq.prompt_ids, [c[row] for c in computed], first, reused)
+        try:
+            computed = self.engine.host_columns(past, reused)  # the columns this prefill wrote
+            for row, seq in enumerate(new):
+                first = columns - len(seq.prompt_ids) - reused  # token 0's column, uncached
+                cache.store(seq.prompt_ids, [c[row] for c in computed], first, reused)
+        except Exception:
+            _log.exception("the prompt-prefix cache failed; it is off from now on")
+            self.prefix_cache = None
 
     def _decode_inputs(
         self,

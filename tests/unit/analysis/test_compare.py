@@ -63,6 +63,29 @@ def test_text_table_has_one_row_per_backend(
     assert "0.50%" in trt
 
 
+def test_runs_of_one_backend_on_other_devices_are_told_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = []
+    for name, runtime in (
+        ("a.json", {"device": "cuda", "kv_cache": "cuda"}),
+        ("b.json", {"device": "cuda", "kv_cache": "host"}),
+        ("c.json", {"device": "cpu", "kv_cache": "host"}),
+    ):
+        path = report(tmp_path / name, "onnxruntime", "smollm2-135m", 300, 100.0, None)
+        doc = json.loads(path.read_text())
+        doc["run"]["runtime"] = runtime
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    assert main(["compare", *paths]) == 0
+    rows = [line.split("  ")[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [
+        "onnxruntime smollm2-135m [cuda]",
+        "onnxruntime smollm2-135m [cuda, KV cache on host]",
+        "onnxruntime smollm2-135m [cpu]",
+    ]
+
+
 def test_markdown_and_csv(reports: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "--format", "markdown", *map(str, reports[:2])]) == 0
     md = capsys.readouterr().out.splitlines()

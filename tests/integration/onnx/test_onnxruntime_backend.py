@@ -228,6 +228,27 @@ def test_cuda_on_a_cpu_machine_is_a_clear_error(smollm2: dict[Variant, Path]) ->
             build_backend(options)
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider':UserWarning")
+def test_onnxruntime_gpu_without_a_gpu(
+    smollm2: dict[Variant, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What onnxruntime-gpu does on a machine without a usable GPU: it lists CUDA, and a session
+    # asked for it runs on the CPU. The default device takes the CPU; --device cuda refuses.
+    import onnxruntime
+
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    folder = str(smollm2["onnx-int4"])
+    backend = build_backend(BackendOptions("onnxruntime", model=folder))
+    assert backend.runtime()["execution_provider"] == "CPUExecutionProvider"
+    assert backend.runtime()["kv_cache"] == "host"
+    with pytest.raises(ExecutionProviderError, match="refusing to fall back silently"):
+        build_backend(BackendOptions("onnxruntime", model=folder, device="cuda"))
+
+
 def test_corrupt_or_missing_model_is_a_clear_error(
     smollm2: dict[Variant, Path], tmp_path: Path
 ) -> None:

@@ -44,6 +44,14 @@ def test_silent_cpu_fallback_is_refused() -> None:
     assert check_providers("cuda", GPU_BUILD[1:], GPU_BUILD[1:]) == "CUDAExecutionProvider"
 
 
+def test_auto_falls_back_to_the_cpu_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    # onnxruntime-gpu on a machine with no usable GPU: auto asked for CUDA first, got the CPU.
+    assert check_providers("auto", GPU_BUILD[1:], CPU_ONLY) == "CPUExecutionProvider"
+    assert "could not start it here" in caplog.text
+    with pytest.raises(ExecutionProviderError, match="would have run on nothing"):
+        check_providers("auto", GPU_BUILD[1:], [])
+
+
 def test_options_are_checked_when_built() -> None:
     opts = BackendOptions("onnxruntime", model="smollm2-135m", extra={"precision": "int3"})
     with pytest.raises(ValueError, match="precision must be one of"):

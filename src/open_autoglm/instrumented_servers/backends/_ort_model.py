@@ -81,7 +81,18 @@ def choose_providers(device: str, available: Sequence[str]) -> tuple[str, ...]:
 
 
 def check_providers(device: str, requested: Sequence[str], actual: Sequence[str]) -> str:
-    """The provider the session really uses first; an error if it is not the one requested."""
+    """The provider the session really uses first; an error if it is not the one requested.
+
+    ``auto`` asked for no device in particular: when its CUDA could not start (onnxruntime-gpu
+    on a machine without a usable GPU) the CPU is its answer, said in a warning.
+    """
+    if device == "auto" and actual and actual[0] == "CPUExecutionProvider" != requested[0]:
+        _log.warning(
+            "--device auto: onnxruntime offers %s but could not start it here; running on "
+            "CPUExecutionProvider (ask for --device cuda to make this an error)",
+            requested[0],
+        )
+        return actual[0]
     if not actual or actual[0] != requested[0]:
         raise ExecutionProviderError(
             f"--device {device}: onnxruntime could not start {requested[0]} (no usable GPU, or "

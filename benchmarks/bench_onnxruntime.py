@@ -52,19 +52,24 @@ def _ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
 
 
-def bench_session(engine: DecoderSession, steps: int) -> dict[str, float]:
+def bench_session(
+    engine: DecoderSession, steps: int, batches: tuple[int, ...] = (1, 8), warmup_steps: int = 0
+) -> dict[str, float]:
+    """Median ms of a 128-token prefill, and of one decode step at each of ``batches`` with a
+    128-token cache (after ``warmup_steps`` untimed steps: a GPU's kernels and allocator)."""
     rng = np.random.default_rng(0)
     ids = rng.integers(100, 40000, (1, 128), dtype=np.int64)
     mask = np.ones((1, 128), np.int64)
     positions = np.arange(128, dtype=np.int64)[None]
-    engine.run(ids, mask, positions, engine.empty_past(1))  # warm-up
+    for _ in range(max(1, warmup_steps)):  # warm-up
+        engine.run(ids, mask, positions, engine.empty_past(1))
     prefill = []
     for _ in range(5):
         started = time.perf_counter()
         engine.run(ids, mask, positions, engine.empty_past(1))
         prefill.append(time.perf_counter() - started)
     result = {"prefill_128_ms": _ms(prefill)}
-    for batch in (1, 8):
+    for batch in batches:
         rows = np.repeat(ids, batch, 0)
         _, past = engine.run(
             rows,
@@ -73,13 +78,14 @@ def bench_session(engine: DecoderSession, steps: int) -> dict[str, float]:
             engine.empty_past(batch),
         )
         length, times = 128, []
-        for _ in range(steps):
+        for step in range(warmup_steps + steps):
             step_ids = np.full((batch, 1), 42, np.int64)
             step_mask = np.ones((batch, length + 1), np.int64)
             step_pos = np.full((batch, 1), length, np.int64)
             started = time.perf_counter()
             _, past = engine.run(step_ids, step_mask, step_pos, past)
-            times.append(time.perf_counter() - started)
+            if step >= warmup_steps:
+                times.append(time.perf_counter() - started)
             length += 1
         result[f"decode_b{batch}_ms"] = _ms(times)
     return result

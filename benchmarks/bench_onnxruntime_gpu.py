@@ -21,17 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench_onnxruntime import QUESTIONS, unique_prompts
+from bench_onnxruntime import QUESTIONS, backend_tokens_per_s, bench_session, unique_prompts
 from open_autoglm.instrumented_servers._backend import (
     ChatMessage,
-    Finished,
     GenerationRequest,
     SamplingParams,
     TokenDelta,
@@ -45,65 +40,6 @@ from open_autoglm.instrumented_servers.backends._ort_model import (
 )
 from open_autoglm.instrumented_servers.models import prepare_model
 from open_autoglm.telemetry._probes import GpuProbe
-
-
-def _ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000.0
-
-
-def bench_session(engine: DecoderSession, steps: int, batches: tuple[int, ...]) -> dict[str, float]:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(100, 40000, (1, 128), dtype=np.int64)
-    mask = np.ones((1, 128), np.int64)
-    positions = np.arange(128, dtype=np.int64)[None]
-    for _ in range(2):  # warm-up: kernels, allocator
-        engine.run(ids, mask, positions, engine.empty_past(1))
-    prefill = []
-    for _ in range(5):
-        started = time.perf_counter()
-        engine.run(ids, mask, positions, engine.empty_past(1))
-        prefill.append(time.perf_counter() - started)
-    result = {"prefill_128_ms": _ms(prefill)}
-    for batch in batches:
-        rows = np.repeat(ids, batch, 0)
-        _, past = engine.run(
-            rows,
-            np.repeat(mask, batch, 0),
-            np.repeat(positions, batch, 0),
-            engine.empty_past(batch),
-        )
-        length, times = 128, []
-        for step in range(steps + 2):
-            step_ids = np.full((batch, 1), 42, np.int64)
-            step_mask = np.ones((batch, length + 1), np.int64)
-            step_pos = np.full((batch, 1), length, np.int64)
-            started = time.perf_counter()
-            _, past = engine.run(step_ids, step_mask, step_pos, past)
-            if step >= 2:
-                times.append(time.perf_counter() - started)
-            length += 1
-        result[f"decode_b{batch}_ms"] = _ms(times)
-    return result
-
-
-async def _tokens_per_s(
-    backend: OnnxRuntimeBackend, prompts: list[str], tokens: int, concurrency: int
-) -> float:
-    queue, produced = list(prompts), 0
-
-    async def worker() -> None:
-        nonlocal produced
-        while queue:
-            params = SamplingParams(max_tokens=tokens, temperature=0.0, ignore_eos=True)
-            async for event in backend.generate(GenerationRequest("b", queue.pop(), params)):
-                if isinstance(event, TokenDelta):
-                    produced += event.token_count
-                elif isinstance(event, Finished):
-                    break
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return produced / (time.perf_counter() - started)
 
 
 async def _answer(backend: OnnxRuntimeBackend) -> str:
@@ -126,10 +62,10 @@ async def bench_backend(
     backend = OnnxRuntimeBackend("smollm2-135m", folder, config)
     await backend.start()
     try:
-        await _tokens_per_s(backend, unique_prompts(backend, 2, "w"), 4, 2)  # warm-up
+        await backend_tokens_per_s(backend, unique_prompts(backend, 2, "w"), 4, 2)  # warm-up
         answer = await _answer(backend)
-        one = await _tokens_per_s(backend, unique_prompts(backend, 8, "s"), tokens, 1)
-        eight = await _tokens_per_s(backend, unique_prompts(backend, 16, "c"), tokens, 8)
+        one = await backend_tokens_per_s(backend, unique_prompts(backend, 8, "s"), tokens, 1)
+        eight = await backend_tokens_per_s(backend, unique_prompts(backend, 16, "c"), tokens, 8)
     finally:
         await backend.stop()
     return {
@@ -160,7 +96,7 @@ def main() -> None:
         files = find_model_files(folders[variant])
         for binding in (True, False):
             engine = DecoderSession(files, args.device, io_binding=binding)
-            r = bench_session(engine, args.decode_steps, (1, 8, 32))
+            r = bench_session(engine, args.decode_steps, (1, 8, 32), warmup_steps=2)
             r["provider"] = engine.provider
             label = "on device" if binding else "via host"
             results["session"][f"{variant}/{label}"] = r

@@ -21,28 +21,13 @@ from fake_http import serving
 
 from open_autoglm.cli import main
 from open_autoglm.collector import SpanRecord, SpanStore
+from open_autoglm.telemetry._otlp_json import _attributes  # the OTLP JSON attribute encoding
 
 _LOST = 3
 
 
 def _id(hex_id: str | None) -> str | None:
     return base64.b64encode(bytes.fromhex(hex_id)).decode() if hex_id else None
-
-
-def _value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [_value(v) for v in value]}}
-    return {"stringValue": str(value)}
-
-
-def _attributes(attributes: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return [{"key": k, "value": _value(v)} for k, v in (attributes or {}).items()]
 
 
 def tempo_v2_trace(spans: list[SpanRecord]) -> dict[str, Any]:

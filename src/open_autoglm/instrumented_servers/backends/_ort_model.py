@@ -216,9 +216,10 @@ class DecoderSession:
         self._read_signature()
         #: Where the session's outputs live: ``cpu`` or ``cuda``.
         self.device_type = _PROVIDER_DEVICE.get(self.provider, "cpu")
-        self.io_binding = self.device_type != "cpu" if io_binding is None else io_binding
+        bind = self.device_type != "cpu" if io_binding is None else io_binding
+        #: The cache-reshaping graphs of the IO-binding path; None on the host-array path.
         self._ops: KvCacheOps | None = None
-        if self.io_binding:
+        if bind:
             self._ops = KvCacheOps(
                 len(self.past_names),
                 self.kv_dtype,
@@ -226,6 +227,11 @@ class DecoderSession:
                 self.requested_providers,
                 self.device_type,
             )
+
+    @property
+    def io_binding(self) -> bool:
+        """Whether the KV cache stays on the session's device between steps."""
+        return self._ops is not None
 
     def _read_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}

@@ -22,8 +22,11 @@ from open_autoglm.instrumented_servers._backend import (
     TokenDelta,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions, build_backend
-from open_autoglm.instrumented_servers.backends._onnxruntime import OnnxRuntimeBackend, OrtConfig
-from open_autoglm.instrumented_servers.backends._ort_model import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._backend import (
+    OnnxRuntimeBackend,
+    OrtConfig,
+)
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
     ExecutionProviderError,
     ModelLoadError,
 )

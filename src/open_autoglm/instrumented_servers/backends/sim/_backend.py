@@ -47,7 +47,7 @@ from open_autoglm.instrumented_servers._backend import (
     TokenDelta,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
-from open_autoglm.instrumented_servers.backends._simple_tokenizer import SimpleTokenizer
+from open_autoglm.instrumented_servers.backends.sim._tokenizer import SimpleTokenizer
 
 DEFAULT_MODEL: Final = "sim-llm"
 _WORDS: Final = (

@@ -52,14 +52,14 @@ from open_autoglm.instrumented_servers._backend import (
     TokenDelta,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
-from open_autoglm.instrumented_servers.backends._ort_model import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._prefix_cache import PrefixCache
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
     DEVICES,
     DecoderSession,
     Past,
     find_model_files,
 )
-from open_autoglm.instrumented_servers.backends._ort_prefix_cache import PrefixCache
-from open_autoglm.instrumented_servers.backends._ort_text import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._text import (
     ChatTemplate,
     IncrementalDetokenizer,
     TextTokenizer,
@@ -529,7 +529,7 @@ class TensorRTBackend(OnnxRuntimeBackend):
 def _build(
     options: BackendOptions, default_device: str, cls: type[OnnxRuntimeBackend]
 ) -> OnnxRuntimeBackend:
-    from open_autoglm.instrumented_servers.models import resolve_model
+    from open_autoglm.instrumented_servers.backends.onnxruntime.models import resolve_model
 
     config = OrtConfig.from_options(options, default_device)
     target = options.target_tpot_ms

@@ -1,7 +1,8 @@
 """``sim``: a labelled simulator of a continuous-batching engine, for tests and demos.
 
 It is not a measurement of any real engine. It tokenizes honestly (:class:`SimpleTokenizer`),
-keeps a waiting queue and a running batch of at most ``max_batch_size`` sequences, and spends
+runs in the shared continuous-batching shell (``instrumented_servers._batching``: a waiting
+queue, a running batch of at most ``max_batch_size`` sequences), and spends
 simulated time per engine step::
 
     step = decode_base + decode_per_seq * batch + prefill_per_token * new_prompt_tokens
@@ -17,34 +18,28 @@ pause a whole step (a GC pause, a slow kernel).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
-from collections import deque
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from time import perf_counter_ns
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Final
 
-from open_autoglm.instrumented_servers._adaptive_batching import (
-    AdaptiveBatchingConfig,
-    BatchCapController,
-)
+from open_autoglm.instrumented_servers._adaptive_batching import AdaptiveBatchingConfig
 from open_autoglm.instrumented_servers._backend import (
-    Accepted,
-    Backend,
-    BackendLoad,
     ChatMessage,
-    ContextLengthError,
     EngineError,
-    Finished,
     FinishReason,
-    GenerationEvent,
     GenerationRequest,
     ImageInput,
-    QueueFullError,
     StageTimes,
-    TokenDelta,
+)
+from open_autoglm.instrumented_servers._batching import (
+    BatchSequence,
+    ContinuousBatchingBackend,
+    Output,
+    Prompt,
+    StepResult,
+    Token,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
 from open_autoglm.instrumented_servers.backends.sim._tokenizer import SimpleTokenizer
@@ -118,17 +113,12 @@ class SimConfig:
         return cls(**values)  # type: ignore[arg-type]  # keys checked against fields above
 
 
-@dataclass(eq=False, slots=True)
-class _Sequence:
-    request: GenerationRequest
-    stages: StageTimes
+@dataclass(eq=False, slots=True, kw_only=True)
+class _SimSequence(BatchSequence):
     rng: random.Random
     target_tokens: int
     finish_reason: FinishReason
     fail_at: int | None
-    out: asyncio.Queue[TokenDelta | Finished | EngineError] = field(default_factory=asyncio.Queue)
-    generated: int = 0
-    cancelled: bool = False
 
 
 def image_tokens(image: ImageInput) -> int:
@@ -138,45 +128,28 @@ def image_tokens(image: ImageInput) -> int:
     return math.ceil(image.width / _IMAGE_PATCH) * math.ceil(image.height / _IMAGE_PATCH)
 
 
-class SimBackend(Backend):
+class SimBackend(ContinuousBatchingBackend[_SimSequence]):
+    """The simulator in the shared continuous-batching shell: one step prefills the admitted
+    sequences and decodes the running ones together, in simulated time."""
+
     name = "sim"
     simulated = True
     accepts_images = True  # counts one token per 28x28 patch
-    adaptive_batching = True
 
     def __init__(
         self, model_name: str, config: SimConfig, adaptive: AdaptiveBatchingConfig | None = None
     ) -> None:
-        super().__init__(model_name, config.max_model_len)
-        self.config = config
-        #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
-        self.cap_controller = (
-            None if adaptive is None else BatchCapController(adaptive, config.max_batch_size)
+        super().__init__(
+            model_name,
+            config.max_model_len,
+            max_batch_size=config.max_batch_size,
+            max_queue=config.max_queue,
+            seed=config.seed,
+            adaptive=adaptive,
         )
-        self._step_end_ns = 0
+        self.config = config
         self.tokenizer = SimpleTokenizer()
-        self._waiting: deque[_Sequence] = deque()
-        self._running: list[_Sequence] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._fault_rng = random.Random(config.seed)
-        self._counter = 0
-
-    # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._schedule_loop())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for seq in [*self._running, *self._waiting]:
-            seq.out.put_nowait(EngineError("server shutting down"))
-        self._running.clear()
-        self._waiting.clear()
 
     # ------------------------------------------------------------------ interface
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
@@ -190,52 +163,15 @@ class SimBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return self.tokenizer.count(text)
 
-    def load(self) -> BackendLoad:
-        controller = self.cap_controller
-        return BackendLoad(
-            queue_depth=len(self._waiting),
-            running=len(self._running),
-            batch_cap=None if controller is None else controller.cap,
-        )
+    # ------------------------------------------------------------------ engine
+    def tokenize(self, request: GenerationRequest) -> Prompt:
+        tokens = self.tokenizer.count(request.prompt)
+        return Prompt(tokens + sum(image_tokens(image) for image in request.images))
 
-    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
-        if self._task is None:
-            raise EngineError("sim backend is not started")
-        stages = StageTimes()
-        stages.tokenize_start_ns = perf_counter_ns()
-        prompt_tokens = self.tokenizer.count(request.prompt)
-        prompt_tokens += sum(image_tokens(image) for image in request.images)
-        stages.tokenize_end_ns = perf_counter_ns()
-        stages.prompt_tokens = prompt_tokens
-        sampling = request.sampling
-        if prompt_tokens + sampling.max_tokens > self.max_model_len:
-            raise ContextLengthError(prompt_tokens, sampling.max_tokens, self.max_model_len)
-        if len(self._waiting) >= self.config.max_queue:
-            raise QueueFullError(
-                f"the waiting queue is full ({self.config.max_queue} requests); retry later"
-            )
-        seq = self._new_sequence(request, stages)
-        stages.queue_depth_at_enqueue = len(self._waiting)
-        stages.enqueued_ns = perf_counter_ns()
-        self._waiting.append(seq)
-        self._wake.set()
-        try:
-            yield Accepted(prompt_tokens=prompt_tokens, stages=stages)
-            while True:
-                item = await seq.out.get()
-                if isinstance(item, EngineError):
-                    raise item
-                yield item
-                if isinstance(item, Finished):
-                    return
-        finally:
-            seq.cancelled = True
-
-    # ------------------------------------------------------------------ scheduler
-    def _new_sequence(self, request: GenerationRequest, stages: StageTimes) -> _Sequence:
-        self._counter += 1
-        seed = request.sampling.seed
-        rng = random.Random(seed if seed is not None else (self.config.seed << 32) + self._counter)
+    def new_sequence(
+        self, request: GenerationRequest, stages: StageTimes, prompt: Prompt, seed: int
+    ) -> _SimSequence:
+        rng = random.Random(seed)
         max_tokens = request.sampling.max_tokens
         target = max_tokens
         reason: FinishReason = "length"
@@ -246,62 +182,35 @@ class SimBackend(Backend):
         fail_at = None
         if self.config.error_rate and self._fault_rng.random() < self.config.error_rate:
             fail_at = self._fault_rng.randrange(target)
-        return _Sequence(request, stages, rng, target, reason, fail_at)
+        return _SimSequence(
+            request=request,
+            stages=stages,
+            rng=rng,
+            target_tokens=target,
+            finish_reason=reason,
+            fail_at=fail_at,
+        )
 
-    async def _schedule_loop(self) -> None:
+    async def step(
+        self, running: Sequence[_SimSequence], new: Sequence[_SimSequence]
+    ) -> StepResult[_SimSequence]:
         cfg = self.config
-        while True:
-            if not self._running and not self._waiting:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            controller = self.cap_controller
-            cap = cfg.max_batch_size if controller is None else controller.cap
-            new: list[_Sequence] = []
-            while self._waiting and len(self._running) + len(new) < cap:
-                seq = self._waiting.popleft()
-                if not seq.cancelled:
-                    seq.stages.scheduled_ns = perf_counter_ns()
-                    if controller is not None:
-                        seq.stages.batch_cap = cap
-                    new.append(seq)
-            batch = len(self._running) + len(new)
-            cost_ms = cfg.prefill_ms_per_token * sum(s.stages.prompt_tokens for s in new)
-            if batch:
-                cost_ms += cfg.decode_base_ms + cfg.decode_per_seq_ms * batch
-            if cfg.stall_rate and self._fault_rng.random() < cfg.stall_rate:
-                cost_ms += cfg.stall_ms
-            await asyncio.sleep(cost_ms / 1000.0)
-            now = perf_counter_ns()
-            if controller is not None and self._running:
-                # the running sequences' previous token came at the end of the previous step
-                controller.observe((now - self._step_end_ns) / 1e9, batch)
-            self._step_end_ns = now
-            for seq in self._running:
-                seq.stages.decode_steps += 1
-                seq.stages.batch_size_sum += batch
-                self._emit(seq, now)
-            for seq in new:
-                seq.stages.prefill_batch_size = len(new)
-                seq.stages.first_token_ns = now
-                self._emit(seq, now)
-            self._running.extend(new)
-            self._running = [s for s in self._running if not s.cancelled]
+        batch = len(running) + len(new)
+        cost_ms = cfg.prefill_ms_per_token * sum(s.stages.prompt_tokens for s in new)
+        if batch:
+            cost_ms += cfg.decode_base_ms + cfg.decode_per_seq_ms * batch
+        if cfg.stall_rate and self._fault_rng.random() < cfg.stall_rate:
+            cost_ms += cfg.stall_ms
+        await asyncio.sleep(cost_ms / 1000.0)
+        outputs = [(seq, self._next_token(seq)) for seq in (*running, *new) if seq.active]
+        return StepResult(outputs, decoded=True)
 
-    def _emit(self, seq: _Sequence, now: int) -> None:
-        if seq.cancelled:
-            return
+    @staticmethod
+    def _next_token(seq: _SimSequence) -> Output:
         if seq.fail_at is not None and seq.generated >= seq.fail_at:
-            seq.cancelled = True
-            seq.out.put_nowait(EngineError("simulated engine fault (error_rate)"))
-            return
-        seq.generated += 1
-        seq.out.put_nowait(TokenDelta(" " + seq.rng.choice(_WORDS)))
-        if seq.generated >= seq.target_tokens:
-            seq.cancelled = True  # leaves the batch; the consumer still drains its queue
-            seq.stages.finished_ns = now
-            seq.stages.output_tokens = seq.generated
-            seq.out.put_nowait(Finished(seq.finish_reason, seq.stages))
+            return EngineError("simulated engine fault (error_rate)")
+        word = " " + seq.rng.choice(_WORDS)
+        return Token(word, seq.finish_reason if seq.generated + 1 >= seq.target_tokens else None)
 
 
 def build(options: BackendOptions) -> SimBackend:

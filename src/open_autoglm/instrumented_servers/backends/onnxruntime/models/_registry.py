@@ -30,7 +30,7 @@ from typing import Final, Literal
 from open_autoglm.instrumented_servers.backends.onnxruntime.models._errors import (
     ModelPreparationError,
 )
-from open_autoglm.telemetry._env import ENV_CACHE_DIR
+from open_autoglm.telemetry import ENV_CACHE_DIR
 
 Variant = Literal["hf", "onnx-fp32", "onnx-int4"]
 VARIANTS: Final[tuple[Variant, ...]] = ("hf", "onnx-fp32", "onnx-int4")

@@ -1,10 +1,12 @@
 """``onnxruntime``: a continuous-batching engine over a decoder-with-past ONNX model.
 
-One scheduler task owns the running batch. At every step boundary it either prefills the
-requests that fit (up to ``max_batch_size`` sequences and the KV-cache budget, prompts of
-different lengths padded on the left and run together) and adds them to the batch, or runs
-one decode step for the whole batch. Sequences leave the batch when they finish or their
-client goes away. onnxruntime runs in a worker thread, so the event loop keeps serving.
+It runs in the shared continuous-batching shell (``instrumented_servers._batching``: the
+waiting queue, admission, stage stamps, cancellation). The engine answers whether a request
+fits (the KV-cache budget) and runs one step: it either prefills the admitted requests
+(prompts of different lengths padded on the left and run together) and adds them to the
+batch, or runs one decode step for the whole batch. onnxruntime runs in a worker thread, so
+the event loop keeps serving. The incremental detokenizer is timed per token (the
+``detokenize`` span).
 
 The KV cache of the batch is one ``[batch, kv_heads, length, head_dim]`` array per layer and
 kind; ``length`` is the longest sequence, shorter ones padded on the left and hidden by the

@@ -17,12 +17,13 @@ from typing import Any, Final
 import httpx
 
 from open_autoglm._child_process import ChildExitedError, ChildNotReadyError, ChildProcess
+from open_autoglm.errors import OpenAutoGLMError
 
 _POLL_S: Final = 0.2
 _STOP_GRACE_S: Final = 10.0
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(OpenAutoGLMError, RuntimeError):
     """Prometheus is not installed, exited or never became ready (the message carries its log),
     or it answered a query with an error."""
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from open_autoglm import __version__
-from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 

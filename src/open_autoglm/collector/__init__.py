@@ -17,7 +17,7 @@ from open_autoglm.collector._errors import (
     UnsupportedMediaTypeError,
 )
 from open_autoglm.collector._expected import expected_record
-from open_autoglm.collector._process import CollectorProcess
+from open_autoglm.collector._process import CollectorProcess, write_ready_file
 from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_TABLE_COLUMNS
 from open_autoglm.collector._store import SpanEvent, SpanRecord, SpanStore
 
@@ -39,4 +39,5 @@ __all__ = [
     "SpanStore",
     "UnsupportedMediaTypeError",
     "expected_record",
+    "write_ready_file",
 ]

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import httpx
 
-from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.dashboards._datasources import PROMETHEUS_UID, TEMPO_UID
+from open_autoglm.errors import OpenAutoGLMError
 
 _DEFAULT_UIDS: Final = {"prometheus": PROMETHEUS_UID, "tempo": TEMPO_UID}
 

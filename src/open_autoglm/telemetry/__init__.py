@@ -1,5 +1,6 @@
 """The telemetry contract (names, buckets), tracer set-up and resource probes."""
 
+from open_autoglm.telemetry import _env as env
 from open_autoglm.telemetry import _names as names
 from open_autoglm.telemetry._buckets import (
     REQUEST_DURATION_BUCKETS,
@@ -15,6 +16,7 @@ from open_autoglm.telemetry._probes import (
 )
 from open_autoglm.telemetry._tracing import (
     TelemetryConfigError,
+    TelemetryError,
     TracingConfig,
     make_exporter,
     make_tracer_provider,
@@ -28,7 +30,9 @@ __all__ = [
     "GpuProbe",
     "GpuSample",
     "TelemetryConfigError",
+    "TelemetryError",
     "TracingConfig",
+    "env",
     "make_exporter",
     "make_tracer_provider",
     "names",

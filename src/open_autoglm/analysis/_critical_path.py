@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from open_autoglm.analysis._errors import AnalysisError
-from open_autoglm.telemetry import _names as names
+from open_autoglm.telemetry import names
 
 Horizon = Literal["e2e", "ttft"]
 IntArray = npt.NDArray[np.int64]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         ProgressReporter,
         Prompt,
     )
+    from open_autoglm.run import ManagedServer
 
 
 def register(subparsers: Any) -> None:
@@ -304,10 +305,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     objectives = gate_objectives(args)
+    server = managed_server(args) if args.backend else None
     prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
-    if args.backend:
-        status, report_path = _run_managed(args, config, prompts, progress)
+    if server is not None:
+        status, report_path = _run_managed(args, server, config, prompts, progress)
         return apply_gate(args, objectives, report_path, status)
     results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
@@ -321,40 +323,42 @@ def run(args: argparse.Namespace) -> int:
 _MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
 
 
+def managed_server(args: argparse.Namespace) -> ManagedServer:
+    """The typed server of a managed run (``--backend`` and the flags under it)."""
+    from open_autoglm.run import ManagedServer
+
+    return ManagedServer(
+        backend=args.backend,
+        model=args.model,
+        backend_options=parse_backend_options(args.backend_option),
+        max_batch_size=args.max_batch_size,
+        max_model_len=args.max_model_len,
+        device=args.device,
+        target_tpot_ms=args.target_tpot,
+    )
+
+
 def _run_managed(
     args: argparse.Namespace,
+    server: ManagedServer,
     config: BenchmarkConfig,
     prompts: list[Prompt],
     progress: ProgressReporter,
 ) -> tuple[int, Path]:
+    """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
+    collector's and report's errors reach ``cli.py``, which prints their first line."""
     import time
 
-    from open_autoglm.errors import OpenAutoGLMError
-    from open_autoglm.run import ManagedServer, run_managed
+    from open_autoglm.run import run_managed
 
-    try:
-        server = ManagedServer(
-            backend=args.backend,
-            model=args.model,
-            backend_options=parse_backend_options(args.backend_option),
-            max_batch_size=args.max_batch_size,
-            max_model_len=args.max_model_len,
-            device=args.device,
-            target_tpot_ms=args.target_tpot,
-        )
-    except OpenAutoGLMError as exc:
-        raise UsageError(str(exc)) from exc
     run_dir: Path = args.run_dir or Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
     )
     report_path: Path = args.output or run_dir / "report.json"
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
-    try:
-        results, report = run_managed(
-            bench, server, run_dir, report_path, progress=progress, prompts=prompts
-        )
-    except OpenAutoGLMError as exc:  # the run, the server, the collector or the report
-        raise UsageError(str(exc).strip().splitlines()[0]) from exc
+    results, report = run_managed(
+        bench, server, run_dir, report_path, progress=progress, prompts=prompts
+    )
     print_summary(results, dataclasses.replace(bench, output_path=None))
     stages = report.stages
     if stages is not None:

@@ -6,7 +6,6 @@ The server's libraries (fastapi, uvicorn, the backends) are imported in :func:`r
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -76,6 +75,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from open_autoglm.instrumented_servers import (
         BackendOptions,
         ServerConfig,

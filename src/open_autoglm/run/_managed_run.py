@@ -1,10 +1,10 @@
 """A managed run: collector and server started for the benchmark, stopped after it.
 
-``open-autoglm benchmark --backend X`` (no ``--url``) starts the embedded collector and
-``open-autoglm serve --backend X`` as child processes on free loopback ports, points both the
-server and the load generator at the collector, samples the server's ``/metrics`` while the
-load runs, stops the children (SIGTERM: each flushes what it holds), then builds the report
-from the run directory. Children are stopped on error and on Ctrl-C too.
+:func:`run_managed` (``open-autoglm benchmark --backend X``, no ``--url``) starts the
+embedded collector and ``open-autoglm serve --backend X`` as child processes on free loopback
+ports, points both the server and the load generator at the collector, samples the server's
+``/metrics`` while the load runs, stops the children (SIGTERM: each flushes what it holds),
+then builds the report from the run directory. Children are stopped on error and on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import Report, build_report, write_html
-from open_autoglm.analysis._hardware import hardware
-from open_autoglm.analysis._metric_samples import MetricSampler
-from open_autoglm.analysis._report import (
+from open_autoglm.analysis import (
     METRICS_FILE,
     RECORDS_FILE,
     RESULTS_FILE,
     RUN_FILE,
     SPANS_FILE,
+    Report,
+    build_report,
+    write_html,
 )
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.instrumented_servers import ServerProcess
@@ -39,30 +38,14 @@ from open_autoglm.loadgen import (
     Prompt,
     run_benchmark,
 )
+from open_autoglm.run._errors import RunDirectoryError
+from open_autoglm.run._hardware import hardware
+from open_autoglm.run._metric_sampler import MetricSampler
+from open_autoglm.run._server import ManagedServer
 from open_autoglm.telemetry import TracingConfig
 from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ManagedServer:
-    """How to start the server: ``open-autoglm serve`` arguments after ``--backend``."""
-
-    backend: str
-    model: str | None = None
-    args: tuple[str, ...] = ()
-    start_timeout_s: float = 900.0  # first use of a model may prepare it
-
-    def serve_args(self, otlp_endpoint: str) -> list[str]:
-        out = ["--backend", self.backend]
-        if self.model:
-            out += ["--model", self.model]
-        return [*out, *self.args, "--otlp-endpoint", otlp_endpoint, "--otlp-protocol", "http/json"]
-
-
-class RunDirectoryError(Exception):
-    """The run directory cannot be used (it already holds another run's records)."""
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -139,7 +122,7 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "model": health.get("model", server.model),
         "simulated": bool(health.get("simulated", False)),
         "runtime": health.get("runtime") or {},
-        "server_args": list(server.args),
+        "server_args": server.server_args(),
         "url": url,
         "hardware": hardware(),
         "started_unix_ns": time.time_ns(),

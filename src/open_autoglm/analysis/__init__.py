@@ -28,7 +28,6 @@ from open_autoglm.analysis._prometheus_source import (
     query_prometheus,
 )
 from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
-from open_autoglm.analysis._slo import Objective, SloError, parse_error_rate, parse_slo
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
 from open_autoglm.analysis._tempo_source import (
@@ -50,14 +49,12 @@ __all__ = [
     "HotspotReport",
     "LevelPoint",
     "LoadModels",
-    "Objective",
     "PrometheusConfig",
     "PrometheusError",
     "PrometheusSummary",
     "RegressionConfig",
     "Report",
     "ReportError",
-    "SloError",
     "StageBreakdown",
     "SyntheticRun",
     "TempoConfig",
@@ -73,8 +70,6 @@ __all__ = [
     "find_hotspots",
     "fit_load_models",
     "latency_from_records",
-    "parse_error_rate",
-    "parse_slo",
     "points_from_levels",
     "prometheus_summary_of_run",
     "query_prometheus",

@@ -12,7 +12,7 @@ from typing import Any
 from open_autoglm._errors import UsageError
 from open_autoglm.analysis._compare import FORMATS, compare_rows, render
 from open_autoglm.analysis._gate import RegressionConfig, check_report
-from open_autoglm.analysis._slo import parse_error_rate, parse_slo
+from open_autoglm.objectives import parse_error_rate, parse_gate
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    objectives = list(parse_slo(args.slo)) if args.slo is not None else []
+    objectives = list(parse_gate(args.slo)) if args.slo is not None else []
     if args.max_error_rate is not None:
         if any(o.metric == "error_rate" for o in objectives):
             raise UsageError("give the error rate once: in --slo or --max-error-rate")

@@ -40,7 +40,6 @@ from open_autoglm.loadgen._runner import (
     run_benchmark,
     run_benchmark_async,
 )
-from open_autoglm.loadgen._slo import Slo, parse_slo
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -87,7 +86,6 @@ __all__ = [
     "RequestRecord",
     "RequestSpec",
     "RichProgress",
-    "Slo",
     "Stats",
     "StreamDropped",
     "StreamError",
@@ -99,7 +97,6 @@ __all__ = [
     "discover_model",
     "level_rng",
     "load_prompts",
-    "parse_slo",
     "prepare_prompts",
     "read_records",
     "run_benchmark",

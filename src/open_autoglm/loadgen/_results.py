@@ -14,7 +14,7 @@ import numpy as np
 from open_autoglm.loadgen._health import ClientHealth
 from open_autoglm.loadgen._profiles import Level
 from open_autoglm.loadgen._records import RequestRecord
-from open_autoglm.loadgen._slo import Slo
+from open_autoglm.objectives import Goodput
 
 ResultsVersion = Literal["open-autoglm.loadgen.results/1"]
 RESULTS_VERSION: ResultsVersion = "open-autoglm.loadgen.results/1"
@@ -96,7 +96,7 @@ def summarize_level(
     level: Level,
     records: Sequence[RequestRecord],
     started_unix_ns: int,
-    slo: Slo | None,
+    slo: Goodput | None,
     health: ClientHealth,
 ) -> LevelResult:
     measured = [r for r in records if r.phase == "measure"]

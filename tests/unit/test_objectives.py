@@ -75,7 +75,7 @@ def test_gate_terms_units_and_operators() -> None:
     assert (median.op, median.limit, median.quantile) == ("<=", pytest.approx(0.2), 50.0)
     with pytest.raises(ObjectiveError, match="twice"):
         parse_gate("p95_e2e<=1s,p95_e2e<=2s")
-    with pytest.raises(ObjectiveError, match="needs a statistic, e.g. p95_ttft"):
+    with pytest.raises(ObjectiveError, match=r"needs a statistic, e\.g\. p95_ttft"):
         parse_gate("ttft<=1s")
     for bad, says in [("p95_e2e<=1", "time unit"), ("foo_e2e<=1s", "statistic 'foo'"),
                       ("rps>=20ms", "per second"), ("error_rate<=150%", "above 100%")]:  # fmt: skip

@@ -29,7 +29,6 @@ from open_autoglm.analysis._prometheus_source import (
 )
 from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
-from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
 from open_autoglm.analysis._tempo_source import (
     TempoConfig,
     TempoError,
@@ -56,7 +55,6 @@ __all__ = [
     "Report",
     "ReportError",
     "StageBreakdown",
-    "SyntheticRun",
     "TempoConfig",
     "TempoError",
     "TempoFetch",
@@ -79,5 +77,4 @@ __all__ = [
     "stage_breakdown",
     "trace_sections",
     "write_html",
-    "write_span_store",
 ]

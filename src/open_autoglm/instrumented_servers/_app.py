@@ -44,7 +44,7 @@ from open_autoglm.instrumented_servers._protocol import (
     model_card,
     parse_body,
 )
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import ServedRequest, RequestTelemetry
 from open_autoglm.telemetry import GpuProbe
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class _Service:
         max_tokens = self.resolve_max_tokens(
             body.max_tokens, self.config.default_completion_tokens, prompt
         )
-        record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
+        record = ServedRequest(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
         return await self.generate(body, prompt, (), max_tokens, record, chat=False)
 
     async def chat_completions(self, request: Request) -> Response:
@@ -129,7 +129,7 @@ class _Service:
             ChatCompletionRequest, await _read_body(request, self.config.max_body_bytes)
         )
         self.check_common(body)
-        record = RequestRecord(OPERATIONS[True], body.model, arrival, 0, body.stream)
+        record = ServedRequest(OPERATIONS[True], body.model, arrival, 0, body.stream)
         started = perf_counter_ns()
         messages, image_bytes = decode_messages(body.messages)
         images: tuple[ImageInput, ...] = tuple(im for m in messages for im in m.images)
@@ -158,7 +158,7 @@ class _Service:
         prompt: str,
         images: tuple[ImageInput, ...],
         max_tokens: int,
-        record: RequestRecord,
+        record: ServedRequest,
         *,
         chat: bool,
     ) -> Response:

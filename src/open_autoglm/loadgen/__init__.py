@@ -22,9 +22,16 @@ from open_autoglm.loadgen._images import EncodedImage, synthetic_image
 from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
 from open_autoglm.loadgen._records import (
+    MEASURED_SQL,
+    RECORD_COLUMNS,
     RECORD_VERSION,
+    RECORDS_FILE,
     RecordWriter,
     RequestRecord,
+    is_measured,
+    is_ok,
+    load_records_table,
+    read_record_dicts,
     read_records,
 )
 from open_autoglm.loadgen._results import (
@@ -56,7 +63,10 @@ __all__ = [
     "ARRIVALS",
     "DATASETS",
     "DISTRIBUTIONS",
+    "MEASURED_SQL",
     "PROFILES",
+    "RECORDS_FILE",
+    "RECORD_COLUMNS",
     "RECORD_VERSION",
     "RESULTS_VERSION",
     "Api",
@@ -95,9 +105,13 @@ __all__ = [
     "assess",
     "build_requests",
     "discover_model",
+    "is_measured",
+    "is_ok",
     "level_rng",
     "load_prompts",
+    "load_records_table",
     "prepare_prompts",
+    "read_record_dicts",
     "read_records",
     "run_benchmark",
     "run_benchmark_async",

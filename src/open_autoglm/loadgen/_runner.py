@@ -267,7 +267,7 @@ class _Run:
                 await self._open(index, level, origin, records)
         finally:
             loop_lags = await monitor.stop()
-            measured = [r for r in records if r.phase == "measure" and r.status != "cancelled"]
+            measured = [r for r in records if r.measured]
             health = assess([r.sched_lag_s for r in measured], loop_lags, cpu.read())
             result = summarize_level(index, level, records, started_unix, self.config.slo, health)
             self.results.append(result)

@@ -1,9 +1,10 @@
 """Helpers for tests that users of Open-AutoGLM need too: a server process, span capture, a
-real Prometheus."""
+real Prometheus, synthetic runs with a planted bottleneck."""
 
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.testing._otlp_sink import OtlpSink, SinkSpan
 from open_autoglm.testing._prometheus import PrometheusError, PrometheusProcess
+from open_autoglm.testing._synthetic import SyntheticRun
 
 __all__ = [
     "OtlpSink",
@@ -12,4 +13,5 @@ __all__ = [
     "ServerProcess",
     "ServerStartError",
     "SinkSpan",
+    "SyntheticRun",
 ]

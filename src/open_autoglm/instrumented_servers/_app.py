@@ -44,7 +44,7 @@ from open_autoglm.instrumented_servers._protocol import (
     model_card,
     parse_body,
 )
-from open_autoglm.instrumented_servers._request_telemetry import ServedRequest, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.telemetry import GpuProbe
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from open_autoglm.instrumented_servers._backend import (
 )
 from open_autoglm.instrumented_servers._errors import APIError
 from open_autoglm.instrumented_servers._protocol import usage_dict
-from open_autoglm.instrumented_servers._request_telemetry import ServedRequest, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.instrumented_servers._stop import StopMatcher
 from open_autoglm.telemetry import names as n
 

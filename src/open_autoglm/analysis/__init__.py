@@ -28,6 +28,7 @@ from open_autoglm.analysis._prometheus_source import (
     query_prometheus,
 )
 from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
+from open_autoglm.analysis._run_directory import RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.analysis._tempo_source import (
     TempoConfig,
@@ -54,6 +55,7 @@ __all__ = [
     "RegressionConfig",
     "Report",
     "ReportError",
+    "RunDirectory",
     "StageBreakdown",
     "TempoConfig",
     "TempoError",

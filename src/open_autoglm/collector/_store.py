@@ -10,6 +10,8 @@ process open it meanwhile. Nothing else in the package connects to a span store.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from open_autoglm.collector._errors import CollectorError
-from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_TABLE_COLUMNS, create_schema
+from open_autoglm.collector._schema import (
+    SCHEMA_VERSION,
+    SPANS_FILE,
+    SPANS_TABLE_COLUMNS,
+    create_schema,
+)
 
 _SPAN_SELECT: Final = ", ".join(SPANS_TABLE_COLUMNS)
 _EVENT_COLUMNS: Final = ("trace_id", "span_id", "event_index", "name", "time_unix_ns", "attributes")
@@ -75,13 +82,13 @@ class SpanStore:
         except duckdb.Error as exc:
             raise CollectorError(f"cannot open span store {self.path}: {exc}") from exc
         try:
-            row = self._con.execute(
+            rows = self._con.execute(
                 "SELECT value FROM store_meta WHERE key = 'schema_version'"
-            ).fetchone()
+            ).fetchall()  # fetched to the end: an unfinished result blocks the connection
         except duckdb.Error as exc:
             self._con.close()
             raise CollectorError(f"{self.path} is not a span store: {exc}") from exc
-        self.schema_version = int(row[0]) if row else 0
+        self.schema_version = int(rows[0][0]) if rows else 0
         if self.schema_version != SCHEMA_VERSION:
             self._con.close()
             raise CollectorError(
@@ -230,6 +237,21 @@ def write_span_store(path: Path, spans: Columns, events: Columns | None = None) 
     ``span_events`` columns. For stores made outside a collector (Tempo, synthetic runs).
 
     Raises :class:`CollectorError` when the file cannot be opened for writing."""
+    if "?" in str(path):
+        # DuckDB reads what follows '?' as options when it names the write-ahead log, so a
+        # database under such a path cannot commit: write it elsewhere, then move it there
+        with tempfile.TemporaryDirectory(prefix="open-autoglm-") as tmp:
+            staging = Path(tmp) / SPANS_FILE
+            if path.exists():
+                shutil.copyfile(path, staging)
+            _write_span_store(staging, spans, events)
+            shutil.move(staging, path)
+        return path
+    _write_span_store(path, spans, events)
+    return path
+
+
+def _write_span_store(path: Path, spans: Columns, events: Columns | None) -> None:
     n = len(spans["trace_id"])
     columns: dict[str, npt.NDArray[Any]] = {}
     for name in SPANS_TABLE_COLUMNS:
@@ -273,7 +295,6 @@ def write_span_store(path: Path, spans: Columns, events: Columns | None = None) 
             con.unregister("_open_autoglm_events")
     finally:
         con.close()
-    return path
 
 
 def _column(values: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -20,15 +20,15 @@ from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._run_directory import (
     METRICS_FILE,
-    RECORDS_FILE,
     RECORDS_TABLE,
     RESULTS_FILE,
     RUN_FILE,
-    SPANS_FILE,
     ReportError,
     RunDirectory,
 )
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
+from open_autoglm.collector import SPANS_FILE
+from open_autoglm.loadgen import RECORDS_FILE
 
 logger = logging.getLogger(__name__)
 

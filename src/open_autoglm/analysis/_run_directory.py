@@ -105,7 +105,10 @@ class RunDirectory:
     def records_path(self) -> Path:
         """Where the records are: the results' ``records_path`` if it names a file, else
         ``requests.jsonl`` here (which may not exist)."""
-        given = self.results().get("records_path") if self.results_path.exists() else None
+        try:
+            given = self.results().get("records_path")
+        except ReportError:  # no readable results: the records are where they are by default
+            given = None
         return find_records(self.path, given) or self.path / RECORDS_FILE
 
     def has_records(self) -> bool:

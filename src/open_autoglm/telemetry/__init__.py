@@ -7,6 +7,7 @@ from open_autoglm.telemetry._buckets import (
     TPOT_BUCKETS,
     TTFT_BUCKETS,
 )
+from open_autoglm.telemetry._env import ENV_CACHE_DIR, ENV_CAPTURE_CONTENT
 from open_autoglm.telemetry._probes import (
     GpuProbe,
     GpuSample,
@@ -16,11 +17,14 @@ from open_autoglm.telemetry._probes import (
 from open_autoglm.telemetry._tracing import (
     TelemetryConfigError,
     TracingConfig,
+    TrackingTracerProvider,
     make_exporter,
     make_tracer_provider,
 )
 
 __all__ = [
+    "ENV_CACHE_DIR",
+    "ENV_CAPTURE_CONTENT",
     "REQUEST_DURATION_BUCKETS",
     "STAGE_BUCKETS",
     "TPOT_BUCKETS",
@@ -29,6 +33,7 @@ __all__ = [
     "GpuSample",
     "TelemetryConfigError",
     "TracingConfig",
+    "TrackingTracerProvider",
     "make_exporter",
     "make_tracer_provider",
     "names",

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -108,11 +108,34 @@ def make_exporter(config: TracingConfig) -> SpanExporter | None:
     return HttpExporter(endpoint=url)
 
 
+class TrackingTracerProvider(TracerProvider):
+    """A :class:`TracerProvider` that also lists the span processors added to it.
+
+    Spans known only after the fact (the server's stage spans, whose start and end come from
+    the engine's stamps) can then be handed, finished, straight to those processors, at about
+    a quarter of the cost of ``tracer.start_span(...).end()``, without reaching into the
+    SDK's private state. Everything else is the SDK's provider unchanged.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._added: list[SpanProcessor] = []
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self._added.append(span_processor)
+
+    @property
+    def span_processors(self) -> tuple[SpanProcessor, ...]:
+        """The processors added so far, in the order they were added."""
+        return tuple(self._added)
+
+
 def make_tracer_provider(
     config: TracingConfig,
     extra_processors: tuple[SpanProcessor, ...] = (),
     resource_attributes: Mapping[str, str] | None = None,
-) -> TracerProvider:
+) -> TrackingTracerProvider:
     """A tracer provider with the resource and sampler from ``OTEL_*`` and an OTLP exporter.
 
     The sampler comes from ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` (the SDK reads
@@ -121,7 +144,7 @@ def make_tracer_provider(
     is down never fails the caller: the batch processor drops and logs.
     """
     resource = Resource.create({SERVICE_NAME: config.service_name, **(resource_attributes or {})})
-    provider = TracerProvider(resource=resource)
+    provider = TrackingTracerProvider(resource=resource)
     exporter = make_exporter(config)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from open_autoglm.instrumented_servers.models._registry import (
+from open_autoglm.instrumented_servers.models import (
     KNOWN_MODELS,
     VARIANTS,
     Variant,

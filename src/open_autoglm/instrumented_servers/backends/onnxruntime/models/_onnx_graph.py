@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from open_autoglm.instrumented_servers.models._gguf import FloatArray, LlamaConfig
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._gguf import (
+    FloatArray,
+    LlamaConfig,
+)
 
 if TYPE_CHECKING:
     import onnx

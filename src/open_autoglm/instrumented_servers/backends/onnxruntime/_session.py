@@ -28,7 +28,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm.instrumented_servers.backends._ort_kv_ops import KvCacheOps
+from open_autoglm.instrumented_servers.backends.onnxruntime._kv_ops import KvCacheOps
 
 _log = logging.getLogger(__name__)
 Int64Array = npt.NDArray[np.int64]

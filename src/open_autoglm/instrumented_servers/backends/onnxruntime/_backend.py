@@ -1,10 +1,12 @@
 """``onnxruntime``: a continuous-batching engine over a decoder-with-past ONNX model.
 
-One scheduler task owns the running batch. At every step boundary it either prefills the
-requests that fit (up to ``max_batch_size`` sequences and the KV-cache budget, prompts of
-different lengths padded on the left and run together) and adds them to the batch, or runs
-one decode step for the whole batch. Sequences leave the batch when they finish or their
-client goes away. onnxruntime runs in a worker thread, so the event loop keeps serving.
+It runs in the shared continuous-batching shell (``instrumented_servers._batching``: the
+waiting queue, admission, stage stamps, cancellation). The engine answers whether a request
+fits (the KV-cache budget) and runs one step: it either prefills the admitted requests
+(prompts of different lengths padded on the left and run together) and adds them to the
+batch, or runs one decode step for the whole batch. onnxruntime runs in a worker thread, so
+the event loop keeps serving. The incremental detokenizer is timed per token (the
+``detokenize`` span).
 
 The KV cache of the batch is one ``[batch, kv_heads, length, head_dim]`` array per layer and
 kind; ``length`` is the longest sequence, shorter ones padded on the left and hidden by the
@@ -19,12 +21,10 @@ to the time between a running sequence's tokens, prefill steps that stall the ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, Final
@@ -32,34 +32,30 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm.instrumented_servers._adaptive_batching import (
-    AdaptiveBatchingConfig,
-    BatchCapController,
-)
+from open_autoglm.instrumented_servers._adaptive_batching import AdaptiveBatchingConfig
 from open_autoglm.instrumented_servers._backend import (
-    Accepted,
-    Backend,
-    BackendLoad,
     ChatMessage,
-    ContextLengthError,
-    EngineError,
-    Finished,
     FinishReason,
-    GenerationEvent,
     GenerationRequest,
-    QueueFullError,
     StageTimes,
-    TokenDelta,
+)
+from open_autoglm.instrumented_servers._batching import (
+    BatchSequence,
+    ContinuousBatchingBackend,
+    Output,
+    Prompt,
+    StepResult,
+    Token,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
-from open_autoglm.instrumented_servers.backends._ort_model import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._prefix_cache import PrefixCache
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
     DEVICES,
     DecoderSession,
     Past,
     find_model_files,
 )
-from open_autoglm.instrumented_servers.backends._ort_prefix_cache import PrefixCache
-from open_autoglm.instrumented_servers.backends._ort_text import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._text import (
     ChatTemplate,
     IncrementalDetokenizer,
     TextTokenizer,
@@ -144,20 +140,13 @@ class OrtConfig:
         return cls(model=options.model or DEFAULT_MODEL, device=device, seed=options.seed, **values)
 
 
-@dataclass(eq=False, slots=True)
-class _Sequence:
-    request: GenerationRequest
-    stages: StageTimes
+@dataclass(eq=False, slots=True, kw_only=True)
+class _Sequence(BatchSequence):
     prompt_ids: list[int]
     detok: IncrementalDetokenizer
     rng: np.random.Generator
-    out: asyncio.Queue[TokenDelta | Finished | EngineError] = field(default_factory=asyncio.Queue)
     length: int = 0  # tokens in the cache for this sequence (prompt + generated so far)
     last_token: int = 0
-    generated: int = 0
-    pending_tokens: int = 0  # tokens generated whose text is held back
-    cancelled: bool = False
-    done: bool = False
 
     @property
     def reserve(self) -> int:
@@ -204,9 +193,11 @@ class _Batch:
         self.rows = [self.rows[i] for i in keep]
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(ContinuousBatchingBackend[_Sequence]):
+    """The engine in the shared continuous-batching shell: a step either prefills the
+    admitted sequences (the running ones wait) or decodes the whole batch."""
+
     name = "onnxruntime"
-    adaptive_batching = True
 
     def __init__(
         self,
@@ -220,7 +211,14 @@ class OnnxRuntimeBackend(Backend):
             files, config.device, config.threads, _IO_BINDING[config.io_binding]
         )
         limit = files.config.get("max_position_embeddings") or 2048
-        super().__init__(model_name, int(config.max_model_len or limit))
+        super().__init__(
+            model_name,
+            int(config.max_model_len or limit),
+            max_batch_size=config.max_batch_size,
+            max_queue=config.max_queue,
+            seed=config.seed,
+            adaptive=adaptive,
+        )
         self.config = config
         self.model_path = files.folder
         #: The execution provider the session runs on, e.g. ``CPUExecutionProvider``.
@@ -244,35 +242,18 @@ class OnnxRuntimeBackend(Backend):
         if cache_mb is None:
             cache_mb = 0.0 if self.engine.io_binding else _DEFAULT_PREFIX_CACHE_MB
         self.prefix_cache = PrefixCache(int(cache_mb * 2**20)) if cache_mb > 0 else None
-        #: Adapts the batch cap to a TPOT target (``--target-tpot``); None: the cap is fixed.
-        self.cap_controller = (
-            None if adaptive is None else BatchCapController(adaptive, config.max_batch_size)
-        )
-        self._last_token_ns = 0  # when the running batch last got a token (0: no batch)
-        self._waiting: deque[_Sequence] = deque()
         self._batch = _Batch(self.engine)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._counter = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        if self._task is None:
-            self._wake = asyncio.Event()
+        if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="onnxruntime")
-            self._task = asyncio.get_running_loop().create_task(self._schedule_loop())
+        await super().start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for seq in [*self._batch.rows, *self._waiting]:
-            seq.out.put_nowait(EngineError("server shutting down"))
+        await super().stop()
         self._batch = _Batch(self.engine)
-        self._waiting.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -291,138 +272,54 @@ class OnnxRuntimeBackend(Backend):
             "kv_cache": self.engine.device_type if self.engine.io_binding else "host",
         }
 
-    def load(self) -> BackendLoad:
-        controller = self.cap_controller
-        return BackendLoad(
-            queue_depth=len(self._waiting),
-            running=len(self._batch.rows),
-            batch_cap=None if controller is None else controller.cap,
-        )
-
-    async def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationEvent, None]:
-        if self._task is None:
-            raise EngineError("onnxruntime backend is not started")
-        stages = StageTimes()
-        stages.tokenize_start_ns = perf_counter_ns()
+    # ------------------------------------------------------------------ engine
+    def tokenize(self, request: GenerationRequest) -> Prompt:
         ids = self.tokenizer.encode(request.prompt)
-        stages.tokenize_end_ns = perf_counter_ns()
-        stages.prompt_tokens = len(ids)
-        sampling = request.sampling
-        if not ids:
-            ids = [self.pad_id]
-        if len(ids) + sampling.max_tokens > self.max_model_len:
-            raise ContextLengthError(len(ids), sampling.max_tokens, self.max_model_len)
-        if len(self._waiting) >= self.config.max_queue:
-            raise QueueFullError(
-                f"the waiting queue is full ({self.config.max_queue} requests); retry later"
-            )
-        self._counter += 1
-        seed = (
-            sampling.seed if sampling.seed is not None else (self.config.seed << 32) + self._counter
-        )
-        seq = _Sequence(
+        return Prompt(len(ids), tuple(ids))
+
+    def new_sequence(
+        self, request: GenerationRequest, stages: StageTimes, prompt: Prompt, seed: int
+    ) -> _Sequence:
+        return _Sequence(
             request=request,
             stages=stages,
-            prompt_ids=ids,
-            detok=IncrementalDetokenizer(self.tokenizer, sampling.stop),
+            prompt_ids=list(prompt.ids) or [self.pad_id],
+            detok=IncrementalDetokenizer(self.tokenizer, request.sampling.stop),
             rng=np.random.default_rng(seed),
         )
-        stages.queue_depth_at_enqueue = len(self._waiting)
-        stages.enqueued_ns = perf_counter_ns()
-        self._waiting.append(seq)
-        self._wake.set()
-        try:
-            yield Accepted(prompt_tokens=stages.prompt_tokens, stages=stages)
-            while True:
-                item = await seq.out.get()
-                if isinstance(item, EngineError):
-                    raise item
-                yield item
-                if isinstance(item, Finished):
-                    return
-        finally:
-            seq.cancelled = True
 
-    # ------------------------------------------------------------------ scheduler
-    def _admit(self) -> list[_Sequence]:
-        """Waiting requests that fit the batch cap and the KV budget, in arrival order."""
-        new: list[_Sequence] = []
-        running = self._batch.rows
-        longest = max((s.reserve for s in running), default=0)
-        per_token = self.engine.kv_bytes_per_token
-        controller = self.cap_controller
-        cap = self.config.max_batch_size if controller is None else controller.cap
-        while self._waiting and len(running) + len(new) < cap:
-            seq = self._waiting[0]
-            if seq.cancelled:
-                self._waiting.popleft()
-                continue
-            rows = len(running) + len(new) + 1
-            need = rows * max(longest, seq.reserve) * per_token
-            if need > self._kv_budget and (running or new):
-                break
-            self._waiting.popleft()
-            longest = max(longest, seq.reserve)
-            seq.stages.scheduled_ns = perf_counter_ns()
-            if controller is not None:
-                seq.stages.batch_cap = cap
-            new.append(seq)
-        return new
+    def fits(
+        self, running: Sequence[_Sequence], admitted: Sequence[_Sequence], candidate: _Sequence
+    ) -> bool:
+        """The batch's KV cache is ``rows × longest reserve``: it must stay in the budget."""
+        longest = max((s.reserve for s in (*running, *admitted, candidate)), default=0)
+        rows = len(running) + len(admitted) + 1
+        return rows * longest * self.engine.kv_bytes_per_token <= self._kv_budget
 
-    async def _schedule_loop(self) -> None:
+    def evict(self, keep: Sequence[int]) -> None:
+        self._batch.keep(list(keep))
+
+    async def step(
+        self, running: Sequence[_Sequence], new: Sequence[_Sequence]
+    ) -> StepResult[_Sequence]:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = self._batch
-            batch.keep([i for i, s in enumerate(batch.rows) if not (s.cancelled or s.done)])
-            if not batch.rows and not any(not s.cancelled for s in self._waiting):
-                self._waiting.clear()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            new = self._admit()
-            try:
-                if new:
-                    inputs = self._prefill_inputs(new)
-                    logits, past = await loop.run_in_executor(
-                        self._executor, self.engine.run, *inputs
-                    )
-                    now = perf_counter_ns()
-                    self._store_prefixes(new, past, inputs[1].shape[1])
-                    for seq in new:
-                        seq.stages.prefill_batch_size = len(new)
-                        seq.stages.first_token_ns = now
-                        seq.length = len(seq.prompt_ids)
-                    self._emit(new, logits, now)
-                    if not batch.rows:  # a new batch: its clock starts at its first token
-                        self._last_token_ns = now
-                    batch.join(new, past, inputs[1])
-                elif batch.rows:
-                    inputs = self._decode_inputs()
-                    logits, past = await loop.run_in_executor(
-                        self._executor, self.engine.run, *inputs
-                    )
-                    batch.past, batch.mask = past, inputs[1]
-                    now = perf_counter_ns()
-                    size = len(batch.rows)
-                    for seq in batch.rows:
-                        seq.length += 1
-                        seq.stages.decode_steps += 1
-                        seq.stages.batch_size_sum += size
-                    self._emit(batch.rows, logits, now)
-                    if self.cap_controller is not None and self._last_token_ns:
-                        # since the batch's previous token: this step and any prefill between
-                        self.cap_controller.observe((now - self._last_token_ns) / 1e9, size)
-                    self._last_token_ns = now
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the engine failed: fail the requests in this step
-                _log.exception("onnxruntime step failed")
-                failed = new or batch.rows
-                for seq in failed:
-                    seq.done = True
-                    seq.out.put_nowait(EngineError(f"onnxruntime failed: {type(exc).__name__}"))
-                if not new:
-                    self._batch = _Batch(self.engine)
+        batch = self._batch
+        if new:
+            rows = list(new)
+            inputs = self._prefill_inputs(rows)
+            logits, past = await loop.run_in_executor(self._executor, self.engine.run, *inputs)
+            self._store_prefixes(rows, past, inputs[1].shape[1])
+            for seq in rows:
+                seq.length = len(seq.prompt_ids)
+            outputs = self._sample(rows, logits)
+            batch.join(rows, past, inputs[1])
+            return StepResult(outputs, decoded=False)
+        inputs = self._decode_inputs()
+        logits, past = await loop.run_in_executor(self._executor, self.engine.run, *inputs)
+        batch.past, batch.mask = past, inputs[1]
+        for seq in batch.rows:
+            seq.length += 1
+        return StepResult(self._sample(batch.rows, logits), decoded=True)
 
     def _prefill_inputs(
         self, new: list[_Sequence]
@@ -482,14 +379,18 @@ class OnnxRuntimeBackend(Backend):
         mask = np.concatenate([self._batch.mask, np.ones((len(rows), 1), np.int64)], axis=1)
         return ids, mask, positions, self._batch.past
 
-    def _emit(self, rows: Sequence[_Sequence], logits: npt.NDArray[np.float32], now: int) -> None:
+    def _sample(
+        self, rows: Sequence[_Sequence], logits: npt.NDArray[np.float32]
+    ) -> list[tuple[_Sequence, Output]]:
+        """The next token of every active row: sampled, detokenized, checked for a stop."""
+        outputs: list[tuple[_Sequence, Output]] = []
         for row, seq in enumerate(rows):
-            if seq.cancelled or seq.done:
+            if not seq.active:
                 continue
             params = seq.request.sampling
             token = sample(logits[row], params, seq.rng)
             seq.last_token = token
-            seq.generated += 1
+            number = seq.generated + 1  # this token's
             reason: FinishReason | None = None
             if token in self.eos_ids and not params.ignore_eos:
                 reason = "stop"
@@ -500,18 +401,11 @@ class OnnxRuntimeBackend(Backend):
                 seq.stages.detokenize_ns += perf_counter_ns() - started
                 if seq.detok.stopped:
                     reason = "stop"
-                elif seq.generated >= params.max_tokens or seq.length + 1 >= self.max_model_len:
+                elif number >= params.max_tokens or seq.length + 1 >= self.max_model_len:
                     reason = "length"
                     text += seq.detok.flush()
-            seq.pending_tokens += 1
-            if text or reason is not None:
-                seq.out.put_nowait(TokenDelta(text, seq.pending_tokens))
-                seq.pending_tokens = 0
-            if reason is not None:
-                seq.done = True
-                seq.stages.finished_ns = now
-                seq.stages.output_tokens = seq.generated
-                seq.out.put_nowait(Finished(reason, seq.stages))
+            outputs.append((seq, Token(text, reason)))
+        return outputs
 
 
 def _token_text(value: object) -> str:
@@ -529,7 +423,7 @@ class TensorRTBackend(OnnxRuntimeBackend):
 def _build(
     options: BackendOptions, default_device: str, cls: type[OnnxRuntimeBackend]
 ) -> OnnxRuntimeBackend:
-    from open_autoglm.instrumented_servers.models import resolve_model
+    from open_autoglm.instrumented_servers.backends.onnxruntime.models import resolve_model
 
     config = OrtConfig.from_options(options, default_device)
     target = options.target_tpot_ms

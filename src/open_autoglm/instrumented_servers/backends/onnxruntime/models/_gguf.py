@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm.instrumented_servers.models._errors import ModelPreparationError
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._errors import (
+    ModelPreparationError,
+)
 
 _log = logging.getLogger(__name__)
 

@@ -7,8 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from open_autoglm.instrumented_servers.models._gguf import FloatArray, GGUFTokenizer, LlamaConfig
-from open_autoglm.instrumented_servers.models._tokenizer_export import write_tokenizer
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._gguf import (
+    FloatArray,
+    GGUFTokenizer,
+    LlamaConfig,
+)
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._tokenizer_export import (
+    write_tokenizer,
+)
 
 
 def hf_config(config: LlamaConfig, tok: GGUFTokenizer) -> dict[str, Any]:

@@ -11,8 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from open_autoglm.instrumented_servers.models._errors import ModelPreparationError
-from open_autoglm.instrumented_servers.models._gguf import TOKEN_TYPE_CONTROL, GGUFTokenizer
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._errors import (
+    ModelPreparationError,
+)
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._gguf import (
+    TOKEN_TYPE_CONTROL,
+    GGUFTokenizer,
+)
 
 #: llama.cpp pre-tokenizer types that split digits one by one, then apply the GPT-2 regex.
 _DIGIT_SPLIT_PRE = frozenset({"smollm", "codeshell", "exaone", "minerva", "starcoder", "refact"})

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from open_autoglm.instrumented_servers.models._errors import ModelPreparationError
-from open_autoglm.telemetry._env import ENV_CACHE_DIR
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._errors import (
+    ModelPreparationError,
+)
+from open_autoglm.telemetry import ENV_CACHE_DIR
 
 Variant = Literal["hf", "onnx-fp32", "onnx-int4"]
 VARIANTS: Final[tuple[Variant, ...]] = ("hf", "onnx-fp32", "onnx-int4")
@@ -192,8 +194,10 @@ def _build(
     say: Progress,
 ) -> None:
     try:
-        from open_autoglm.instrumented_servers.models._gguf import read_llama
-        from open_autoglm.instrumented_servers.models._hf_export import write_hf_folder
+        from open_autoglm.instrumented_servers.backends.onnxruntime.models._gguf import read_llama
+        from open_autoglm.instrumented_servers.backends.onnxruntime.models._hf_export import (
+            write_hf_folder,
+        )
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelPreparationError(
             f"model preparation needs the [onnx] extra ({exc}); "
@@ -223,13 +227,19 @@ def _build(
     if "onnx-fp32" in todo or "onnx-int4" in todo:
         import onnx
 
-        from open_autoglm.instrumented_servers.models._hf_export import (
+        from open_autoglm.instrumented_servers.backends.onnxruntime.models import (
+            _tokenizer_export,
+        )
+        from open_autoglm.instrumented_servers.backends.onnxruntime.models._hf_export import (
             generation_config,
             hf_config,
             write_json,
         )
-        from open_autoglm.instrumented_servers.models._onnx_graph import build_decoder
-        from open_autoglm.instrumented_servers.models._tokenizer_export import write_tokenizer
+        from open_autoglm.instrumented_servers.backends.onnxruntime.models._onnx_graph import (
+            build_decoder,
+        )
+
+        write_tokenizer = _tokenizer_export.write_tokenizer
 
         def write_onnx(variant: Variant, proto: onnx.ModelProto) -> None:
             with _staged(base / variant, manifest | {"variant": variant}) as tmp:
@@ -245,7 +255,9 @@ def _build(
             say("  writing onnx-fp32 ...")
             write_onnx("onnx-fp32", fp32)
         if "onnx-int4" in todo:
-            from open_autoglm.instrumented_servers.models._quantize import quantize_int4
+            from open_autoglm.instrumented_servers.backends.onnxruntime.models._quantize import (
+                quantize_int4,
+            )
 
             say("  quantizing to int4 (MatMulNBits, block 32) ...")
             write_onnx("onnx-int4", quantize_int4(fp32))

@@ -20,7 +20,7 @@ Engine settings: the common options (``--max-model-len``, ``--max-batch-size`` a
 ``gpu_memory_utilization=0.9``, ``tensor_parallel_size=2``, ``otlp_traces_endpoint=URL``, ...),
 and three of our own: ``otlp_traces_protocol`` (``grpc`` or ``http/protobuf``, vLLM's exporter),
 ``download`` (``true`` lets vLLM fetch a Hugging Face model that is not in the local cache) and
-``max_queue`` (as ``--max-queue``). Every vLLM interface used is in :mod:`._vllm_compat`.
+``max_queue`` (as ``--max-queue``). Every vLLM interface used is in :mod:`._compat`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from open_autoglm.instrumented_servers._backend import (
     TokenDelta,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
-from open_autoglm.instrumented_servers.backends import _vllm_compat as compat
+from open_autoglm.instrumented_servers.backends.vllm import _compat as compat
 
 _log = logging.getLogger(__name__)
 

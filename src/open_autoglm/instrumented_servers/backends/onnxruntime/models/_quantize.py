@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from open_autoglm.instrumented_servers.models._errors import ModelPreparationError
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._errors import (
+    ModelPreparationError,
+)
 
 if TYPE_CHECKING:
     import onnx

@@ -19,19 +19,11 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import (
-    METRICS_FILE,
-    RECORDS_FILE,
-    RESULTS_FILE,
-    RUN_FILE,
-    SPANS_FILE,
-    Report,
-    build_report,
-    write_html,
-)
+from open_autoglm.analysis import Report, RunDirectory, build_report, write_html
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
+    RECORDS_FILE,
     BenchmarkConfig,
     BenchmarkResults,
     ProgressReporter,
@@ -50,10 +42,11 @@ logger = logging.getLogger(__name__)
 
 def prepare_run_dir(run_dir: Path) -> None:
     """Create ``run_dir``; refuse one that holds another run (records would be mixed)."""
-    for name in (RECORDS_FILE, SPANS_FILE):
-        if (run_dir / name).exists():
+    files = RunDirectory(run_dir)
+    for path in (run_dir / RECORDS_FILE, files.spans_path):
+        if path.exists():
             raise RunDirectoryError(
-                f"{run_dir} already holds a run ({name}); choose a new --run-dir"
+                f"{run_dir} already holds a run ({path.name}); choose a new --run-dir"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -70,7 +63,8 @@ def run_managed(
     """Run the benchmark against a server of our own; return its results and the report
     (both also written to files). Ctrl-C: the report of what finished is still written."""
     prepare_run_dir(run_dir)
-    collector_config = CollectorConfig(db_path=run_dir / SPANS_FILE)
+    files = RunDirectory(run_dir)
+    collector_config = CollectorConfig(db_path=files.spans_path)
     interrupted: BaseException | None = None
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
         endpoint = collector.http_endpoint
@@ -83,14 +77,14 @@ def run_managed(
             log_path=run_dir / "server.log",
         ) as process:
             _write_run_file(run_dir, server, process.url)
-            sampler = MetricSampler(process.url, run_dir / METRICS_FILE).start()
+            sampler = MetricSampler(process.url, files.metrics_path).start()
             config = dataclasses.replace(
                 bench,
                 endpoint=dataclasses.replace(bench.endpoint, url=process.url),
                 tracing=TracingConfig(
                     service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
                 ),
-                output_path=run_dir / RESULTS_FILE,
+                output_path=files.results_path,
                 records_path=run_dir / RECORDS_FILE,
             )
             try:
@@ -127,4 +121,4 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "hardware": hardware(),
         "started_unix_ns": time.time_ns(),
     }
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    (RunDirectory(run_dir).run_path).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")

@@ -141,7 +141,7 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "runtime": health.get("runtime") or {},
         "server_args": list(server.args),
         "url": url,
-        "hardware": hardware(),
+        "hardware": dataclasses.asdict(hardware()),
         "started_unix_ns": time.time_ns(),
     }
     (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")

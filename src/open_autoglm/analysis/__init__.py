@@ -6,6 +6,7 @@ from open_autoglm.analysis._compare import CompareRow, compare_rows
 from open_autoglm.analysis._critical_path import CriticalPaths, critical_paths, trace_sections
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
+from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
     HotspotReport,
@@ -15,8 +16,10 @@ from open_autoglm.analysis._hotspots import (
 )
 from open_autoglm.analysis._html import render_html, write_html
 from open_autoglm.analysis._load_models import (
+    FitSummary,
     LevelPoint,
     LoadModels,
+    LoadModelsSummary,
     fit_load_models,
     points_from_levels,
 )
@@ -27,7 +30,14 @@ from open_autoglm.analysis._prometheus_source import (
     prometheus_summary_of_run,
     query_prometheus,
 )
-from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
+from open_autoglm.analysis._report import (
+    REPORT_VERSION,
+    Distribution,
+    Report,
+    ReportError,
+    RunInfo,
+    build_report,
+)
 from open_autoglm.analysis._slo import Objective, SloError, parse_error_rate, parse_slo
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
@@ -45,11 +55,15 @@ __all__ = [
     "CompareRow",
     "CriticalPaths",
     "Diagnosis",
+    "Distribution",
+    "FitSummary",
     "GateResult",
+    "Hardware",
     "HotspotConfig",
     "HotspotReport",
     "LevelPoint",
     "LoadModels",
+    "LoadModelsSummary",
     "Objective",
     "PrometheusConfig",
     "PrometheusError",
@@ -57,6 +71,7 @@ __all__ = [
     "RegressionConfig",
     "Report",
     "ReportError",
+    "RunInfo",
     "SloError",
     "StageBreakdown",
     "SyntheticRun",

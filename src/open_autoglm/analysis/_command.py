@@ -8,7 +8,11 @@ from typing import Any
 
 from open_autoglm._errors import UsageError
 from open_autoglm.analysis._html import write_html
-from open_autoglm.analysis._prometheus_source import PrometheusError, prometheus_summary_of_run
+from open_autoglm.analysis._prometheus_source import (
+    PrometheusError,
+    PrometheusSummary,
+    prometheus_summary_of_run,
+)
 from open_autoglm.analysis._report import ReportError, build_report
 from open_autoglm.analysis._tempo_source import TempoConfig, TempoError, fetch_run_traces
 
@@ -54,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | None]:
+def _sources(args: argparse.Namespace) -> tuple[Path | None, PrometheusSummary | None]:
     """Spans from Tempo and the Prometheus summary, when asked for (printed as fetched)."""
-    spans_path = prometheus = None
+    spans_path: Path | None = None
+    prometheus: PrometheusSummary | None = None
     if args.tempo and args.run_dir.is_dir():
         fetched = fetch_run_traces(
             args.run_dir, TempoConfig(url=args.tempo), args.run_dir / "tempo_spans.duckdb"
@@ -66,5 +71,5 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | No
     if args.prometheus and args.run_dir.is_dir():
         summary = prometheus_summary_of_run(args.run_dir, args.prometheus)
         print(f"prometheus: {summary.e2e.count or 0:.0f} requests in the run's window")
-        prometheus = summary.to_json()
+        prometheus = summary
     return spans_path, prometheus

@@ -6,6 +6,7 @@ store and records; the report embeds the result and the HTML shows it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,15 @@ import numpy as np
 from open_autoglm.analysis._critical_path import CriticalPathError, CriticalPaths, critical_paths
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
+    HotspotReport,
     find_hotspots,
     span_attributes,
 )
-from open_autoglm.analysis._load_models import fit_load_models, points_from_levels
+from open_autoglm.analysis._load_models import (
+    LoadModelsSummary,
+    fit_load_models,
+    points_from_levels,
+)
 from open_autoglm.analysis._stages import WaterfallSpan, waterfalls
 
 #: Levels needed before a load model is fitted (three parameters each).
@@ -30,10 +36,11 @@ BOOTSTRAP_SAMPLES_PER_LEVEL = 2000
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    #: hotspots of E2E and of TTFT (each with plain-words summary and example trace ids)
-    hotspots: dict[str, dict[str, Any]]
-    #: decay and USL fits over the levels, or why not
-    load_models: dict[str, Any] | None
+    #: hotspots of E2E and of TTFT, by metric (each with plain-words summary and example trace
+    #: ids); a metric whose critical paths could not be built is absent (see ``notes``)
+    hotspots: dict[str, HotspotReport]
+    #: decay and USL fits over the levels (None under three levels)
+    load_models: LoadModelsSummary | None
     #: waterfalls of the hotspots' example traces, by trace id
     examples: dict[str, list[WaterfallSpan]]
     summary: list[str] = field(default_factory=list)
@@ -96,11 +103,15 @@ def _bootstrap_records(records: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     return out
 
 
-def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]]) -> Diagnosis:
+def diagnose(
+    spans_path: Path, records_path: Path, levels: Sequence[Mapping[str, Any]]
+) -> Diagnosis:
+    """Hotspots of the slow requests (E2E and TTFT) and load models over ``levels`` (the load
+    generator's per-level results as JSON); reads the span store and the request records."""
     records = _read_records(records_path)
     ok = int((records["status"] == "ok").sum())
     quantile = slow_quantile(ok)
-    hotspots: dict[str, dict[str, Any]] = {}
+    hotspots: dict[str, HotspotReport] = {}
     summary: list[str] = []
     notes: list[str] = []
     example_ids: list[str] = []
@@ -117,15 +128,15 @@ def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]])
             span_attributes(spans_path, paths),
             config,
         )
-        hotspots[metric] = found.to_json()
+        hotspots[metric] = found
         summary.extend(found.summary[:1])  # the rest are in the hotspot tables
         if found.top is not None:
             example_ids.extend(found.top.example_trace_ids)
     load_models = None
     if len(levels) >= MIN_LEVELS_FOR_FIT:
         points = points_from_levels(levels, _bootstrap_records(records))
-        load_models = fit_load_models(points).to_json()
-        summary.extend(load_models["summary"])
+        load_models = fit_load_models(points).report()
+        summary.extend(load_models.summary)
     elif len(levels) > 1:
         notes.append(
             f"{len(levels)} levels: a load model needs at least {MIN_LEVELS_FOR_FIT} "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from open_autoglm.telemetry import GpuProbe
 
@@ -20,13 +20,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware() -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    """What the run ran on (``hardware`` of ``run.json`` and of the report's ``run``)."""
+
+    cpu_model: str | None = None
+    cpu_cores: int | None = None
+    platform: str | None = None
+    python: str | None = None
+    gpus: list[str] = field(default_factory=list)  # NVML's device names
+    gpu_note: str | None = None  # why no GPU was seen, when none was
+
+
+def hardware() -> Hardware:
     probe = GpuProbe()
-    return {
-        "cpu_model": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "gpus": probe.names(),
-        "gpu_note": None if probe.available else probe.reason,
-    }
+    return Hardware(
+        cpu_model=cpu_model(),
+        cpu_cores=os.cpu_count(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        gpus=probe.names(),
+        gpu_note=None if probe.available else probe.reason,
+    )

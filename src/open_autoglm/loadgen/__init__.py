@@ -30,6 +30,7 @@ from open_autoglm.loadgen._records import (
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     Stats,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "DatasetError",
     "EncodedImage",
     "EndpointConfig",
+    "EndpointSummary",
     "HTTPStatusError",
     "IncompleteStream",
     "LengthDistribution",

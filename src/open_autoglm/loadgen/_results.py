@@ -58,7 +58,7 @@ class LevelResult:
     index: int
     label: str
     mode: str
-    target: float  # concurrency, or requests per second
+    target: int | float  # concurrency (a whole number), or requests per second
     role: str
     arrival: str | None
     burstiness: float | None
@@ -164,6 +164,21 @@ def summarize_level(
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointSummary:
+    """Where the requests went (``endpoint`` of ``results.json``); header names only, since
+    their values may be secrets, and whether an API key was sent, never the key."""
+
+    url: str  # the URL that got the POSTs
+    api: str  # "chat" or "completions"
+    model: str | None
+    ignore_eos: bool
+    timeout_s: float
+    headers: list[str]
+    extra_body: dict[str, Any]  # the user's fixed body fields, any JSON
+    api_key: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BenchmarkResults:
     """The run's results; :meth:`to_json` is the versioned document written to disk."""
 
@@ -172,9 +187,9 @@ class BenchmarkResults:
     started_unix_ns: int
     finished_unix_ns: int
     interrupted: bool
-    endpoint: dict[str, Any]
-    workload: dict[str, Any]
-    profile: dict[str, Any]
+    endpoint: EndpointSummary
+    workload: dict[str, Any]  # the WorkloadConfig as asked for, echoed
+    profile: dict[str, Any]  # the ProfileConfig as asked for, echoed
     slo: str | None
     seed: int
     records_path: str | None

@@ -28,6 +28,7 @@ from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     summarize_level,
 )
@@ -203,16 +204,16 @@ def _results(
         started_unix_ns=started,
         finished_unix_ns=time.time_ns(),
         interrupted=interrupted,
-        endpoint={
-            "url": endpoint.request_url,
-            "api": endpoint.api,
-            "model": model,
-            "ignore_eos": endpoint.ignore_eos,
-            "timeout_s": endpoint.timeout_s,
-            "headers": sorted(endpoint.headers),  # names only: values may be secrets
-            "extra_body": dict(endpoint.extra_body),
-            "api_key": endpoint.api_key is not None,
-        },
+        endpoint=EndpointSummary(
+            url=endpoint.request_url,
+            api=endpoint.api,
+            model=model,
+            ignore_eos=endpoint.ignore_eos,
+            timeout_s=endpoint.timeout_s,
+            headers=sorted(endpoint.headers),  # names only: values may be secrets
+            extra_body=dict(endpoint.extra_body),
+            api_key=endpoint.api_key is not None,
+        ),
         workload=workload,
         profile=asdict(config.profile),
         slo=config.slo.describe() if config.slo else None,

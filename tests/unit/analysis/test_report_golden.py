@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from open_autoglm.analysis import Report, build_report, render_html, write_span_store
+from open_autoglm.analysis import (
+    PrometheusSummary,
+    Report,
+    ReportError,
+    build_report,
+    render_html,
+    write_span_store,
+)
 
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "report_run"
 GOLDEN_JSON = FIXTURE / "golden_report.json"
@@ -42,7 +49,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
         _columns(FIXTURE / "spans.jsonl"),
         _columns(FIXTURE / "events.jsonl"),
     )
-    prometheus = json.loads((FIXTURE / "prometheus.json").read_text(encoding="utf-8"))
+    prometheus = PrometheusSummary.from_json(
+        json.loads((FIXTURE / "prometheus.json").read_text(encoding="utf-8"))
+    )
     built = build_report(run_dir, prometheus=prometheus)
     return dataclasses.replace(built, created_unix_ns=0, tool_version="golden")
 
@@ -69,3 +78,24 @@ def test_report_json_equals_the_golden_file(report: Report) -> None:
 
 def test_report_html_equals_the_golden_file(report: Report) -> None:
     _check(GOLDEN_HTML, render_html(report))
+
+
+def test_a_report_file_reads_back_to_the_same_report() -> None:
+    """``Report.from_json`` validates a report file into the typed report; written again and
+    rendered again, it is the golden report and page."""
+    data = json.loads(GOLDEN_JSON.read_text(encoding="utf-8"))
+    report = Report.from_json(data)
+    assert report.load.levels[2].e2e_ms.p99 == data["load"]["levels"][2]["e2e_ms"]["p99"]
+    assert json.dumps(report.to_json(), indent=2, default=str) + "\n" == GOLDEN_JSON.read_text(
+        encoding="utf-8"
+    )
+    assert render_html(report) == GOLDEN_HTML.read_text(encoding="utf-8")
+
+
+def test_a_report_of_another_shape_is_refused_with_the_field() -> None:
+    data = json.loads(GOLDEN_JSON.read_text(encoding="utf-8"))
+    data["load"]["levels"][0]["ttft_ms"]["p99"] = "fast"
+    with pytest.raises(ReportError, match=r"load\.levels\.0\.ttft_ms\.p99"):
+        Report.from_json(data)
+    with pytest.raises(ReportError, match="version"):
+        Report.from_json({**data, "version": "open-autoglm.report/0"})

@@ -17,9 +17,19 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from open_autoglm.analysis import build_report
 from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
+from open_autoglm.loadgen import (
+    RESULTS_VERSION,
+    BenchmarkResults,
+    ClientHealth,
+    EndpointSummary,
+    Level,
+    RequestRecord,
+)
+from open_autoglm.loadgen._results import summarize_level
 
 
 def write_run(run_dir: Path, requests: int) -> None:
@@ -29,21 +39,38 @@ def write_run(run_dir: Path, requests: int) -> None:
     with (run_dir / "requests.jsonl").open("w") as out:
         for record in records:
             out.write(json.dumps(record) + "\n")
+    health = ClientHealth(None, None, None, None, None, None, 0.0, False, "not measured")
     levels = []
     for index, level in enumerate(run.levels):
-        mine = [r for r in records if r["level"] == index and r["status"] == "ok"]
-        e2e = sorted(r["e2e_s"] * 1e3 for r in mine)
-        levels.append({
-            "index": index, "label": f"concurrency={level}", "mode": "concurrency",
-            "target": level, "mean_in_flight": level, "measured": len(mine),
-            "succeeded": len(mine), "failed": 0, "error_rate": 0.0,
-            "request_throughput": len(mine) / max(sum(e2e) / 1e3 / level, 1e-9),
-            "output_token_throughput": 0.0,
-            "e2e_ms": {"mean": sum(e2e) / len(e2e), "median": e2e[len(e2e) // 2]},
-        })  # fmt: skip
-    results = {"version": "open-autoglm.loadgen.results/1", "levels": levels,
-               "records_path": str(run_dir / "requests.jsonl"), "endpoint": {}}  # fmt: skip
-    (run_dir / "results.json").write_text(json.dumps(results))
+        mine = [_record(r, run.started_unix_ns) for r in records if r["level"] == index]
+        spec = Level(mode="concurrency", value=level, requests=len(mine))
+        levels.append(summarize_level(index, spec, mine, run.started_unix_ns, None, health))
+    BenchmarkResults(
+        version=RESULTS_VERSION,
+        tool_version="bench",
+        started_unix_ns=run.started_unix_ns,
+        finished_unix_ns=run.started_unix_ns,
+        interrupted=False,
+        endpoint=EndpointSummary(
+            "http://127.0.0.1/v1", "chat", run.model, False, 600.0, [], {}, False
+        ),
+        workload={},
+        profile={},
+        slo=None,
+        seed=0,
+        records_path=str(run_dir / "requests.jsonl"),
+        levels=levels,
+    ).write(run_dir / "results.json")
+
+
+def _record(r: dict[str, Any], start_ns: int) -> RequestRecord:
+    sent = (r["sent_unix_ns"] - start_ns) / 1e9
+    return RequestRecord(
+        index=r["index"], level=r["level"], phase="measure", scheduled_s=sent, sched_lag_s=0.0,
+        queue_s=0.0, sent_s=sent, sent_unix_ns=r["sent_unix_ns"], ttft_s=r["ttft_s"],
+        e2e_s=r["e2e_s"], done_s=sent + r["e2e_s"], output_tokens=r["output_tokens"],
+        input_tokens=r["input_tokens"], trace_id=r["trace_id"],
+    )  # fmt: skip
 
 
 def main() -> None:

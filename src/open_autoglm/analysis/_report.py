@@ -30,6 +30,7 @@ from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._prometheus_source import PrometheusSummary
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
+from open_autoglm.loadgen._errors import ConfigError
 from open_autoglm.loadgen._results import BenchmarkResults
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class Report:
             doc["run"] = None
         try:
             return _REPORT.validate_python(doc)
-        except pydantic.ValidationError as exc:
+        except (pydantic.ValidationError, ConfigError) as exc:
             raise ReportError(f"not an {REPORT_VERSION} report: {_first_error(exc)}") from None
 
     def write(self, path: Path) -> None:
@@ -136,7 +137,10 @@ _RESULTS: Final = pydantic.TypeAdapter(BenchmarkResults)
 _RUN: Final = pydantic.TypeAdapter(RunInfo)
 
 
-def _first_error(exc: pydantic.ValidationError) -> str:
+def _first_error(exc: pydantic.ValidationError | ConfigError) -> str:
+    """The first field in error and why (a config rejected as built: its message)."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "document"
     return f"{where}: {error['msg']} ({exc.error_count()} error(s))"
@@ -145,7 +149,7 @@ def _first_error(exc: pydantic.ValidationError) -> str:
 def _validated(adapter: pydantic.TypeAdapter[_T], data: dict[str, Any], path: Path) -> _T:
     try:
         return adapter.validate_python(data)
-    except pydantic.ValidationError as exc:
+    except (pydantic.ValidationError, ConfigError) as exc:
         raise ReportError(f"{path} is not what a report needs: {_first_error(exc)}") from None
 
 

@@ -12,9 +12,10 @@ from typing import Any, Literal
 import numpy as np
 
 from open_autoglm.loadgen._health import ClientHealth
-from open_autoglm.loadgen._profiles import Level
+from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._records import RequestRecord
 from open_autoglm.loadgen._slo import Slo
+from open_autoglm.loadgen._workloads import WorkloadConfig
 
 ResultsVersion = Literal["open-autoglm.loadgen.results/1"]
 RESULTS_VERSION: ResultsVersion = "open-autoglm.loadgen.results/1"
@@ -188,8 +189,8 @@ class BenchmarkResults:
     finished_unix_ns: int
     interrupted: bool
     endpoint: EndpointSummary
-    workload: dict[str, Any]  # the WorkloadConfig as asked for, echoed
-    profile: dict[str, Any]  # the ProfileConfig as asked for, echoed
+    workload: WorkloadConfig  # as asked for
+    profile: ProfileConfig  # as asked for
     slo: str | None
     seed: int
     records_path: str | None
@@ -198,10 +199,12 @@ class BenchmarkResults:
     summary: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The document as JSON values (paths as strings)."""
+        out: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return out
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         tmp.replace(path)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +196,6 @@ def _results(
         )
     if interrupted:
         summary = "Interrupted: partial results. " + summary
-    workload = asdict(config.workload)
-    workload["image_files"] = [str(p) for p in config.workload.image_files]
     return BenchmarkResults(
         version=RESULTS_VERSION,
         tool_version=__version__,
@@ -214,8 +212,8 @@ def _results(
             extra_body=dict(endpoint.extra_body),
             api_key=endpoint.api_key is not None,
         ),
-        workload=workload,
-        profile=asdict(config.profile),
+        workload=config.workload,
+        profile=config.profile,
         slo=config.slo.describe() if config.slo else None,
         seed=config.seed,
         records_path=str(records_path) if records_path else None,

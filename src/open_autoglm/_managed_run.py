@@ -10,7 +10,6 @@ from the run directory. Children are stopped on error and on Ctrl-C too.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import Report, build_report, write_html
+from open_autoglm.analysis import Report, RunInfo, build_report, write_html
 from open_autoglm.analysis._hardware import hardware
 from open_autoglm.analysis._metric_samples import MetricSampler
 from open_autoglm.analysis._report import (
@@ -133,15 +132,14 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         health = httpx.get(f"{url}/health", timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
         health = {}
-    run = {
-        "mode": "managed",
-        "backend": server.backend,
-        "model": health.get("model", server.model),
-        "simulated": bool(health.get("simulated", False)),
-        "runtime": health.get("runtime") or {},
-        "server_args": list(server.args),
-        "url": url,
-        "hardware": dataclasses.asdict(hardware()),
-        "started_unix_ns": time.time_ns(),
-    }
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    RunInfo(
+        mode="managed",
+        backend=server.backend,
+        model=health.get("model", server.model),
+        simulated=bool(health.get("simulated", False)),
+        runtime={str(k): str(v) for k, v in (health.get("runtime") or {}).items()},
+        server_args=list(server.args),
+        url=url,
+        hardware=hardware(),
+        started_unix_ns=time.time_ns(),
+    ).write(run_dir / RUN_FILE)

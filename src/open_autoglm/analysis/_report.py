@@ -69,6 +69,10 @@ class RunInfo:
     hardware: Hardware | None = None
     started_unix_ns: int | None = None
 
+    def write(self, path: Path) -> None:
+        """``run.json``: every field, in this order."""
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
 
 @dataclass(frozen=True, slots=True)
 class Distribution:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from open_autoglm.analysis import Report, render_html
+from open_autoglm.analysis import Report, build_report, render_html
 from open_autoglm.analysis._metric_samples import parse_sample, summarize_samples
 from open_autoglm.analysis._svg import _nice_max, cdf_chart, stacked_bars, waterfall
 from open_autoglm.telemetry import names as n
@@ -80,3 +80,18 @@ def test_html_escapes_model_names_and_errors() -> None:
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "simulated backend" in html
+
+
+def test_run_file_written_by_run_info_reads_back_into_the_report(tmp_path: Path) -> None:
+    golden = Report.from_json(json.loads(GOLDEN_REPORT.read_text(encoding="utf-8")))
+    assert golden.run is not None
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    golden.run.write(run_dir / "run.json")
+    golden.load.write(run_dir / "results.json")
+    report = build_report(run_dir)
+    assert report.run == golden.run
+    assert report.to_json()["run"] == json.loads((run_dir / "run.json").read_text())
+    assert report.load == golden.load
+    assert report.stages is None  # no records, no spans: said in the notes
+    assert any("No span store" in note for note in report.notes)

@@ -27,7 +27,9 @@ from open_autoglm.loadgen import (
     ClientHealth,
     EndpointSummary,
     Level,
+    ProfileConfig,
     RequestRecord,
+    WorkloadConfig,
 )
 from open_autoglm.loadgen._results import summarize_level
 
@@ -54,8 +56,8 @@ def write_run(run_dir: Path, requests: int) -> None:
         endpoint=EndpointSummary(
             "http://127.0.0.1/v1", "chat", run.model, False, 600.0, [], {}, False
         ),
-        workload={},
-        profile={},
+        workload=WorkloadConfig(),
+        profile=ProfileConfig(kind="step", step_levels=tuple(map(float, run.levels)), requests=1),
         slo=None,
         seed=0,
         records_path=str(run_dir / "requests.jsonl"),

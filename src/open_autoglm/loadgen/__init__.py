@@ -44,8 +44,10 @@ from open_autoglm.loadgen._records import (
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     Stats,
+    summarize_level,
 )
 from open_autoglm.loadgen._runner import (
     BenchmarkConfig,
@@ -88,6 +90,7 @@ __all__ = [
     "DatasetError",
     "EncodedImage",
     "EndpointConfig",
+    "EndpointSummary",
     "HTTPStatusError",
     "ImageFormat",
     "IncompleteStream",
@@ -129,5 +132,6 @@ __all__ = [
     "read_records",
     "run_benchmark",
     "run_benchmark_async",
+    "summarize_level",
     "synthetic_image",
 ]

@@ -12,8 +12,9 @@ from typing import Any, Literal
 import numpy as np
 
 from open_autoglm.loadgen._health import ClientHealth
-from open_autoglm.loadgen._profiles import Level
+from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._records import RequestRecord
+from open_autoglm.loadgen._workloads import WorkloadConfig
 from open_autoglm.objectives import Goodput
 
 ResultsVersion = Literal["open-autoglm.loadgen.results/1"]
@@ -58,7 +59,7 @@ class LevelResult:
     index: int
     label: str
     mode: str
-    target: float  # concurrency, or requests per second
+    target: int | float  # concurrency (a whole number), or requests per second
     role: str
     arrival: str | None
     burstiness: float | None
@@ -163,6 +164,21 @@ def summarize_level(
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointSummary:
+    """Where the requests went (``endpoint`` of ``results.json``); header names only, since
+    their values may be secrets, and whether an API key was sent, never the key."""
+
+    url: str  # the URL that got the POSTs
+    api: str  # "chat" or "completions"
+    model: str | None
+    ignore_eos: bool
+    timeout_s: float
+    headers: list[str]
+    extra_body: dict[str, Any]  # the user's fixed body fields, any JSON
+    api_key: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BenchmarkResults:
     """The run's results; :meth:`to_json` is the versioned document written to disk."""
 
@@ -171,9 +187,9 @@ class BenchmarkResults:
     started_unix_ns: int
     finished_unix_ns: int
     interrupted: bool
-    endpoint: dict[str, Any]
-    workload: dict[str, Any]
-    profile: dict[str, Any]
+    endpoint: EndpointSummary
+    workload: WorkloadConfig  # as asked for
+    profile: ProfileConfig  # as asked for
     slo: str | None
     seed: int
     records_path: str | None
@@ -182,10 +198,12 @@ class BenchmarkResults:
     summary: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The document as JSON values (paths as strings)."""
+        out: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return out
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         tmp.replace(path)

@@ -10,7 +10,6 @@ from the run directory. Children are stopped on error and on Ctrl-C too.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from open_autoglm import _strict_json as strict_json
 from open_autoglm.analysis import Report, build_report, write_html
 from open_autoglm.analysis._hardware import hardware
 from open_autoglm.analysis._metric_samples import MetricSampler
@@ -144,4 +144,5 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "hardware": hardware(),
         "started_unix_ns": time.time_ns(),
     }
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    text = strict_json.dumps(run, indent=2)
+    (run_dir / RUN_FILE).write_text(text + "\n", encoding="utf-8")

@@ -4,11 +4,11 @@ side)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from open_autoglm import _strict_json as strict_json
 from open_autoglm._errors import UsageError
 from open_autoglm.analysis._compare import FORMATS, compare_rows, render
 from open_autoglm.analysis._gate import RegressionConfig, check_report
@@ -72,7 +72,7 @@ def run_check(args: argparse.Namespace) -> int:
         regression=RegressionConfig(min_change=args.min_change),
     )
     if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2))
+        print(strict_json.dumps(result.to_json(), indent=2))
     else:
         print(result.table(markdown=args.format == "markdown"))
     return result.exit_code

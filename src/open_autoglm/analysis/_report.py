@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from open_autoglm import __version__
+from open_autoglm import _strict_json as strict_json
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
@@ -60,7 +61,8 @@ class Report:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        text = strict_json.dumps(self.to_json(), indent=2, default=str)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from open_autoglm.loadgen import IncompleteStream, MalformedStream, StreamError
-from open_autoglm.loadgen._client import _StreamState
+from open_autoglm.loadgen._stream import StreamState as _StreamState
 
 
 def event(obj: object) -> bytes:

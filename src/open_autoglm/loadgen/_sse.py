@@ -79,6 +79,8 @@ class SSEParser:
         Raises:
             EventTooLarge: the event being read is over ``max_event_bytes``.
         """
+        if not chunk:
+            return []
         if not self._bom_checked:
             chunk = self._strip_bom(chunk)
             if not chunk:

@@ -113,6 +113,7 @@ class StreamState:
         "_chat",
         "_head",
         "_head_bytes",
+        "_last_ns",
         "_mode",
         "_parser",
         "answer_ns",
@@ -136,6 +137,7 @@ class StreamState:
         self._mode = "sniff"  # until the first byte that is not blank: "sse" or "json"
         self._head: list[bytes] = []
         self._head_bytes = 0
+        self._last_ns: int | None = None  # the last read of a JSON body
         self.chunk_ns: list[int] = []  # arrival of every chunk with output
         self.answer_ns: int | None = None  # first chunk with answer (non-reasoning) output
         self.texts: list[str] = []
@@ -161,6 +163,7 @@ class StreamState:
             return
         self._head.append(data)
         self._head_bytes += len(data)
+        self._last_ns = now_ns
         size = self._head_bytes
         if size > self.max_event_bytes:
             raise MalformedStream(
@@ -194,7 +197,7 @@ class StreamState:
                 raise MalformedStream(str(exc)) from None
             self._events(events, now_ns)
         elif self._head:
-            self._document(b"".join(self._head), now_ns)
+            self._document(b"".join(self._head), self._last_ns or now_ns)
             self._head = []
         reason = self.finish_reason
         if reason is not None and reason not in NORMAL_FINISH_REASONS:
@@ -296,11 +299,11 @@ class StreamState:
                         got, got_answer = self._delta(choice)
                     else:
                         text = choice.get("text")
-                        if text is not None and type(text) is not str:
-                            raise MalformedStream(f"text is not a string: {str(text)[:80]}")
-                        got = got_answer = bool(text)
-                        if got:
+                        if text:
+                            if type(text) is not str:
+                                raise MalformedStream(f"text is not a string: {str(text)[:80]}")
                             self.texts.append(text)
+                        got = got_answer = bool(text)
                     output = output or got
                     answer = answer or got_answer
                     reason = choice.get("finish_reason")

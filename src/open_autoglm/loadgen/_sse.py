@@ -41,6 +41,9 @@ class SSEEvent(NamedTuple):
     id: str = ""
 
 
+_new: Final = tuple.__new__  # SSEEvent without its Python-level __new__, in the hot loop
+
+
 class SSEParser:
     """Feed it the bytes of one response as they arrive; it returns the events completed.
 
@@ -79,12 +82,54 @@ class SSEParser:
         Raises:
             EventTooLarge: the event being read is over ``max_event_bytes``.
         """
+        if self._pending_cr or not self._bom_checked or b"\r" in chunk:
+            chunk = self._normalise(chunk)
         if not chunk:
             return []
+        pending = self._pending
+        if pending:
+            if b"\n\n" not in chunk and not (chunk[:1] == b"\n" and pending[-1][-1:] == b"\n"):
+                return self._hold(chunk)
+            text = b"".join(pending) + chunk
+            pending.clear()
+        elif b"\n\n" not in chunk:
+            return self._hold(chunk)
+        else:
+            text = chunk
+        blocks = text.split(b"\n\n")
+        rest = blocks.pop()
+        if rest:
+            pending.append(rest)
+        self._pending_len = len(rest)
+        if len(text) > self._max:
+            for block in blocks:
+                if len(block) > self._max:
+                    self._too_large(len(block))
+            if self._pending_len > self._max:
+                self._too_large(self._pending_len)
+        events: list[SSEEvent] = []
+        last_id = self.last_event_id
+        for block in blocks:
+            # the common shape, one "data:" line, takes no per-line loop (the event type is
+            # always reset at a block's start: the previous block ended with a dispatch)
+            if block[:5] == b"data:" and b"\n" not in block:
+                data = block[6:] if block[5:6] == b" " else block[5:]
+                events.append(_new(SSEEvent, (data, "message", last_id)))
+                continue
+            for line in block.split(b"\n"):
+                self._line(line, events)
+            self._dispatch(events)
+            last_id = self.last_event_id
+        return events
+
+    def _normalise(self, chunk: bytes) -> bytes:
+        """The slow path: a BOM still possible, a CR at the end of the last read, or CRs."""
+        if not chunk:
+            return chunk
         if not self._bom_checked:
             chunk = self._strip_bom(chunk)
             if not chunk:
-                return []
+                return chunk
         if self._pending_cr:
             self._pending_cr = False
             if chunk[:1] == b"\n":
@@ -93,40 +138,15 @@ class SSEParser:
             if chunk[-1:] == b"\r":
                 self._pending_cr = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if not chunk:
-            return []
-        pending = self._pending
-        if b"\n\n" not in chunk and not (
-            chunk[:1] == b"\n" and pending and pending[-1][-1:] == b"\n"
-        ):
-            pending.append(chunk)
-            self._pending_len += len(chunk)
-            if self._pending_len > self._max:
-                self._too_large(self._pending_len)
-            return []
-        text = b"".join(pending) + chunk if pending else chunk
-        blocks = text.split(b"\n\n")
-        rest = blocks.pop()
-        pending.clear()
-        if rest:
-            pending.append(rest)
-        self._pending_len = len(rest)
-        events: list[SSEEvent] = []
-        for block in blocks:
-            if len(block) > self._max:
-                self._too_large(len(block))
-            # the common shape, one "data:" line, takes no per-line loop
-            if block[:5] == b"data:" and b"\n" not in block and not self._data:
-                data = block[6:] if block[5:6] == b" " else block[5:]
-                events.append(SSEEvent(data, self._event_type or "message", self.last_event_id))
-                self._event_type = ""
-                continue
-            for line in block.split(b"\n"):
-                self._line(line, events)
-            self._dispatch(events)
+        return chunk
+
+    def _hold(self, chunk: bytes) -> list[SSEEvent]:
+        """Keep a read that completes no event; the limit bounds what is kept."""
+        self._pending.append(chunk)
+        self._pending_len += len(chunk)
         if self._pending_len > self._max:
             self._too_large(self._pending_len)
-        return events
+        return []
 
     def close(self) -> list[SSEEvent]:
         """End of stream: the event still pending, if it has data (see the module notes)."""

@@ -52,6 +52,8 @@ NORMAL_FINISH_REASONS: Final = frozenset(
     }
 )
 _ABORT_REASONS: Final = frozenset({"abort", "aborted", "cancelled", "canceled"})
+#: A delta with only these keys carries at most ``content``: the fast path.
+_PLAIN_DELTA: Final = frozenset({"content", "role"})
 _JSON_TYPES: Final = ("application/json",)
 _WHITESPACE: Final = b" \t\r\n"
 _BOM: Final = b"\xef\xbb\xbf"
@@ -159,7 +161,23 @@ class StreamState:
         """Bytes as read from the network; ``now_ns`` is when (``perf_counter_ns``)."""
         mode = self._mode
         if mode == "sse":
-            self._events(self._feed_sse(data), now_ns)
+            try:
+                events = self._parser.feed(data)
+            except EventTooLarge as exc:
+                raise MalformedStream(str(exc)) from None
+            if len(events) == 1 and not self.done:  # the usual read: one chunk, inline
+                payload, kind, _ = events[0]
+                if kind == "message" and payload[:1] == b"{":
+                    try:
+                        message = orjson.loads(payload)
+                    except orjson.JSONDecodeError:
+                        pass
+                    else:
+                        self.events += 1
+                        self._messages((message,), now_ns)
+                        return
+            if events:
+                self._events(events, now_ns)
             return
         self._head.append(data)
         self._head_bytes += len(data)
@@ -180,7 +198,7 @@ class StreamState:
         self._mode = "json" if head[:1] == b"{" else "sse"
         if self._mode == "sse":
             data = b"".join(self._head)
-            self._head = []
+            self._head = [data[:100]]  # kept to quote if no event ever comes
             self._events(self._feed_sse(data), now_ns)
 
     def finish(self, now_ns: int | None = None) -> None:
@@ -196,7 +214,7 @@ class StreamState:
             except EventTooLarge as exc:  # pragma: no cover - close() never grows the event
                 raise MalformedStream(str(exc)) from None
             self._events(events, now_ns)
-        elif self._head:
+        elif self._mode == "json" and self._head:
             self._document(b"".join(self._head), self._last_ns or now_ns)
             self._head = []
         reason = self.finish_reason
@@ -213,7 +231,8 @@ class StreamState:
             if not self.events and self._mode == "sniff":
                 raise NoOutput("the response was empty")
             if not self.events:
-                raise MalformedStream("the response carried no server-sent events")
+                start = b"".join(self._head)[:100]
+                raise MalformedStream(f"the response carried no server-sent events: {start!r}")
             raise IncompleteStream("the stream ended without [DONE] or a finish reason")
         if not self.done and reason is None:
             raise IncompleteStream("the stream ended without [DONE] or a finish reason")
@@ -279,13 +298,14 @@ class StreamState:
         if self.chunk_ns or self.finish_reason is not None:
             self.done = True  # one complete document: nothing more was to come
 
-    def _messages(self, messages: list[Any], now_ns: int) -> None:
+    def _messages(self, messages: list[Any] | tuple[Any, ...], now_ns: int) -> None:
         """Take what the metrics need from parsed chunks (the hot loop, kept inline)."""
         chat = self._chat
+        texts = self.texts
         for message in messages:
             if type(message) is not dict:
                 raise MalformedStream(f"data is not a JSON object: {str(message)[:80]}")
-            if ("error" in message or "object" in message) and _is_error(message):
+            if message.get("error") or message.get("object") == "error":
                 raise StreamError(f"the server sent an error in the stream: {error_text(message)}")
             choices = message.get("choices")
             if choices:
@@ -296,16 +316,21 @@ class StreamState:
                     if type(choice) is not dict:
                         raise MalformedStream(f"a choice is not an object: {str(choice)[:80]}")
                     if chat:
-                        got, got_answer = self._delta(choice)
+                        delta = choice.get("delta")
+                        if type(delta) is dict and delta.keys() <= _PLAIN_DELTA:
+                            text = delta.get("content")  # the usual chunk: text, or nothing
+                        else:
+                            got, got_answer = self._delta(choice)
+                            output |= got
+                            answer |= got_answer
+                            text = None
                     else:
                         text = choice.get("text")
-                        if text:
-                            if type(text) is not str:
-                                raise MalformedStream(f"text is not a string: {str(text)[:80]}")
-                            self.texts.append(text)
-                        got = got_answer = bool(text)
-                    output = output or got
-                    answer = answer or got_answer
+                    if text:
+                        if type(text) is not str:
+                            raise MalformedStream(f"text is not a string: {str(text)[:80]}")
+                        texts.append(text)
+                        output = answer = True
                     reason = choice.get("finish_reason")
                     if reason is not None:
                         if type(reason) is not str:

@@ -305,8 +305,8 @@ def _compare_samples(
     if not stat_a > 0:  # a relative change from zero is undefined: not judgeable, said so
         why = "no change" if stat_b == stat_a else "a change from zero has no relative size"
         return CheckResult(name, label, both, limit, "n/a", value=stat_b, baseline_value=stat_a,
-                           note=f"{label}: not judgeable: {why} ({both}); the baseline "
-                           f"statistic is {format_value(m, stat_a)}")  # fmt: skip
+                           note=f"{label}: not judgeable: {why} ({both}); a relative "
+                           "change needs a baseline above zero")  # fmt: skip
     boot_a = _boot(objective, a, config.draws, rng)
     boot_b = _boot(objective, b, config.draws, rng)
     with np.errstate(divide="ignore", invalid="ignore"):

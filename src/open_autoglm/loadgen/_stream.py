@@ -295,8 +295,9 @@ class StreamState:
         self.events += 1
         self.streamed = False
         self._messages([message], now_ns)
-        if self.chunk_ns or self.finish_reason is not None:
-            self.done = True  # one complete document: nothing more was to come
+        self.done = True  # one complete document: nothing more was to come
+        if not self.chunk_ns and self.finish_reason in NORMAL_FINISH_REASONS | {None}:
+            raise NoOutput(f"the server answered with JSON but no output: {error_text(message)}")
 
     def _messages(self, messages: list[Any] | tuple[Any, ...], now_ns: int) -> None:
         """Take what the metrics need from parsed chunks (the hot loop, kept inline)."""

@@ -261,3 +261,36 @@ def test_a_body_over_the_limit_is_malformed() -> None:
     state.feed_stream_start("text/event-stream")
     with pytest.raises(MalformedStream, match="limit of 1024"):
         state.feed(b"data: " + b"x" * 2000, now_ns=1)
+
+
+def test_json_data_over_several_data_lines_is_joined() -> None:
+    stream = (
+        b'data: {"choices": [{"delta":\ndata:  {"content": "x"},\n'
+        b'data: "finish_reason": "stop"}]}\n\n'
+    )
+    state = run(stream)
+    assert (state.texts, state.finish_reason) == (["x"], "stop")
+
+
+def test_a_final_event_without_a_blank_line_counts() -> None:
+    state = run(chunk(content="x"), b"data: [DONE]")
+    assert state.done
+    state = run(chunk(content="y", finish="stop")[:-2])  # the last chunk's blank line missing
+    assert state.finish_reason == "stop"
+
+
+def test_invalid_utf8_inside_a_string_is_accepted_as_a_standard_parser_would() -> None:
+    state = run(b'data: {"choices": [{"delta": {"content": "caf\xe9"}}]}\n\n', DONE)
+    assert state.texts == ["caf\ufffd"]
+
+
+@pytest.mark.parametrize("error", [{}, False, "", 0])
+def test_an_empty_error_field_is_not_an_error(error: Any) -> None:
+    body = {"choices": [{"delta": {"content": "x"}, "finish_reason": "stop"}], "error": error}
+    assert run(event(body)).chunk_ns == [10]
+
+
+def test_json_without_output_carries_its_message() -> None:
+    exc = fails(b'{"detail": "Not Found"}', content_type="application/json")
+    assert isinstance(exc, NoOutput)
+    assert "Not Found" in str(exc)

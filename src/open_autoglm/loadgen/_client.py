@@ -38,7 +38,7 @@ from open_autoglm.loadgen._errors import (
     StreamDropped,
 )
 from open_autoglm.loadgen._records import RequestRecord
-from open_autoglm.loadgen._stream import StreamState
+from open_autoglm.loadgen._stream import StreamState, server_message
 from open_autoglm.loadgen._tokens import TokenCounter
 from open_autoglm.loadgen._workloads import RequestSpec
 from open_autoglm.telemetry import names
@@ -124,8 +124,9 @@ class StreamingClient:
                 response_started = True
                 record.http_status = resp.status
                 if resp.status >= 300:
-                    text = (await resp.read()).decode("utf-8", "replace")
-                    raise HTTPStatusError(resp.status, text)
+                    raise HTTPStatusError(
+                        resp.status, server_message(await resp.content.read(65536))
+                    )
                 state.feed_stream_start(resp.content_type)
                 async for data in resp.content.iter_any():
                     state.feed(data, _perf_ns())

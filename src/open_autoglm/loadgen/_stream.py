@@ -93,6 +93,15 @@ def error_text(obj: Any) -> str:
     return str(obj)[:200]
 
 
+def server_message(body: bytes) -> str:
+    """An error body's own message: ``error.message`` and its kin when it is JSON, else the
+    text (for an HTTP error status)."""
+    try:
+        return error_text(loads(body.strip(_WHITESPACE)))
+    except MalformedStream:
+        return body.decode("utf-8", "replace")[:200]
+
+
 def _is_error(message: dict[str, Any]) -> bool:
     # "error": null (or "") inside an ordinary chunk is not an error
     return bool(message.get("error")) or message.get("object") == "error"

@@ -185,3 +185,10 @@ async def test_a_cached_model_id_as_tokenizer_counts_and_is_named_in_results(
     assert results.tokenizer == str(snapshot / "tokenizer.json")
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["tokenizer"] == results.tokenizer
+
+
+async def test_an_http_error_keeps_the_servers_own_message(
+    crafted: Crafted, tmp_path: Path
+) -> None:
+    _, (record,), _ = await run(make_config(crafted.url("server_error"), tmp_path))
+    assert (record.error_type, record.error) == ("500", "HTTP 500: boom")

@@ -127,15 +127,17 @@ class StreamingClient:
                     raise HTTPStatusError(
                         resp.status, server_message(await resp.content.read(65536))
                     )
-                state.feed_stream_start(resp.content_type)
-                async for data in resp.content.iter_any():
-                    state.feed(data, _perf_ns())
-                state.finish(_perf_ns())
+                try:
+                    state.feed_stream_start(resp.content_type)
+                    async for data in resp.content.iter_any():
+                        state.feed(data, _perf_ns())
+                    state.finish(_perf_ns())
+                except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                    # data the stream reader did not foresee: this request only
+                    name = type(exc).__name__
+                    raise MalformedStream(f"unexpected data ({name}: {exc})") from exc
         except RequestError as exc:
             _fail(record, exc)
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-            # a chunk shape the stream reader did not foresee: this request only
-            _fail(record, MalformedStream(f"unexpected data ({type(exc).__name__}: {exc})"))
         except asyncio.CancelledError:
             _fail(record, Cancelled("the run was interrupted"), status="cancelled")
             raise

@@ -72,7 +72,7 @@ def loads(data: bytes) -> Any:
         pass
     try:
         return json.loads(data.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # (nesting deeper than the interpreter's stack)
         raise MalformedStream(f"data is not JSON: {data[:80]!r}") from None
 
 

@@ -192,3 +192,21 @@ async def test_an_http_error_keeps_the_servers_own_message(
 ) -> None:
     _, (record,), _ = await run(make_config(crafted.url("server_error"), tmp_path))
     assert (record.error_type, record.error) == ("500", "HTTP 500: boom")
+
+
+async def test_an_unforeseen_exception_fails_its_request_not_the_run(
+    crafted: Crafted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from open_autoglm.loadgen import _client
+    from open_autoglm.loadgen._stream import StreamState
+
+    class Exploding(StreamState):
+        def feed(self, data: bytes, now_ns: int) -> None:
+            raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(_client, "StreamState", Exploding)
+    config = make_config(crafted.url("one_token"), tmp_path, requests=2)
+    results, records, _ = await run(config)
+    assert [r.error_type for r in records] == ["RuntimeError", "RuntimeError"]
+    assert all("a bug in the reader" in (r.error or "") for r in records)
+    assert results.levels[0].failed == 2

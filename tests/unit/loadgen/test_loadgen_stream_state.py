@@ -294,3 +294,8 @@ def test_json_without_output_carries_its_message() -> None:
     exc = fails(b'{"detail": "Not Found"}', content_type="application/json")
     assert isinstance(exc, NoOutput)
     assert "Not Found" in str(exc)
+
+
+def test_json_nested_beyond_any_parser_is_malformed_not_a_crash() -> None:
+    exc = fails(chunk(content="a"), b"data: " + b"[" * 100_000 + b"\n\n", DONE)
+    assert isinstance(exc, MalformedStream)

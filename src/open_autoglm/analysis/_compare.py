@@ -120,9 +120,9 @@ def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
     if fmt == "html":
         return _html(cells)
     if fmt == "json":
-        import json
+        from open_autoglm import _strict_json as strict_json
 
-        return json.dumps([r.to_json() for r in rows], indent=2) + "\n"
+        return strict_json.dumps([r.to_json() for r in rows], indent=2) + "\n"
     widths = [max(len(r[i]) for r in (_HEADER, *cells)) for i in range(len(_HEADER))]
     lines = [
         "  ".join(

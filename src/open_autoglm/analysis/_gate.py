@@ -291,25 +291,33 @@ def _compare_samples(
     a = _cap(old, config.max_samples, rng)
     b = _cap(new, config.max_samples, rng)
     stat_a, stat_b = _statistic(objective, old), _statistic(objective, new)
+    m = objective.metric
+    both = f"{format_value(m, stat_b)} vs {format_value(m, stat_a)}"
+    if not stat_a > 0:  # a relative change from zero is undefined: not judgeable, said so
+        why = "no change" if stat_b == stat_a else "a change from zero has no relative size"
+        return CheckResult(name, label, both, limit, "n/a", value=stat_b, baseline_value=stat_a,
+                           note=f"{label}: not judgeable: {why} ({both}); a relative "
+                           "change needs a baseline above zero")  # fmt: skip
     boot_a = _boot(objective, a, config.draws, rng)
     boot_b = _boot(objective, b, config.draws, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = (boot_b - boot_a) / boot_a
     rel = rel[np.isfinite(rel)]
+    if rel.size < 2:  # nearly every resample of the baseline has the statistic at zero
+        return CheckResult(name, label, both, limit, "n/a", value=stat_b, baseline_value=stat_a,
+                           note=f"{label}: not judgeable: the baseline's resampled statistic "
+                           "is zero too often to bound the change")  # fmt: skip
     tail = (1 - config.confidence) / 2
     low, high = (float(v) for v in np.quantile(rel, [tail, 1 - tail]))
-    change = (stat_b - stat_a) / stat_a if stat_a > 0 else float("inf")
-    p = float(stats.mannwhitneyu(b, a, alternative="greater", method="asymptotic").pvalue)
+    change = (stat_b - stat_a) / stat_a
+    p_raw = float(stats.mannwhitneyu(b, a, alternative="greater", method="asymptotic").pvalue)
+    p = p_raw if np.isfinite(p_raw) else None  # identical samples: no test statistic
     verdict: Verdict = "pass"
     if low > 0 and change > config.min_change:
         verdict = "REGRESSION"
     elif high < 0 and change < -config.min_change:
         verdict = "improved"
-    m = objective.metric
-    measured = (
-        f"{format_value(m, stat_b)} vs {format_value(m, stat_a)} "
-        f"({change:+.1%}, {config.confidence:.0%} CI {low:+.1%}..{high:+.1%})"
-    )
+    measured = f"{both} ({change:+.1%}, {config.confidence:.0%} CI {low:+.1%}..{high:+.1%})"
     note = None
     if verdict == "pass" and change > config.min_change:
         note = f"{label}: {change:+.1%} is within run-to-run noise (CI {low:+.1%}..{high:+.1%})"

@@ -13,7 +13,6 @@ diagnosis and the :class:`PrometheusSummary`. :meth:`Report.to_json` is the vers
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any, Final, Literal, TypeVar
 import pydantic
 
 from open_autoglm import __version__
+from open_autoglm import _strict_json as strict_json
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
@@ -60,7 +60,8 @@ class RunInfo:
 
     def write(self, path: Path) -> None:
         """``run.json``: every field, in this order."""
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        text = strict_json.dumps(asdict(self), indent=2)
+        path.write_text(text + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,8 @@ class Report:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        text = strict_json.dumps(self.to_json(), indent=2, default=str)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)
 
 

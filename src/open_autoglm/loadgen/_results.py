@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from open_autoglm import _strict_json as strict_json
 from open_autoglm.loadgen._health import ClientHealth
 from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._records import RequestRecord
@@ -90,6 +91,9 @@ class LevelResult:
     e2e_ms: Stats
     client_queue_ms: Stats
     health: ClientHealth
+    #: to the first answer (non-reasoning) output; empty in results written before it existed
+    answer_ttft_ms: Stats = field(default_factory=lambda: Stats(count=0))
+    not_streamed: int = 0  # successes answered with one JSON completion (their TTFT = E2E)
 
 
 def summarize_level(
@@ -160,6 +164,10 @@ def summarize_level(
         e2e_ms=Stats.of_seconds([r.e2e_s for r in ok if r.e2e_s is not None]),
         client_queue_ms=Stats.of_seconds([r.queue_s for r in finished]),
         health=health,
+        answer_ttft_ms=Stats.of_seconds(
+            [r.answer_ttft_s for r in ok if r.answer_ttft_s is not None]
+        ),
+        not_streamed=sum(1 for r in ok if not r.streamed),
     )
 
 
@@ -196,6 +204,9 @@ class BenchmarkResults:
     levels: list[LevelResult] = field(default_factory=list)
     client_bound: bool = False
     summary: str = ""
+    #: what counted output tokens where a server sent no usage: a tokenizer.json, or "simple"
+    #: (an estimate, never fewer tokens than output chunks); each record says which it used
+    tokenizer: str = "simple"
 
     def to_json(self) -> dict[str, Any]:
         """The document as JSON values (paths as strings)."""
@@ -205,5 +216,6 @@ class BenchmarkResults:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        text = strict_json.dumps(self.to_json(), indent=2)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -146,6 +147,7 @@ async def run_benchmark_async(
         if own_provider and provider is not None:
             provider.shutdown()
         results = _results(config, model, run.results, started, interrupted, records_path)
+        results = dataclasses.replace(results, tokenizer=counter.name)
         if config.output_path is not None:
             results.write(config.output_path)
         run.progress.close()

@@ -190,17 +190,17 @@ class _Service:
             self.telemetry.finish(span, record)
             retry = str(max(1, round(exc.retry_after_s)))
             raise APIError(429, str(exc), type="rate_limit_error", code="queue_full",
-                           headers={"Retry-After": retry}) from exc  # fmt: skip
+                           headers={"Retry-After": retry}, counted=True) from exc  # fmt: skip
         except ContextLengthError as exc:
             record.error_type = type(exc).__name__
             self.telemetry.finish(span, record)
             raise APIError(400, str(exc), param="messages" if chat else "prompt",
-                           code="context_length_exceeded") from exc  # fmt: skip
+                           code="context_length_exceeded", counted=True) from exc  # fmt: skip
         except (EngineError, StopAsyncIteration) as exc:
             record.error_type = type(exc).__name__
             self.telemetry.finish(span, record)
             raise APIError(500, f"engine failed: {exc}", type="server_error",
-                           code="engine_error") from exc  # fmt: skip
+                           code="engine_error", counted=True) from exc  # fmt: skip
         if not isinstance(first, Accepted):
             await events.aclose()
             raise APIError(500, "backend broke its protocol", type="server_error")
@@ -255,7 +255,7 @@ def create_app(
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
-        if exc.status >= 400 and exc.code not in ("engine_error",):
+        if exc.status >= 400 and not exc.counted:
             metrics.error(str(exc.status))
         return exc.response()
 

@@ -19,6 +19,7 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        counted: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -27,6 +28,9 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        #: True when the request's telemetry already counted this failure (by the backend's
+        #: error class), so the error counter must not count it again by HTTP status.
+        self.counted = counted
 
     def body(self) -> dict[str, dict[str, str | None]]:
         return {

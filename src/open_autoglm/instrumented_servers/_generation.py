@@ -110,7 +110,8 @@ class Generation:
             self._record.finish_reason = finish
         except EngineError as exc:
             self._record.error_type = type(exc).__name__
-            raise APIError(500, str(exc), type="server_error", code="engine_error") from exc
+            raise APIError(500, str(exc), type="server_error", code="engine_error",
+                           counted=True) from exc  # fmt: skip
         finally:
             await self._close(completed)
         return Response(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from open_autoglm import __version__
 from open_autoglm._errors import UsageError
+from open_autoglm._redact import redact_text
 
 #: Modules defining subcommands, in the order ``--help`` lists them.
 _COMMAND_MODULES = (
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except UsageError as exc:
-        print(f"open-autoglm: error: {exc}", file=sys.stderr)
+        print(f"open-autoglm: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("open-autoglm: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from open_autoglm import __version__
+from open_autoglm._redact import redact_url
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
@@ -76,6 +77,14 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _redact_endpoint(load: dict[str, Any]) -> None:
+    """A results file written before URLs were stripped of credentials may hold a password:
+    the report never copies it."""
+    endpoint = load.get("endpoint")
+    if isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
+        endpoint["url"] = redact_url(endpoint["url"])
+
+
 def build_report(
     run_dir: Path,
     results_path: Path | None = None,
@@ -90,6 +99,7 @@ def build_report(
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir} is not a run directory")
     load = _load_json(results_path or run_dir / RESULTS_FILE, "the load generator's results")
+    _redact_endpoint(load)
     run_path = run_dir / RUN_FILE
     run = _load_json(run_path, "run metadata") if run_path.exists() else {}
     notes: list[str] = []

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from time import perf_counter_ns
+from typing import TypeVar
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -14,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from open_autoglm.instrumented_servers._backend import (
@@ -48,6 +52,11 @@ from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, 
 from open_autoglm.telemetry import GpuProbe
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+#: Characters per token of context in the prefix that :meth:`_Service.check_context` counts:
+#: English text averages 4-5 characters per token, so a prompt over the context almost always
+#: shows it in its first ``8 * max_model_len`` characters.
+_PREFIX_CHARS_PER_TOKEN = 8
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -56,11 +65,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise APIError(
+                    413, f"request body is larger than {limit} bytes", code="body_too_large"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by the body read timeout (_read_timeouts)
+        raise APIError(
+            408, "the request body was not received in full", code="request_timeout"
+        ) from None
     return b"".join(chunks)
 
 
@@ -93,10 +109,23 @@ class _Service:
         if body.n != 1:
             raise APIError(400, "only n=1 is supported", param="n")
 
-    def resolve_max_tokens(self, requested: int | None, default: int | None, prompt: str) -> int:
+    async def off_loop(self, big: bool, fn: Callable[..., _T], *args: object) -> _T:
+        """``fn(*args)`` in a worker thread for a large body, else here.
+
+        Parsing, decoding and tokenising are linear in the body's size: for bodies of
+        :attr:`ServerConfig.off_loop_body_bytes` or more they run off the event loop, so
+        ``/health``, ``/metrics`` and the streams of other requests keep their latency."""
+        if big:
+            return await anyio.to_thread.run_sync(partial(fn, *args))
+        return fn(*args)
+
+    async def resolve_max_tokens(
+        self, requested: int | None, default: int | None, prompt: str, big: bool
+    ) -> int:
         limit = self.backend.max_model_len
         if requested is None:
-            requested = default or limit - self.backend.count_tokens(prompt)
+            counted = await self.off_loop(big, self.backend.count_tokens, prompt)
+            requested = default or limit - counted
             if requested < 1:
                 raise APIError(400, "the prompt fills the model's context", param="messages",
                                code="context_length_exceeded")  # fmt: skip
@@ -112,26 +141,28 @@ class _Service:
 
     async def completions(self, request: Request) -> Response:
         arrival = perf_counter_ns()
-        body = parse_body(CompletionRequest, await _read_body(request, self.config.max_body_bytes))
+        raw = await _read_body(request, self.config.max_body_bytes)
+        big = len(raw) >= self.config.off_loop_body_bytes
+        body = await self.off_loop(big, parse_body, CompletionRequest, raw)
         self.check_common(body)
         prompt = body.prompt_text()
         if not prompt:
             raise APIError(400, "prompt must not be empty", param="prompt")
-        max_tokens = self.resolve_max_tokens(
-            body.max_tokens, self.config.default_completion_tokens, prompt
+        max_tokens = await self.resolve_max_tokens(
+            body.max_tokens, self.config.default_completion_tokens, prompt, big
         )
         record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
-        return await self.generate(body, prompt, (), max_tokens, record, chat=False)
+        return await self.generate(body, prompt, (), max_tokens, record, chat=False, big=big)
 
     async def chat_completions(self, request: Request) -> Response:
         arrival = perf_counter_ns()
-        body = parse_body(
-            ChatCompletionRequest, await _read_body(request, self.config.max_body_bytes)
-        )
+        raw = await _read_body(request, self.config.max_body_bytes)
+        big = len(raw) >= self.config.off_loop_body_bytes
+        body = await self.off_loop(big, parse_body, ChatCompletionRequest, raw)
         self.check_common(body)
         record = RequestRecord(OPERATIONS[True], body.model, arrival, 0, body.stream)
         started = perf_counter_ns()
-        messages, image_bytes = decode_messages(body.messages)
+        messages, image_bytes = await self.off_loop(big, decode_messages, body.messages)
         images: tuple[ImageInput, ...] = tuple(im for m in messages for im in m.images)
         if images and not self.backend.accepts_images:
             raise APIError(
@@ -148,9 +179,34 @@ class _Service:
             record.image_pixels = sum((im.width or 0) * (im.height or 0) for im in images)
         if not any(m.text or m.images for m in messages):
             raise APIError(400, "messages must not all be empty", param="messages")
-        prompt = self.backend.render_chat(messages)
-        record.max_tokens = self.resolve_max_tokens(body.requested_max_tokens(), None, prompt)
-        return await self.generate(body, prompt, images, record.max_tokens, record, chat=True)
+        prompt = await self.off_loop(big, self.backend.render_chat, messages)
+        record.max_tokens = await self.resolve_max_tokens(
+            body.requested_max_tokens(), None, prompt, big
+        )
+        return await self.generate(
+            body, prompt, images, record.max_tokens, record, chat=True, big=big
+        )
+
+    async def check_context(self, prompt: str, max_tokens: int) -> None:
+        """For a large body, the context check before the backend tokenises the whole prompt
+        on the event loop. Raises :class:`ContextLengthError` as the backend would.
+
+        First a prefix of the prompt, cut before a whitespace character and
+        :data:`_PREFIX_CHARS_PER_TOKEN` characters per token of context long, is counted here:
+        its tokens are a lower bound of the prompt's for tokenizers that split at whitespace
+        (the simulator's, byte-level BPE, SentencePiece), so a prompt far over the context is
+        refused at the cost of a few thousand tokens. Otherwise the whole text is counted in
+        a worker thread (images add tokens on top: still a lower bound)."""
+        limit = self.backend.max_model_len
+        room = limit - max_tokens
+        cut = prompt.rfind(" ", 0, _PREFIX_CHARS_PER_TOKEN * limit)
+        if cut > 0:
+            at_least = self.backend.count_tokens(prompt[:cut])
+            if at_least > room:
+                raise ContextLengthError(at_least, max_tokens, limit, at_least=True)
+        tokens = await self.off_loop(True, self.backend.count_tokens, prompt)
+        if tokens > room:
+            raise ContextLengthError(tokens, max_tokens, limit)
 
     async def generate(
         self,
@@ -161,6 +217,7 @@ class _Service:
         record: RequestRecord,
         *,
         chat: bool,
+        big: bool = False,
     ) -> Response:
         span = trace.get_current_span()
         headers: dict[str, str] = {}
@@ -184,6 +241,8 @@ class _Service:
         )
         events = self.backend.generate(generation_request)
         try:
+            if big:
+                await self.check_context(prompt, max_tokens)
             first = await anext(events)
         except QueueFullError as exc:
             record.error_type = type(exc).__name__

@@ -36,11 +36,15 @@ class QueueFullError(BackendError):
 class ContextLengthError(BackendError):
     """Prompt plus requested output do not fit the model's context: a 400."""
 
-    def __init__(self, prompt_tokens: int, max_tokens: int, limit: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, max_tokens: int, limit: int, *, at_least: bool = False
+    ) -> None:
+        """``at_least``: ``prompt_tokens`` counts part of the prompt (a lower bound)."""
+        more = "more than " if at_least else ""
         super().__init__(
             f"This model's maximum context length is {limit} tokens. However, you requested "
-            f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} "
-            "for the completion). Please reduce the prompt or max_tokens."
+            f"{more}{prompt_tokens + max_tokens} tokens ({more}{prompt_tokens} in the prompt, "
+            f"{max_tokens} for the completion). Please reduce the prompt or max_tokens."
         )
         self.prompt_tokens = prompt_tokens
         self.limit = limit

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm._errors import UsageError
-from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from open_autoglm.instrumented_servers._config import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    ServerConfig,
+)
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
     UnknownBackendError,
@@ -73,6 +78,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        metavar="S",
+        help="most seconds to receive a request's headers, then 408 and close "
+        f"(default {DEFAULT_HEADER_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        metavar="S",
+        help="most seconds between two pieces of a request body (one shorter than its "
+        f"Content-Length), then 408 and close (default {DEFAULT_BODY_TIMEOUT_S:g})",
+    )
+    p.add_argument(
         "--ready-file",
         type=Path,
         help="write {url, port, pid} as JSON here once the server accepts requests",
@@ -92,7 +113,13 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            max_body_bytes=args.max_body_bytes,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+        )
         tracing = TracingConfig.from_env(
             n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
         )
@@ -127,6 +154,7 @@ async def _serve(
     import uvicorn
 
     from open_autoglm.instrumented_servers._app import create_app
+    from open_autoglm.instrumented_servers._read_timeouts import timed_http_protocol
 
     provider = (
         None
@@ -156,6 +184,7 @@ async def _serve(
             app,
             host=config.host,
             port=config.port,
+            http=timed_http_protocol(config.header_timeout_s, config.body_timeout_s),
             log_level="warning",
             access_log=False,
             lifespan="on",

@@ -17,6 +17,7 @@ from open_autoglm.instrumented_servers._backend import (
     SamplingParams,
     StageTimes,
     TokenDelta,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers._config import ServerConfig
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
@@ -47,6 +48,7 @@ __all__ = [
     "ServerStartError",
     "StageTimes",
     "TokenDelta",
+    "TokenLogprob",
     "UnknownBackendError",
     "backend_names",
     "build_backend",

@@ -47,6 +47,7 @@ from open_autoglm.instrumented_servers._protocol import (
     decode_messages,
     model_card,
     parse_body,
+    unsupported_parameter,
 )
 from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
 from open_autoglm.telemetry import GpuProbe
@@ -108,6 +109,18 @@ class _Service:
             )
         if body.n != 1:
             raise APIError(400, "only n=1 is supported", param="n")
+        unsupported_parameter(body)
+
+    def wanted_logprobs(self, body: ChatCompletionRequest | CompletionRequest) -> int | None:
+        wanted = body.wanted_logprobs
+        if wanted is not None and not self.backend.supports_logprobs:
+            raise APIError(
+                400,
+                f"the {self.backend.name} backend does not return log probabilities",
+                param="logprobs",
+                code="unsupported_parameter",
+            )
+        return wanted
 
     async def off_loop(self, big: bool, fn: Callable[..., _T], *args: object) -> _T:
         """``fn(*args)`` in a worker thread for a large body, else here.
@@ -120,11 +133,15 @@ class _Service:
         return fn(*args)
 
     async def resolve_max_tokens(
-        self, requested: int | None, default: int | None, prompt: str, big: bool
+        self, requested: int | None, default: int | None, prompt: str | tuple[int, ...], big: bool
     ) -> int:
         limit = self.backend.max_model_len
         if requested is None:
-            counted = await self.off_loop(big, self.backend.count_tokens, prompt)
+            counted = (
+                len(prompt)
+                if isinstance(prompt, tuple)
+                else await self.off_loop(big, self.backend.count_tokens, prompt)
+            )
             requested = default or limit - counted
             if requested < 1:
                 raise APIError(400, "the prompt fills the model's context", param="messages",
@@ -148,11 +165,31 @@ class _Service:
         prompt = body.prompt_text()
         if not prompt:
             raise APIError(400, "prompt must not be empty", param="prompt")
+        if isinstance(prompt, tuple):
+            self.check_token_ids(prompt)
         max_tokens = await self.resolve_max_tokens(
             body.max_tokens, self.config.default_completion_tokens, prompt, big
         )
         record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
         return await self.generate(body, prompt, (), max_tokens, record, chat=False, big=big)
+
+    def check_token_ids(self, ids: tuple[int, ...]) -> None:
+        backend = self.backend
+        if not backend.accepts_token_ids:
+            raise APIError(
+                400,
+                f"the {backend.name} backend takes text prompts only, not token ids",
+                param="prompt",
+                code="unsupported_parameter",
+            )
+        vocab = backend.vocab_size
+        bad = next((i for i in ids if i < 0 or (vocab is not None and i >= vocab)), None)
+        if bad is not None:
+            raise APIError(
+                400,
+                f"token id {bad} is out of the vocabulary (0 to {(vocab or 0) - 1})",
+                param="prompt",
+            )
 
     async def chat_completions(self, request: Request) -> Response:
         arrival = perf_counter_ns()
@@ -210,8 +247,8 @@ class _Service:
 
     async def generate(
         self,
-        body: _Sampling,
-        prompt: str,
+        body: ChatCompletionRequest | CompletionRequest,
+        prompt: str | tuple[int, ...],
         images: tuple[ImageInput, ...],
         max_tokens: int,
         record: RequestRecord,
@@ -225,9 +262,11 @@ class _Service:
             propagate.inject(headers)
         response_id = new_response_id(chat)
         stops = body.stop_sequences()
+        logprobs = self.wanted_logprobs(body)
         generation_request = GenerationRequest(
             request_id=response_id,
-            prompt=prompt,
+            prompt=prompt if isinstance(prompt, str) else "",
+            prompt_token_ids=prompt if isinstance(prompt, tuple) else None,
             sampling=SamplingParams(
                 max_tokens=max_tokens,
                 temperature=1.0 if body.temperature is None else body.temperature,
@@ -235,13 +274,14 @@ class _Service:
                 seed=body.seed,
                 stop=stops,
                 ignore_eos=body.ignore_eos,
+                logprobs=logprobs,
             ),
             images=images,
             trace_headers=headers,
         )
         events = self.backend.generate(generation_request)
         try:
-            if big:
+            if big and isinstance(prompt, str):
                 await self.check_context(prompt, max_tokens)
             first = await anext(events)
         except QueueFullError as exc:
@@ -270,6 +310,7 @@ class _Service:
             model=body.model,
             stops=stops,
             include_usage=body.include_usage,
+            logprobs=logprobs is not None,
         )
         generation = Generation(events, first, shape, record, span, self.telemetry)
         if body.stream:

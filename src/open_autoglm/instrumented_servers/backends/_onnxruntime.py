@@ -50,6 +50,7 @@ from open_autoglm.instrumented_servers._backend import (
     QueueFullError,
     StageTimes,
     TokenDelta,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
 from open_autoglm.instrumented_servers.backends._ort_model import (
@@ -64,6 +65,7 @@ from open_autoglm.instrumented_servers.backends._ort_text import (
     IncrementalDetokenizer,
     TextTokenizer,
     sample,
+    token_logprob,
 )
 
 _log = logging.getLogger(__name__)
@@ -156,6 +158,7 @@ class _Sequence:
     last_token: int = 0
     generated: int = 0
     pending_tokens: int = 0  # tokens generated whose text is held back
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)  # of those tokens
     cancelled: bool = False
     done: bool = False
 
@@ -207,6 +210,8 @@ class _Batch:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     adaptive_batching = True
+    supports_logprobs = True  # log-softmax of the model's logits, before temperature
+    accepts_token_ids = True
 
     def __init__(
         self,
@@ -228,6 +233,7 @@ class OnnxRuntimeBackend(Backend):
         tok_cfg, gen_cfg = files.tokenizer_config, files.generation_config
         bos_id = gen_cfg.get("bos_token_id", files.config.get("bos_token_id"))
         self.tokenizer = TextTokenizer(files.tokenizer, bos_id)
+        self.vocab_size = self.tokenizer.vocab_size
         self.chat = ChatTemplate(
             tok_cfg.get("chat_template"),
             _token_text(tok_cfg.get("bos_token")),
@@ -304,7 +310,8 @@ class OnnxRuntimeBackend(Backend):
             raise EngineError("onnxruntime backend is not started")
         stages = StageTimes()
         stages.tokenize_start_ns = perf_counter_ns()
-        ids = self.tokenizer.encode(request.prompt)
+        given = request.prompt_token_ids
+        ids = list(given) if given is not None else self.tokenizer.encode(request.prompt)
         stages.tokenize_end_ns = perf_counter_ns()
         stages.prompt_tokens = len(ids)
         sampling = request.sampling
@@ -488,6 +495,10 @@ class OnnxRuntimeBackend(Backend):
                 continue
             params = seq.request.sampling
             token = sample(logits[row], params, seq.rng)
+            if params.logprobs is not None:
+                seq.pending_logprobs.append(
+                    token_logprob(logits[row], token, params.logprobs, self.tokenizer.token_text)
+                )
             seq.last_token = token
             seq.generated += 1
             reason: FinishReason | None = None
@@ -505,8 +516,10 @@ class OnnxRuntimeBackend(Backend):
                     text += seq.detok.flush()
             seq.pending_tokens += 1
             if text or reason is not None:
-                seq.out.put_nowait(TokenDelta(text, seq.pending_tokens))
+                logprobs = tuple(seq.pending_logprobs)
+                seq.out.put_nowait(TokenDelta(text, seq.pending_tokens, logprobs))
                 seq.pending_tokens = 0
+                seq.pending_logprobs.clear()
             if reason is not None:
                 seq.done = True
                 seq.stages.finished_ns = now

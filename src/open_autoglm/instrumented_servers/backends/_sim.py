@@ -12,6 +12,10 @@ measured step time (``instrumented_servers._adaptive_batching``); with no prefil
 should settle at the largest ``cap`` with ``decode_base + decode_per_seq * cap <= target``.
 Fault knobs: ``error_rate`` fails a request at a random token, ``stall_rate``/``stall_ms``
 pause a whole step (a GC pause, a slow kernel).
+
+Log probabilities are those of the simulator's own sampler: every output token is one word of
+``_WORDS`` drawn uniformly, so each has logprob ``-ln(len(_WORDS))``; the alternatives are the
+words after it in the list. They describe the simulator, not any language model.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from open_autoglm.instrumented_servers._backend import (
     QueueFullError,
     StageTimes,
     TokenDelta,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions
 from open_autoglm.instrumented_servers.backends._simple_tokenizer import SimpleTokenizer
@@ -57,6 +62,7 @@ _WORDS: Final = (
     "two may first like its model token batch queue latency trace span decode "
     "prefill cache server request"
 ).split()
+_WORD_LOGPROB: Final = -math.log(len(_WORDS))  # the sampler draws each word uniformly
 _IMAGE_PATCH: Final = 28
 _IMAGE_TOKENS_UNKNOWN_SIZE: Final = 256
 
@@ -143,6 +149,9 @@ class SimBackend(Backend):
     simulated = True
     accepts_images = True  # counts one token per 28x28 patch
     adaptive_batching = True
+    supports_logprobs = True
+    accepts_token_ids = True
+    vocab_size = SimpleTokenizer.vocab_size
 
     def __init__(
         self, model_name: str, config: SimConfig, adaptive: AdaptiveBatchingConfig | None = None
@@ -203,7 +212,8 @@ class SimBackend(Backend):
             raise EngineError("sim backend is not started")
         stages = StageTimes()
         stages.tokenize_start_ns = perf_counter_ns()
-        prompt_tokens = self.tokenizer.count(request.prompt)
+        ids = request.prompt_token_ids
+        prompt_tokens = len(ids) if ids is not None else self.tokenizer.count(request.prompt)
         prompt_tokens += sum(image_tokens(image) for image in request.images)
         stages.tokenize_end_ns = perf_counter_ns()
         stages.prompt_tokens = prompt_tokens
@@ -296,12 +306,25 @@ class SimBackend(Backend):
             seq.out.put_nowait(EngineError("simulated engine fault (error_rate)"))
             return
         seq.generated += 1
-        seq.out.put_nowait(TokenDelta(" " + seq.rng.choice(_WORDS)))
+        word = seq.rng.choice(_WORDS)
+        top = seq.request.sampling.logprobs
+        if top is None:
+            seq.out.put_nowait(TokenDelta(" " + word))
+        else:
+            seq.out.put_nowait(TokenDelta(" " + word, 1, (_logprob(word, top),)))
         if seq.generated >= seq.target_tokens:
             seq.cancelled = True  # leaves the batch; the consumer still drains its queue
             seq.stages.finished_ns = now
             seq.stages.output_tokens = seq.generated
             seq.out.put_nowait(Finished(seq.finish_reason, seq.stages))
+
+
+def _logprob(word: str, top: int) -> TokenLogprob:
+    start = _WORDS.index(word)
+    alternatives = [_WORDS[(start + i) % len(_WORDS)] for i in range(top)]
+    return TokenLogprob(
+        " " + word, _WORD_LOGPROB, tuple((" " + w, _WORD_LOGPROB) for w in alternatives)
+    )
 
 
 def build(options: BackendOptions) -> SimBackend:

@@ -187,7 +187,8 @@ class _Service:
         if bad is not None:
             raise APIError(
                 400,
-                f"token id {bad} is out of the vocabulary (0 to {(vocab or 0) - 1})",
+                f"token id {bad} is out of the vocabulary"
+                + (f" (0 to {vocab - 1})" if vocab is not None else " (ids are >= 0)"),
                 param="prompt",
             )
 

@@ -129,6 +129,8 @@ class CompletionRequest(_Sampling):
         if len(prompt) != 1:
             raise APIError(400, "exactly one prompt per request is supported", param="prompt")
         first = prompt[0]
+        if isinstance(first, int):  # not reached: a list of ints was handled above
+            return (first,)
         return first if isinstance(first, str) else tuple(first)
 
     @property

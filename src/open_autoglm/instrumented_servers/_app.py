@@ -9,6 +9,7 @@ from functools import partial
 from time import perf_counter_ns
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from opentelemetry import propagate, trace
@@ -96,6 +97,9 @@ class _Service:
         self.metrics = metrics
         self.created = created_now()
         self.telemetry = RequestTelemetry(tracer_provider, metrics, backend.name, backend.simulated)
+        # One worker thread for large bodies: their parsing holds the GIL in long C calls, so
+        # more threads would only queue the event loop behind more of them (GIL-bound anyway).
+        self._large_bodies = anyio.CapacityLimiter(1)
 
     def check_common(self, body: _Sampling) -> None:
         if body.model != self.backend.model_name:
@@ -129,7 +133,7 @@ class _Service:
         :attr:`ServerConfig.off_loop_body_bytes` or more they run off the event loop, so
         ``/health``, ``/metrics`` and the streams of other requests keep their latency."""
         if big:
-            return await anyio.to_thread.run_sync(partial(fn, *args))
+            return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._large_bodies)
         return fn(*args)
 
     async def resolve_max_tokens(

@@ -108,7 +108,7 @@ def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
     cells = [r.cells() for r in rows]
     if fmt == "markdown":
         out = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells]
+        out += ["| " + " | ".join(markdown_cell(c) for c in r) + " |" for r in cells]
         return "\n".join(out) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -132,6 +132,17 @@ def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
         for r in (_HEADER, *cells)
     ]
     return "\n".join(lines) + "\n"
+
+
+_MARKDOWN_SPECIAL: Final = str.maketrans({c: "\\" + c for c in "\\`*_[]|"})
+
+
+def markdown_cell(text: str) -> str:
+    """``text`` as literal table-cell content: HTML escaped (a model named ``<img src=x
+    onerror=...>`` renders as text), Markdown punctuation and ``|`` backslash-escaped,
+    line breaks turned into spaces."""
+    flat = " ".join(text.splitlines())
+    return html.escape(flat).translate(_MARKDOWN_SPECIAL)
 
 
 def _html(cells: Sequence[Sequence[str]]) -> str:

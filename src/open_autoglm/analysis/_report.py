@@ -24,6 +24,7 @@ import pydantic
 
 from open_autoglm import __version__
 from open_autoglm import _strict_json as strict_json
+from open_autoglm._redact import redact_url
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
@@ -148,6 +149,14 @@ def _validated(adapter: pydantic.TypeAdapter[_T], data: dict[str, Any], path: Pa
         raise ReportError(f"{path} is not what a report needs: {_first_error(exc)}") from None
 
 
+def _redact_endpoint(load: dict[str, Any]) -> None:
+    """A results file written before URLs were stripped of credentials may hold a password:
+    the report never copies it."""
+    endpoint = load.get("endpoint")
+    if isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
+        endpoint["url"] = redact_url(endpoint["url"])
+
+
 def build_report(
     run_dir: Path,
     results_path: Path | None = None,
@@ -166,6 +175,7 @@ def build_report(
 
 def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
     load_doc = run.results()
+    _redact_endpoint(load_doc)
     load = _validated(_RESULTS, load_doc, run.results_path)
     run_doc = run.run_info()
     run_info = _validated(_RUN, run_doc, run.run_path) if run_doc else None

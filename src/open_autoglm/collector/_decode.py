@@ -10,7 +10,6 @@ no parent: the span is stored as a root (``parent_span_id`` NULL).
 from __future__ import annotations
 
 import base64
-import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -102,7 +101,7 @@ def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
     """Parse an ``ExportTraceServiceRequest`` in the protobuf binary encoding."""
     try:
         request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
-    except ProtobufDecodeError as exc:
+    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
         raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from exc
     return request
 
@@ -113,10 +112,14 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
     OTLP JSON differs from the standard protobuf JSON mapping in one way that matters here:
     trace and span ids are hex strings, not base64. They are rewritten before parsing; an id
     that is not hex becomes empty, so its span is rejected as having an invalid id.
+
+    Any malformed body raises :class:`DecodeError` (a 400), whatever its shape: ``orjson``
+    refuses nesting deeper than 1024 levels and NaN, protobuf's parser nested messages deeper
+    than 100, and every other exception the parser raises on a wrong type is mapped too.
     """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise DecodeError("invalid OTLP JSON: the body must be an object")
@@ -130,7 +133,7 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         request: ExportTraceServiceRequest = json_format.ParseDict(
             document, ExportTraceServiceRequest(), ignore_unknown_fields=True
         )
-    except (json_format.ParseError, TypeError, ValueError) as exc:
+    except Exception as exc:  # ParseError, or what a wrong type makes the parser raise
         raise DecodeError(f"invalid OTLP JSON: {exc}") from exc
     return request
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
-    target.add_argument("--api-key", help="sent as 'Authorization: Bearer KEY'")
+    target.add_argument(
+        "--api-key",
+        help="sent as 'Authorization: Bearer KEY' (visible in `ps`: prefer --api-key-file or "
+        "$OPENAI_API_KEY, read when the URL and headers carry no credentials); never written",
+    )
+    target.add_argument("--api-key-file", type=Path, help="read the API key from this file")
     target.add_argument(
         "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra header"
     )
@@ -174,6 +180,8 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         LengthDistribution,
         ProfileConfig,
         WorkloadConfig,
+        api_key_from,
+        carries_credentials,
         parse_body_field,
         parse_header,
         parse_size,
@@ -187,12 +195,15 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         )
     if args.url and args.backend:
         raise UsageError("--url and --backend exclude each other")
+    headers = dict(parse_header(h) for h in args.header)
+    from_env = bool(args.url) and not carries_credentials(args.url, headers)
+    key = api_key_from(args.api_key, args.api_key_file, os.environ, use_environment=from_env)
     endpoint = EndpointConfig(
         url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
         model=args.model,
-        api_key=args.api_key,
-        headers=dict(parse_header(h) for h in args.header),
+        api_key=key.value if key else None,
+        headers=headers,
         extra_body=dict(parse_body_field(b) for b in args.body),
         ignore_eos=args.ignore_eos,
         timeout_s=args.timeout,

@@ -1,6 +1,7 @@
 """The load generator: workloads, arrival processes and load profiles, the streaming client,
 per-request records, results, live progress and client-health checks."""
 
+from open_autoglm.loadgen._api_key import api_key_from, carries_credentials
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
@@ -127,10 +128,12 @@ __all__ = [
     "StreamError",
     "StreamingClient",
     "WorkloadConfig",
+    "api_key_from",
     "arrival_offsets",
     "assess",
     "build_requests",
     "cached_tokenizer",
+    "carries_credentials",
     "discover_model",
     "is_measured",
     "is_ok",

@@ -97,6 +97,22 @@ def test_markdown_and_csv(reports: list[Path], capsys: pytest.CaptureFixture[str
     assert float(rows[1]["tokens_per_s"]) == 121.7
 
 
+def test_markdown_escapes_html_and_table_syntax_in_model_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil = report(
+        tmp_path / "evil.json", "vllm", '<img src=x onerror="alert(1)">|*x*\nnext', 267, 1.0, None
+    )
+    assert main(["compare", "--format", "markdown", str(evil)]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert len(md) == 3  # the newline in the name did not start a new row
+    row = md[2]
+    assert "<img" not in row
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in row
+    assert "\\|\\*x\\*" in row
+    assert row.count(" | ") == 9  # ten cells: the | in the name is not a column break
+
+
 def test_html_page_is_self_contained_and_escaped(reports: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "compare.html"
     assert main(["compare", "--format", "html", "--output", str(out), *map(str, reports)]) == 0

@@ -88,6 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--ignore-eos", action="store_true", help="ask for exactly max_tokens")
     target.add_argument("--timeout", type=float, default=600.0, help="per request, s")
+    target.add_argument(
+        "--provider",
+        help="gen_ai.provider.name on the client spans (default: openai, the API spoken; "
+        "in a managed run, the backend)",
+    )
 
     load = parser.add_argument_group("load profile")
     load.add_argument("--profile", choices=PROFILES, help="default: from the options given")
@@ -196,6 +201,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         extra_body=dict(parse_body_field(b) for b in args.body),
         ignore_eos=args.ignore_eos,
         timeout_s=args.timeout,
+        **({"provider": args.provider} if args.provider else {}),
     )
     kind: ProfileKind = args.profile or (
         "step"

@@ -79,7 +79,9 @@ def run_managed(
             sampler = MetricSampler(process.url, files.metrics_path).start()
             config = dataclasses.replace(
                 bench,
-                endpoint=dataclasses.replace(bench.endpoint, url=process.url),
+                endpoint=dataclasses.replace(
+                    bench.endpoint, url=process.url, provider=_provider(bench, server)
+                ),
                 tracing=TracingConfig(
                     service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
                 ),
@@ -102,6 +104,12 @@ def run_managed(
     if interrupted is not None:
         raise interrupted
     return results, report
+
+
+def _provider(bench: BenchmarkConfig, server: ManagedServer) -> str:
+    """The client spans' ``gen_ai.provider.name``: the backend, unless the user named one."""
+    given = bench.endpoint.provider
+    return server.backend if given == n.PROVIDER_OPENAI else given
 
 
 def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:

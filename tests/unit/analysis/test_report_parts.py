@@ -22,7 +22,7 @@ GOLDEN_REPORT = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_
 SCRAPE = f"""# TYPE {n.METRIC_PROCESS_RSS} gauge
 {n.METRIC_PROCESS_RSS} 1.5e+08
 # TYPE {n.METRIC_QUEUE_DEPTH} gauge
-{n.METRIC_QUEUE_DEPTH}{{backend="sim",model="m"}} 3.0
+{n.METRIC_QUEUE_DEPTH}{{{n.LABEL_PROVIDER}="sim",{n.LABEL_MODEL}="m"}} 3.0
 # TYPE {n.METRIC_GPU_MEMORY_USED} gauge
 {n.METRIC_GPU_MEMORY_USED}{{gpu="0"}} 100.0
 {n.METRIC_GPU_MEMORY_USED}{{gpu="1"}} 50.0

@@ -65,7 +65,10 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="make no spans at all (metrics stay; exemplars go): the overhead baseline",
     )
-    p.add_argument("--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES)
+    p.add_argument(
+        "--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES,
+        help="largest request body accepted (413 above)",
+    )  # fmt: skip
     p.add_argument(
         "--ready-file",
         type=Path,

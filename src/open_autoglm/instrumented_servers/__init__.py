@@ -23,9 +23,11 @@ from open_autoglm.instrumented_servers._errors import ServerError
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
+    MissingEngineError,
     UnknownBackendError,
     backend_names,
     build_backend,
+    check_backend_installed,
 )
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "GenerationEvent",
     "GenerationRequest",
     "ImageInput",
+    "MissingEngineError",
     "QueueFullError",
     "SamplingParams",
     "ServerConfig",
@@ -53,5 +56,6 @@ __all__ = [
     "UnknownBackendError",
     "backend_names",
     "build_backend",
+    "check_backend_installed",
     "create_app",
 ]

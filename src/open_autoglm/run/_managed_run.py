@@ -33,6 +33,7 @@ from open_autoglm.loadgen import (
 )
 from open_autoglm.run._errors import RunDirectoryError
 from open_autoglm.run._hardware import hardware
+from open_autoglm.run._log_follower import LogFollower
 from open_autoglm.run._memory_watch import ServerMemoryWatch
 from open_autoglm.run._metric_sampler import MetricSampler
 from open_autoglm.run._server import ManagedServer
@@ -68,20 +69,33 @@ def run_managed(
     files = RunDirectory(run_dir)
     collector_config = CollectorConfig(db_path=files.spans_path)
     interrupted: BaseException | None = None
+    say = progress.phase if progress is not None else (lambda _text: None)
+    say("starting the collector")
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
         endpoint = collector.http_endpoint
         assert endpoint is not None
         env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"}
         memory = ServerMemoryWatch(files.memory_path, gpu=GpuProbe())
+        starting = f"starting the server ({server.backend}"
+        say(starting + "): preparing and loading the model")
+        # the server's own words while it starts (model preparation can take minutes)
+        follower = LogFollower(run_dir / "server.log", lambda line: say(f"{starting}): {line}"))
+
+        def spawned(pid: int) -> None:
+            memory.attach(pid)
+            follower.start()
+
         try:
             with ServerProcess(
                 server.serve_args(endpoint),
                 env=env,
                 timeout_s=server.start_timeout_s,
                 log_path=run_dir / "server.log",
-                on_spawn=memory.attach,
+                on_spawn=spawned,
             ) as process:
+                follower.stop()
                 memory.serving()
+                say(f"server ready ({server.backend}) at {process.url}; starting the load")
                 _write_run_file(run_dir, server, process.url)
                 sampler = MetricSampler(process.url, files.metrics_path).start()
                 config = dataclasses.replace(
@@ -105,6 +119,7 @@ def run_managed(
                     sampler.stop()
                     memory.stop()  # (also below, when the server never started)
         finally:
+            follower.stop()
             memory.stop()
     report = build_report(run_dir)
     report.write(report_path)

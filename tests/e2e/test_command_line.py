@@ -66,3 +66,7 @@ def test_output_dash_in_a_managed_run_writes_the_report(tmp_path: Path) -> None:
     assert report["load"]["levels"][0]["succeeded"] == 4
     assert (tmp_path / "run" / "report.json").exists()
     assert not (tmp_path / "-").exists()
+    again = _cli("analyze", str(tmp_path / "run"), "--output", "-", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["load"] == report["load"]
+    assert "html:" in again.stderr

@@ -81,7 +81,8 @@ class _Requests(ProgressColumn):
             return Text("")
         done = task.fields.get("done", 0)
         total = task.fields.get("requests")
-        text = f"{done}/{total} requests" if total is not None else f"{done} requests"
+        noun = "request" if (total if total is not None else done) == 1 else "requests"
+        text = f"{done}/{total} {noun}" if total is not None else f"{done} {noun}"
         duration = task.fields.get("duration")
         elapsed = task.elapsed or 0.0
         if duration:

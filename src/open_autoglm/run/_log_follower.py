@@ -15,7 +15,7 @@ _TAIL_BYTES = 4096
 
 
 def last_line(path: Path) -> str:
-    """The last non-blank line of ``path`` (at most 160 characters); empty if none yet."""
+    """The last non-blank line of ``path`` (at most 100 characters); empty if none yet."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, 2)
@@ -25,7 +25,7 @@ def last_line(path: Path) -> str:
     except OSError:
         return ""
     lines = [line.strip() for line in tail.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-1][:160] if lines else ""
+    return lines[-1][:100] if lines else ""
 
 
 class LogFollower:

@@ -95,7 +95,7 @@ def run_managed(
             ) as process:
                 follower.stop()
                 memory.serving()
-                say(f"server ready ({server.backend}) at {process.url}; starting the load")
+                say(f"server ready ({server.backend}); starting the load")
                 _write_run_file(run_dir, server, process.url)
                 sampler = MetricSampler(process.url, files.metrics_path).start()
                 config = dataclasses.replace(

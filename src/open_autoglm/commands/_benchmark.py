@@ -340,15 +340,14 @@ def run(args: argparse.Namespace) -> int:
     human = sys.stderr if _to_stdout(args) else sys.stdout
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     progress.phase(f"preparing {config.workload.pool_size} prompts ({config.workload.dataset})")
-    try:
+    try:  # the display ends however the run does (a server that never started, Ctrl-C)
         prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
-    except BaseException:
+        if server is not None:
+            status, report_path = _run_managed(args, server, config, prompts, progress, human)
+            return apply_gate(args, objectives, report_path, status)
+        results = run_benchmark(config, progress=progress, prompts=prompts)
+    finally:
         progress.close()
-        raise
-    if server is not None:
-        status, report_path = _run_managed(args, server, config, prompts, progress, human)
-        return apply_gate(args, objectives, report_path, status)
-    results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config, out=human)
     succeeded = sum(level.succeeded for level in results.levels)
     status = 0 if succeeded else 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -123,7 +124,7 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
         parts.append(f'<text x="4" y="{y + bar_h / 2 + 4}">{escape(label)}</text>')
         x = 150.0
         for k, key in enumerate(keys):
-            w = (values.get(key) or 0.0) / x_max * (_W - 170)
+            w = (values.get(key) or 0.0) / x_max * (_W - 150 - 90)  # room for the total
             if w > 0:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
@@ -150,34 +151,86 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
     )
 
 
-def waterfall(spans: Sequence[tuple[str, str, float, float, int]], title: str) -> str:
-    """Rows of (name, kind, start ms, duration ms, depth) on one time axis."""
+@dataclass(frozen=True, slots=True)
+class WaterfallScale:
+    """One time axis for every waterfall of a page: ``x_max`` ms across, and room for
+    ``label_chars`` characters of span names on the left."""
+
+    x_max: float
+    label_chars: int = 24
+
+    @classmethod
+    def of(cls, traces: Iterable[Sequence[tuple[str, str, float, float, int]]]) -> WaterfallScale:
+        rows = [row for spans in traces for row in spans]
+        end = max((start + duration for _, _, start, duration, _ in rows), default=1.0)
+        chars = max((len(name) + 2 * depth for name, _, _, _, depth in rows), default=10)
+        return cls(_nice_max(end), min(max(chars, 10), 40))
+
+
+_WF_W = 760
+_WF_CHAR = 6.6  # px per character at the chart's 11 px
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
+
+
+def waterfall(
+    spans: Sequence[tuple[str, str, float, float, int]],
+    title: str,
+    scale: WaterfallScale | None = None,
+) -> str:
+    """Rows of (name, kind, start ms, duration ms, depth) on the time axis of ``scale`` (one
+    for every waterfall of a page, so that a longer trace draws longer), each bar with its
+    duration written beside it."""
     if not spans:
         return "<p>No spans in the store for this trace.</p>"
-    end = max(start + duration for _, _, start, duration, _ in spans)
-    x_max = _nice_max(end)
+    scale = scale or WaterfallScale.of([spans])
+    x_max = scale.x_max
+    left = 8 + scale.label_chars * _WF_CHAR
+    right = 16.0
+    span_w = _WF_W - left - right
     row_h = 18
-    height = 20 + row_h * len(spans) + 24
+    top = 6
+    axis_y = top + row_h * len(spans) + 4
+    height = axis_y + 22
     parts: list[str] = []
+    for i in range(5):
+        x = left + i / 4 * span_w
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="#e4e4e4"/>'
+            f'<text x="{x:.1f}" y="{axis_y + 14}" text-anchor="{anchor}">'
+            f"{_num(x_max * i / 4)} ms</text>"
+        )
     for i, (name, kind, start, duration, depth) in enumerate(spans):
-        y = 10 + i * row_h
-        x = 200 + start / x_max * (_W - 210)
-        w = max(duration / x_max * (_W - 210), 1.0)
+        y = top + i * row_h
+        x = left + start / x_max * span_w
+        w = max(duration / x_max * span_w, 1.0)
         label = "  " * depth + name
-        parts.append(f'<text x="4" y="{y + 12}" xml:space="preserve">{escape(label)}</text>')
+        if len(label) > scale.label_chars:
+            label = label[: scale.label_chars - 1] + "…"
+        parts.append(f'<text x="4" y="{y + 13}" xml:space="preserve">{escape(label)}</text>')
         fill = color(kind if kind in ("CLIENT", "SERVER") else name, i)
         parts.append(
             f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" '
             f'fill="{fill}"><title>{escape(name)}: '
             f"{duration:.3f} ms at +{start:.3f} ms</title></rect>"
         )
-    parts.append(
-        f'<text x="200" y="{height - 6}">0 ms</text>'
-        f'<text x="{_W - 10}" y="{height - 6}" text-anchor="end">{_num(x_max)} ms</text>'
-    )
+        text = _ms(duration)
+        room = len(text) * _WF_CHAR + 6
+        if x + w + room <= _WF_W - 2:
+            parts.append(f'<text x="{x + w + 4:.1f}" y="{y + 13}">{text}</text>')
+        elif w >= room:
+            parts.append(
+                f'<text x="{x + w - 4:.1f}" y="{y + 13}" text-anchor="end" '
+                f'fill="#fff">{text}</text>'
+            )
+        else:
+            parts.append(f'<text x="{x - 4:.1f}" y="{y + 13}" text-anchor="end">{text}</text>')
     return (
-        f'<svg class="chart" viewBox="0 0 {_W} {height}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
+        f'<svg class="chart waterfall" viewBox="0 0 {_WF_W} {height:.0f}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(parts)}</svg>'
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._report_options import add_report_arguments, report_options
 
 if TYPE_CHECKING:
     from open_autoglm.analysis import PrometheusSummary
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
         help="read the run's traces from this Tempo (by trace id, else a TraceQL search) "
         "into RUN_DIR/tempo_spans.duckdb instead of using RUN_DIR/spans.duckdb",
     )
+    add_report_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -46,9 +48,12 @@ def run(args: argparse.Namespace) -> int:
     )
 
     output: Path = args.output or args.run_dir / "report.json"
+    options = report_options(args)
     try:
         spans_path, prometheus = _sources(args)
-        report = build_report(args.run_dir, spans_path=spans_path, prometheus=prometheus)
+        report = build_report(
+            args.run_dir, spans_path=spans_path, prometheus=prometheus, options=options
+        )
     except (ReportError, PrometheusError, TempoError) as exc:
         raise UsageError(str(exc)) from exc
     report.write(output)

@@ -410,7 +410,9 @@ def _unsplit_reason(latency_ms: FloatArray, quantile: float, threshold: float) -
     for the quantile, or too many of them tied at the threshold."""
     n = int(latency_ms.size)
     above = int((latency_ms > threshold).sum())
-    needed = math.ceil(MIN_COHORT / (1 - quantile)) + 1
+    needed = n
+    while needed - 1 - math.floor(round(quantile * (needed - 1), 9)) < MIN_COHORT:
+        needed += 1  # distinct latencies: those past the interpolated quantile's lower rank
     if n < needed:
         return (
             f"{n} requests leave {above} above P{quantile * 100:g} "

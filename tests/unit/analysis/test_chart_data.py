@@ -53,7 +53,8 @@ def test_itl_histogram_and_positions_hold_every_gap(run_dir: Path) -> None:
     gaps = [np.diff(r["chunk_offsets_s"]) for r in ok]
     with RunDirectory(run_dir) as run:
         charts = chart_data(run, {})
-    assert charts is not None and charts.itl_ms is not None
+    assert charts is not None
+    assert charts.itl_ms is not None
     drawn = sum(sum(c) for c in charts.itl_ms.counts.values())
     assert drawn + sum(charts.itl_ms.above.values()) == sum(g.size for g in gaps)
     longest = max(g.size for g in gaps)

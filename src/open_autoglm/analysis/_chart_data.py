@@ -118,7 +118,8 @@ def chart_data(run: RunDirectory, labels: dict[int, str]) -> ChartData | None:
     edges = np.arange(0.0, end + width, width)
     mids = _r((edges[:-1] + edges[1:]) / 2, 3)
     completed = np.histogram(done[ok], edges)[0] / width
-    token_times, token_weights = [], []
+    token_times: list[float] = []
+    token_weights: list[float] = []
     for r, start in zip(rows, sent, strict=True):
         offsets = r[8] or []
         if r[4] and offsets and r[5]:
@@ -164,14 +165,16 @@ def _num(value: object) -> float:
 
 
 def _in_flight(sent: np.ndarray, done: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Requests in flight averaged over each bucket (time inside the bucket ÷ its width)."""
+    """Requests in flight averaged over each bucket (time inside the bucket ÷ its width);
+    for a very long run, counted at each bucket's middle instead."""
     lo, hi = edges[:-1], edges[1:]
-    overlap = np.clip(np.minimum(done[:, None], hi) - np.maximum(sent[:, None], lo), 0.0, None)
-    if overlap.size > 5_000_000:  # a very long run: count at the bucket's middle instead
+    if sent.size * lo.size > 5_000_000:
         mid = (lo + hi) / 2
         started = np.searchsorted(np.sort(sent), mid, side="right")
         ended = np.searchsorted(np.sort(done), mid, side="right")
-        return (started - ended).astype(np.float64)
+        counted: np.ndarray = (started - ended).astype(np.float64)
+        return counted
+    overlap = np.clip(np.minimum(done[:, None], hi) - np.maximum(sent[:, None], lo), 0.0, None)
     result: np.ndarray = overlap.sum(axis=0) / (hi - lo)
     return result
 

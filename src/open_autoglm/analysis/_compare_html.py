@@ -47,6 +47,13 @@ def _points(
     return sorted(out)
 
 
+def _stat(metric: str, stat: StatName) -> Callable[[LevelView], float | None]:
+    def value(level: LevelView) -> float | None:
+        return level.stats(metric).stat(stat)
+
+    return value
+
+
 def comparison_charts(views: Sequence[ReportView], names: Sequence[str]) -> str:
     """Percentiles and throughput against load, one chart per metric (empty when no run has
     two levels)."""
@@ -58,7 +65,7 @@ def comparison_charts(views: Sequence[ReportView], names: Sequence[str]) -> str:
         lines = [
             Line(
                 f"{name} {label}",
-                _points(r, view.levels, xs, lambda lv, s=stat, m=metric: lv.stats(m).stat(s)),
+                _points(r, view.levels, xs, _stat(metric, stat)),
                 PALETTE[r % len(PALETTE)],
                 DASHES[k % len(DASHES)],
                 markers=True,

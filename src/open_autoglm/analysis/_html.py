@@ -15,7 +15,7 @@ from pathlib import Path
 
 from open_autoglm.analysis._html_details import details_sections
 from open_autoglm.analysis._html_diagnosis import diagnosis_section, drawn_examples
-from open_autoglm.analysis._html_parts import CSS, TraceLinks, fmt, table
+from open_autoglm.analysis._html_parts import CSS, TraceLinks, fmt, fmt_ms, table
 from open_autoglm.analysis._level_summary import (
     METRIC_NAMES,
     METRICS,
@@ -100,7 +100,7 @@ def _results_section(report: Report) -> str:
     for metric in METRICS:
         header = [METRIC_NAMES[metric], "mean", *map(percentile_key, report.percentiles)]
         rows = [
-            [fmt(s.label), fmt(m.mean, 1), *(fmt(m.at(q), 1) for q in report.percentiles)]
+            [fmt(s.label), fmt_ms(m.mean), *(fmt_ms(m.at(q)) for q in report.percentiles)]
             for s in report.summary
             if (m := s.metric(metric))
         ]

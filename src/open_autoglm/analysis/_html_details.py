@@ -214,6 +214,6 @@ def _slowest_section(
             f"</code>{links.external(slow.trace_id)} · E2E {slow.e2e_ms:,.1f} ms · "
             f"TTFT {fmt(slow.ttft_ms, 1, ' ms')}</h4>"
         )
-        rows = [(sp.name, sp.kind, sp.start_ms, sp.duration_ms, sp.depth) for sp in slow.spans]
-        out.append(f"<div class='scroll'>{waterfall(rows, f'Trace {slow.trace_id}', scale)}</div>")
+        spans = [(sp.name, sp.kind, sp.start_ms, sp.duration_ms, sp.depth) for sp in slow.spans]
+        out.append(f"<div class='scroll'>{waterfall(spans, f'Trace {slow.trace_id}', scale)}</div>")
     return "".join(out)

@@ -54,6 +54,11 @@ def fmt(value: Any, digits: int = 1, unit: str = "") -> str:
     return escape(f"{value}{unit}")
 
 
+def fmt_ms(value: float | None) -> str:
+    """A latency in ms: two decimals under 10 ms, one above."""
+    return fmt(value, 2 if value is not None and abs(value) < 10 else 1)
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """A table of ready cells (already escaped), in a box that scrolls sideways on its own
     when the screen is narrower than the table."""

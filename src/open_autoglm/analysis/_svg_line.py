@@ -5,7 +5,7 @@ values on hover, no script needed."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -161,7 +161,7 @@ def line_chart(
 
 def histogram_chart(
     edges: Sequence[float],
-    counts: dict[str, Sequence[int]],
+    counts: Mapping[str, Sequence[int]],
     x_label: str,
     title: str,
     *,
@@ -195,7 +195,7 @@ def histogram_chart(
 
 
 def _count_table(
-    edges: Sequence[float], counts: dict[str, Sequence[int]], used: Sequence[int], x_label: str
+    edges: Sequence[float], counts: Mapping[str, Sequence[int]], used: Sequence[int], x_label: str
 ) -> str:
     head = "".join(f"<th>{escape(name)}</th>" for name in counts)
     rows = []

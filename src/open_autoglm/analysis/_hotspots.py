@@ -607,7 +607,7 @@ def _sentence(metric: str, threshold: float, h: Hotspot, trends: Sequence[Trend]
     if rising:
         t = rising[0]
         sentence += (
-            f"; {h.stage} time rises with {t.label} above {t.threshold:g} "
+            f"; {h.stage} time rises with {t.label} above {_short(t.threshold)} "
             f"({t.mean_below_ms:.1f} → {t.mean_above_ms:.1f} ms)"
         )
     if h.seed_rule and not h.significant:

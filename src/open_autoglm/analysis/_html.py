@@ -131,7 +131,9 @@ def _headline(levels: Sequence[LevelResult], report: Report) -> str:
 
 def _levels_table(summary: Sequence[LevelSummary], levels: Sequence[LevelResult]) -> str:
     goodput = {lv.index: lv.goodput for lv in levels}
-    header = ["level", "requests", "errors", "error rate", "req/s", "output tok/s", "goodput"]
+    with_goodput = any(v is not None for v in goodput.values())  # an SLO was given
+    header = ["level", "requests", "errors", "error rate", "req/s", "output tok/s"]
+    header += ["goodput"] * with_goodput
     rows = [
         [
             fmt(s.label),
@@ -140,7 +142,7 @@ def _levels_table(summary: Sequence[LevelSummary], levels: Sequence[LevelResult]
             fmt(100 * s.errors / s.requests if s.requests else None, 2, "%"),
             fmt(s.request_throughput, 2),
             fmt(s.output_token_throughput, 1),
-            fmt(goodput.get(s.level), 2, " req/s"),
+            *[fmt(goodput.get(s.level), 2, " req/s")] * with_goodput,
         ]
         for s in summary
     ]

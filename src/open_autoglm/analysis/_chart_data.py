@@ -151,13 +151,21 @@ def chart_data(run: RunDirectory, labels: dict[int, str]) -> ChartData | None:
         itl_ms=_itl_histogram(run, labels),
         itl_by_position_ms=_itl_by_position(run, labels),
         ttft_by_input=_scatter(rows, names, ok_rows),
-        input_tokens=_histogram(
-            {names[i]: [rows[i][6]] for i in ok_rows if rows[i][6] is not None}
-        ),
-        output_tokens=_histogram(
-            {names[i]: [rows[i][5]] for i in ok_rows if rows[i][5] is not None}
-        ),
+        input_tokens=_histogram(_by_level(rows, names, ok_rows, 6)),
+        output_tokens=_histogram(_by_level(rows, names, ok_rows, 5)),
     )
+
+
+def _by_level(
+    rows: list[tuple[object, ...]], names: list[str], ok_rows: list[int], column: int
+) -> dict[str, list[float]]:
+    """The values of one column of the successful rows, per level name (None left out)."""
+    out: dict[str, list[float]] = {}
+    for i in ok_rows:
+        value = rows[i][column]
+        if value is not None:
+            out.setdefault(names[i], []).append(_num(value))
+    return out
 
 
 def _num(value: object) -> float:

@@ -66,6 +66,19 @@ def test_itl_histogram_and_positions_hold_every_gap(run_dir: Path) -> None:
     assert charts.itl_by_position_ms[0].y[0] == pytest.approx(np.median(first), abs=1e-3)
 
 
+def test_length_histograms_count_every_successful_request_per_level(run_dir: Path) -> None:
+    ok = [r for r in _records(run_dir) if r["status"] == "ok"]
+    with RunDirectory(run_dir) as run:
+        charts = chart_data(run, {0: "c=1"})
+    assert charts is not None
+    for hist, key in ((charts.input_tokens, "input_tokens"), (charts.output_tokens,
+                                                              "output_tokens")):  # fmt: skip
+        assert hist is not None
+        per_level = {name: sum(c) + hist.above.get(name, 0) for name, c in hist.counts.items()}
+        assert per_level["c=1"] == sum(1 for r in ok if r["level"] == 0 and r[key] is not None)
+        assert sum(per_level.values()) == sum(1 for r in ok if r[key] is not None)
+
+
 def test_server_gauges_come_from_the_samples(run_dir: Path) -> None:
     with RunDirectory(run_dir) as run:
         charts = chart_data(run, {})

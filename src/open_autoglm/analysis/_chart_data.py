@@ -58,7 +58,8 @@ class Series:
 class Histogram:
     """Counts per bin (``edges`` has one more value than each count list), one list per
     series name; ``above`` counts the values past the last edge (cut at the 99.5th
-    percentile so a few outliers do not squash the rest)."""
+    percentile so a few outliers do not squash the rest). Edges ``[v, v]``: every value is
+    ``v``."""
 
     edges: list[float]
     counts: dict[str, list[int]]
@@ -151,21 +152,15 @@ def chart_data(run: RunDirectory, labels: dict[int, str]) -> ChartData | None:
         itl_ms=_itl_histogram(run, labels),
         itl_by_position_ms=_itl_by_position(run, labels),
         ttft_by_input=_scatter(rows, names, ok_rows),
-        input_tokens=_histogram(_by_level(rows, names, ok_rows, 6)),
-        output_tokens=_histogram(_by_level(rows, names, ok_rows, 5)),
+        input_tokens=_histogram(_pooled(rows, ok_rows, 6), integer=True),
+        output_tokens=_histogram(_pooled(rows, ok_rows, 5), integer=True),
     )
 
 
-def _by_level(
-    rows: list[tuple[object, ...]], names: list[str], ok_rows: list[int], column: int
-) -> dict[str, list[float]]:
-    """The values of one column of the successful rows, per level name (None left out)."""
-    out: dict[str, list[float]] = {}
-    for i in ok_rows:
-        value = rows[i][column]
-        if value is not None:
-            out.setdefault(names[i], []).append(_num(value))
-    return out
+def _pooled(rows: list[tuple[object, ...]], ok_rows: list[int], column: int) -> dict[str, list[float]]:
+    """The values of one column over the successful rows of every level (None left out)."""
+    values = [_num(rows[i][column]) for i in ok_rows if rows[i][column] is not None]
+    return {"all levels": values} if values else {}
 
 
 def _num(value: object) -> float:
@@ -208,17 +203,26 @@ def _samples(path: Path, t0: int) -> dict[str, tuple[list[float], list[float]]]:
     return out
 
 
-def _histogram(values: dict[str, list[float]]) -> Histogram | None:
-    """Shared bins over every series (cut at the 99.5th percentile), counts per series."""
+def _histogram(values: dict[str, list[float]], *, integer: bool = False) -> Histogram | None:
+    """Shared bins over every series (cut at the 99.5th percentile), counts per series;
+    ``integer`` values (token counts) get bins of whole numbers."""
     pooled = np.asarray([v for vs in values.values() for v in vs], dtype=np.float64)
     if not pooled.size:
         return None
     low, high = float(pooled.min()), float(np.percentile(pooled, 99.5))
-    if high <= low:
-        high = low + 1.0
-    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    if float(pooled.max()) == low:  # one value: edges [v, v], one count per series
+        return Histogram([round(low, 4)] * 2, {k: [len(v)] for k, v in values.items()})
+    if integer:
+        high = math.ceil(high)
+        width = max(1, math.ceil((high - low + 1) / HISTOGRAM_BINS))
+        edges = np.arange(low - 0.5, high + 0.5 + width, width)
+        edges = edges[: np.searchsorted(edges, high + 0.5) + 1]
+    else:
+        if high <= low:
+            high = low + 1.0
+        edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
     counts = {name: np.histogram(vs, edges)[0].tolist() for name, vs in values.items()}
-    above = {name: int((np.asarray(vs) > high).sum()) for name, vs in values.items()}
+    above = {name: int((np.asarray(vs) > edges[-1]).sum()) for name, vs in values.items()}
     return Histogram(_r(edges), counts, {k: v for k, v in above.items() if v})
 
 

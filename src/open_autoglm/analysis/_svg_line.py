@@ -171,9 +171,7 @@ def histogram_chart(
     bins; a note says how many values lie past the last edge."""
     if not counts or len(edges) < 2:
         return "<p>No data.</p>"
-    if edges[-1] - edges[0] <= 1.0 and sum(counts[k][0] for k in counts) == sum(
-        sum(v) for v in counts.values()
-    ):
+    if edges[0] == edges[-1]:
         return f"<p>Every value is {_num(edges[0])} {escape(x_label)}.</p>"
     used = [k for k in range(len(edges) - 1) if any(v[k] for v in counts.values())]
     if len(used) <= SPARSE_BINS:  # a few values: a table reads better than spikes
@@ -201,10 +199,12 @@ def _count_table(
     rows = []
     for k in used:
         low, high = edges[k], edges[k + 1]
-        span = f"{_num(low)}" if high - low < 1 else f"{_num(low)}–{_num(high)}"
+        if edges[0] % 1 == 0.5:  # bins of whole numbers: name the numbers
+            low, high = math.ceil(low), math.floor(high)
+        span = _num(low) if low == high else f"{_num(low)}–{_num(high)}"
         cells = "".join(f"<td>{values[k]}</td>" for values in counts.values())
         rows.append(f"<tr><td>{span}</td>{cells}</tr>")
     return (
         f"<div class='scroll'><table><tr><th>{escape(x_label)}</th>{head}</tr>"
-        f"{''.join(rows)}</table></div><p class='small'>Requests per value.</p>"
+        f"{''.join(rows)}</table></div><p class='small'>Values per bin.</p>"
     )

@@ -157,7 +157,9 @@ def chart_data(run: RunDirectory, labels: dict[int, str]) -> ChartData | None:
     )
 
 
-def _pooled(rows: list[tuple[object, ...]], ok_rows: list[int], column: int) -> dict[str, list[float]]:
+def _pooled(
+    rows: list[tuple[object, ...]], ok_rows: list[int], column: int
+) -> dict[str, list[float]]:
     """The values of one column over the successful rows of every level (None left out)."""
     values = [_num(rows[i][column]) for i in ok_rows if rows[i][column] is not None]
     return {"all levels": values} if values else {}

@@ -1,15 +1,16 @@
-"""Small inline-SVG charts for the self-contained HTML report (no scripts, no fonts)."""
+"""Inline-SVG stage bars and trace waterfalls for the self-contained HTML report (no scripts,
+no fonts); lines, scatters and histograms are in :mod:`._svg_line`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
-_W, _H, _L, _B = 640, 260, 56, 36  # width, height, left and bottom margins
+_W = 640  # the stage bars' width
 #: One colour per stage and TTFT part, the same in every chart and waterfall.
 COLORS = {
     "tokenize": "#76b7b2", "preprocess": "#9c755f", "queue": "#edc948", "prefill": "#b07aa1",
@@ -37,76 +38,6 @@ def _nice_max(value: float) -> float:
         if value <= step * magnitude:
             return step * magnitude
     return 10.0 * magnitude
-
-
-def _axes(x_label: str, y_label: str, y_max: float, x_max: float | None = None) -> list[str]:
-    parts = [
-        f'<line x1="{_L}" y1="{_H - _B}" x2="{_W - 10}" y2="{_H - _B}" stroke="#444"/>',
-        f'<line x1="{_L}" y1="10" x2="{_L}" y2="{_H - _B}" stroke="#444"/>',
-        f'<text x="{(_W + _L) / 2}" y="{_H - 4}" text-anchor="middle">{escape(x_label)}</text>',
-        f'<text x="12" y="{_H / 2}" transform="rotate(-90 12 {_H / 2})" '
-        f'text-anchor="middle">{escape(y_label)}</text>',
-    ]
-    for i in range(5):
-        frac = i / 4
-        y = _H - _B - frac * (_H - _B - 10)
-        parts.append(
-            f'<text x="{_L - 4}" y="{y + 4:.1f}" text-anchor="end">{_num(y_max * frac)}</text>'
-        )
-        if x_max is not None:
-            x = _L + frac * (_W - _L - 10)
-            parts.append(
-                f'<text x="{x:.1f}" y="{_H - _B + 14}" text-anchor="middle">'
-                f"{_num(x_max * frac)}</text>"
-            )
-    return parts
-
-
-def _svg(parts: Sequence[str], title: str) -> str:
-    return (
-        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
-    )
-
-
-def cdf_chart(series: Mapping[str, Sequence[float]], x_label: str, title: str) -> str:
-    """Lines of quantiles 0..100 (x: value, y: fraction of requests)."""
-    values = [v for qs in series.values() for v in qs]
-    if not values:
-        return "<p>No data.</p>"
-    x_max = _nice_max(max(values))
-    parts = _axes(x_label, "fraction of requests", 1.0, x_max)
-    legend = []
-    for i, (name, quantiles) in enumerate(series.items()):
-        color = PALETTE[i % len(PALETTE)]
-        n = len(quantiles) - 1
-        points = " ".join(
-            f"{_L + q / x_max * (_W - _L - 10):.1f},{_H - _B - k / n * (_H - _B - 10):.1f}"
-            for k, q in enumerate(quantiles)
-        )
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>')
-        legend.append(f'<text x="{_L + 10}" y="{24 + 14 * i}" fill="{color}">{escape(name)}</text>')
-    return _svg(parts + legend, title)
-
-
-def bar_chart(labels: Sequence[str], values: Sequence[float], y_label: str, title: str) -> str:
-    if not values:
-        return "<p>No data.</p>"
-    y_max = _nice_max(max(values))
-    parts = _axes("", y_label, y_max)
-    width = (_W - _L - 20) / max(len(values), 1)
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        h = value / y_max * (_H - _B - 10)
-        x = _L + 5 + i * width
-        parts.append(
-            f'<rect x="{x:.1f}" y="{_H - _B - h:.1f}" width="{width * 0.8:.1f}" height="{h:.1f}" '
-            f'fill="{PALETTE[0]}"><title>{escape(label)}: {value:.4g}</title></rect>'
-        )
-        parts.append(
-            f'<text x="{x + width * 0.4:.1f}" y="{_H - _B + 14}" '
-            f'text-anchor="middle">{escape(label)}</text>'
-        )
-    return _svg(parts, title)
 
 
 def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str) -> str:
@@ -232,34 +163,3 @@ def waterfall(
         f'<svg class="chart waterfall" viewBox="0 0 {_WF_W} {height:.0f}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(parts)}</svg>'
     )
-
-
-def fit_chart(
-    points: Sequence[tuple[float, float]],
-    curve: Sequence[tuple[float, float]],
-    x_label: str,
-    y_label: str,
-    title: str,
-) -> str:
-    """Measured points (dots) and a fitted curve (line) on linear axes from zero."""
-    if not points:
-        return "<p>No data.</p>"
-    x_max = _nice_max(max(x for x, _ in [*points, *curve]))
-    y_max = _nice_max(max(y for _, y in [*points, *curve]))
-    parts = _axes(x_label, y_label, y_max, x_max)
-
-    def xy(x: float, y: float) -> str:
-        return f"{_L + x / x_max * (_W - _L - 10):.1f},{_H - _B - y / y_max * (_H - _B - 10):.1f}"
-
-    if curve:
-        line = " ".join(xy(x, y) for x, y in curve)
-        parts.append(
-            f'<polyline fill="none" stroke="{PALETTE[1]}" stroke-width="2" points="{line}"/>'
-        )
-    for x, y in points:
-        cx, cy = xy(x, y).split(",")
-        parts.append(
-            f'<circle cx="{cx}" cy="{cy}" r="4" fill="{PALETTE[0]}"><title>{x:.4g}: {y:.4g}'
-            "</title></circle>"
-        )
-    return _svg(parts, title)

@@ -89,3 +89,11 @@ def test_hotspot_tables_list_only_hotspots_once_with_a_legend(report: Report) ->
     html = render_html(report)
     assert html.count("<dt>lift</dt>") == 1
     assert "<th>lift</th>" in html
+
+
+def test_a_rate_run_is_drawn_against_its_achieved_rate(report: Report) -> None:
+    summary = [dataclasses.replace(s, load_kind="rate") for s in report.summary]
+    html = render_html(dataclasses.replace(report, summary=summary))
+    results = html[html.index("<h2 id='results'>") : html.index("<h2 id='diagnosis'>")]
+    assert "achieved requests/s" in results
+    assert "concurrency (requests in flight)" not in results

@@ -42,8 +42,10 @@ def render_html(report: Report) -> str:
     model = (run.model if run else None) or load.endpoint.model or "?"
     backend = (run.backend if run else None) or "external server"
     stages = report.stages
-    slowest = stages.slowest[: report.waterfalls] if stages is not None else []
     examples = drawn_examples(report)
+    # the slowest requests not drawn already as a hotspot's example (one waterfall a trace)
+    slowest = [r for r in (stages.slowest if stages else []) if r.trace_id not in examples]
+    slowest = slowest[: report.waterfalls]
     scale = WaterfallScale.of(
         [[(s.name, s.kind, s.start_ms, s.duration_ms, s.depth) for s in spans]
          for spans in [*(r.spans for r in slowest), *examples.values()]]

@@ -97,3 +97,18 @@ def test_a_rate_run_is_drawn_against_its_achieved_rate(report: Report) -> None:
     results = html[html.index("<h2 id='results'>") : html.index("<h2 id='diagnosis'>")]
     assert "achieved requests/s" in results
     assert "concurrency (requests in flight)" not in results
+
+
+def test_each_trace_is_drawn_once(report: Report) -> None:
+    assert report.diagnosis is not None
+    assert report.stages is not None
+    first_example = next(iter(report.diagnosis.examples))
+    slowest = [s for s in report.stages.slowest if s.trace_id != first_example]
+    twice = dataclasses.replace(
+        report.stages,
+        slowest=[*slowest[:1], dataclasses.replace(slowest[0], trace_id=first_example)],
+    )
+    html = render_html(dataclasses.replace(report, stages=twice))
+    ids = re.findall(r"id='(trace-[0-9a-f]+)'", html)
+    assert len(ids) == len(set(ids))
+    assert f"id='trace-{first_example}'" in html

@@ -97,7 +97,8 @@ def comparison_page(header: Sequence[str], cells: Sequence[Sequence[str]], chart
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>open-autoglm compare</title><style>{CSS}</style></head><body>"
+        f"<title>open-autoglm compare</title><style>{CSS}"
+        "td:nth-child(2),th:nth-child(2){text-align:left}</style></head><body>"
         "<h1>Backend comparison</h1>"
         f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
         f"</table></div>{charts}</body></html>\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from open_autoglm.analysis import Report, ReportError, ReportOptions, render_html
+from open_autoglm.analysis._hotspots import HotspotConfig, _empty
 from open_autoglm.analysis._html_diagnosis import shown_hotspots
 
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
@@ -112,3 +113,17 @@ def test_each_trace_is_drawn_once(report: Report) -> None:
     ids = re.findall(r"id='(trace-[0-9a-f]+)'", html)
     assert len(ids) == len(set(ids))
     assert f"id='trace-{first_example}'" in html
+
+
+def test_a_run_too_small_to_split_says_why_once(report: Report) -> None:
+    assert report.diagnosis is not None
+    note = "20 requests leave 2 above P90 (3 needed); run at least 22 requests"
+    hotspots = {
+        metric: _empty(HotspotConfig(metric=metric, quantile=0.9), note)
+        for metric in ("e2e", "ttft")
+    }
+    diagnosis = dataclasses.replace(report.diagnosis, hotspots=hotspots, summary=[])
+    html = render_html(dataclasses.replace(report, diagnosis=diagnosis))
+    assert html.count(note) == 1
+    assert f"No hotspot analysis of E2E or TTFT: {note}." in html
+    assert "uniform" not in html

@@ -9,6 +9,7 @@ requests' waterfalls). Every waterfall of the page shares one time scale.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -21,6 +22,7 @@ from open_autoglm.analysis._level_summary import (
     METRICS,
     LevelSummary,
     percentile_key,
+    summarize_levels,
 )
 from open_autoglm.analysis._report import Report
 from open_autoglm.analysis._svg import WaterfallScale
@@ -76,6 +78,9 @@ def render_html(report: Report) -> str:
         "<a href='#over-time'>Over time</a><a href='#distributions'>Distributions</a>"
         "<a href='#stages'>Server stages</a><a href='#slowest'>Slowest requests</a></nav>"
     )
+    if not report.summary and report.load.levels:  # a report written before the summary
+        summary = summarize_levels(report.load.levels, None, report.percentiles)
+        report = dataclasses.replace(report, summary=summary)
     out.append(_results_section(report))
     out.append(diagnosis_section(report, links, scale, examples))
     out.append(details_sections(report, links, scale, slowest))

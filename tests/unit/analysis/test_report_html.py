@@ -127,3 +127,15 @@ def test_a_run_too_small_to_split_says_why_once(report: Report) -> None:
     assert html.count(note) == 1
     assert f"No hotspot analysis of E2E or TTFT: {note}." in html
     assert "uniform" not in html
+
+
+def test_a_report_written_before_the_summary_still_shows_its_results() -> None:
+    data = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    for key in ("percentiles", "summary", "charts", "trace_url", "waterfalls"):
+        del data[key]
+    html = render_html(Report.from_json(data))
+    results = html[html.index("<h2 id='results'>") : html.index("<h2 id='diagnosis'>")]
+    p99 = data["load"]["levels"][0]["ttft_ms"]["p99"]
+    assert f"<td>{p99:,.1f}</td>" in results or f"<td>{p99:,.2f}</td>" in results
+    assert "TTFT percentiles against load" in results
+    assert "No request records: no time series." in html

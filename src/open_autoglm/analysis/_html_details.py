@@ -45,6 +45,8 @@ def _lines(series: Sequence[Series], *, scatter: bool = False) -> list[Line]:
 
 
 def _figure(title: str, chart: str) -> str:
+    if 'class="chart bars"' in chart:  # fixed-size bars: scroll on a narrow screen
+        chart = f"<div class='scroll'>{chart}</div>"
     return f"<div><h4>{escape(title)}</h4>{chart}</div>"
 
 

@@ -32,7 +32,7 @@ padding:.5em .9em;border-radius:6px;min-width:130px;flex:1 1 130px}
 gap:.4em 1.4em}
 .grid>div{min-width:0}
 svg.chart{width:100%;height:auto;font-size:12px;display:block;margin:.3em 0}
-svg.waterfall{max-width:980px;min-width:600px;font-size:11px}
+svg.waterfall{max-width:980px;min-width:600px;font-size:11px} svg.bars{min-width:480px}
 svg circle:hover{stroke:#000;stroke-width:2}
 .legend{display:flex;flex-wrap:wrap;gap:.2em 1em;font-size:.85em;margin:0 0 .6em 3.5em}
 .legend i{display:inline-block;width:22px;margin-right:4px;vertical-align:middle}

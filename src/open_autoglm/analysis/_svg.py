@@ -76,7 +76,7 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
         )
         lx += 24 + 6.5 * len(key)  # room for the label at 11 px
     return (
-        f'<svg class="chart" viewBox="0 0 {_W} {height:.0f}" role="img" '
+        f'<svg class="chart bars" viewBox="0 0 {_W} {height:.0f}" role="img" '
         f'aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
     )

@@ -144,6 +144,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
     out.add_argument("--quiet", action="store_true", help="no live progress")
 
+    scale = parser.add_argument_group("distributed load (Ray; the [ray] extra)")
+    scale.add_argument(
+        "--workers", type=int, help="send from N worker processes (a local Ray unless an address)"
+    )
+    scale.add_argument(
+        "--ray-address",
+        help="run the workers on this Ray cluster (with --workers: default $RAY_ADDRESS); "
+        "default one worker per node",
+    )
+
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
@@ -164,6 +174,8 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         )
     if args.url and args.backend:
         raise ConfigError("--url and --backend exclude each other")
+    if args.backend and (args.workers is not None or args.ray_address):
+        raise ConfigError("--workers and --ray-address drive a server given with --url")
     endpoint = EndpointConfig(
         url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
@@ -285,7 +297,13 @@ def run(args: argparse.Namespace) -> int:
     if args.backend:
         status, report_path = _run_managed(args, config, prompts, progress)
         return apply_gate(args, objectives, report_path, status)
-    results = run_benchmark(config, progress=progress, prompts=prompts)
+    if args.workers is not None or args.ray_address:
+        from open_autoglm.loadgen._distributed import distributed_config, run_distributed
+
+        dist = distributed_config(args.workers, args.ray_address)
+        results = run_distributed(config, dist, progress=progress, prompts=prompts)
+    else:
+        results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
     succeeded = sum(level.succeeded for level in results.levels)
     if config.output_path is None:

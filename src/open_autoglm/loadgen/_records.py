@@ -44,6 +44,7 @@ class RequestRecord:
     output_tokens_source: Literal["usage", "tokenizer"] | None = None
     finish_reason: str | None = None
     trace_id: str | None = None
+    worker: int | None = None  # the worker that sent it, in a distributed run (--workers)
 
     @property
     def ok(self) -> bool:

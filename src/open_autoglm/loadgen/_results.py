@@ -181,6 +181,9 @@ class BenchmarkResults:
     levels: list[LevelResult] = field(default_factory=list)
     client_bound: bool = False
     summary: str = ""
+    # a run over several workers (--workers): who ran where, clock offsets, per-worker
+    # health and start skew per level, workers lost (see loadgen._distributed)
+    distributed: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

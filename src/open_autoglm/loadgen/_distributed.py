@@ -1,0 +1,754 @@
+"""A run whose load comes from N worker processes on a Ray cluster (``--workers``).
+
+The driver (this process) keeps everything that makes the run one run: it splits each
+level's load (:mod:`~open_autoglm.loadgen._split`), starts every worker's share at one
+instant on the wall clock (each worker's clock offset to the driver is measured first and
+applied), streams the finished records from the workers while they run, writes the one
+``requests.jsonl`` (worker id on each record, ``sent_unix_ns`` on the driver's clock) and
+builds the same results document as a single-process run, plus a ``distributed`` section.
+
+Closed loop: the concurrency is split across the workers and a request count is handed
+out in tickets as workers use them up, so fast workers take over the tail. A worker lost
+mid-run (killed, node gone) keeps the records it had streamed; its slots (closed loop) or
+its arrivals not yet due (open loop) go to the other workers and the run goes on.
+
+Ray is imported only here, and only when a distributed run is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from open_autoglm import __version__
+from open_autoglm.loadgen._errors import ConfigError
+from open_autoglm.loadgen._health import ClientHealth, assess
+from open_autoglm.loadgen._profiles import Level
+from open_autoglm.loadgen._progress import NullProgress, ProgressReporter
+from open_autoglm.loadgen._records import RecordWriter, RequestRecord
+from open_autoglm.loadgen._results import BenchmarkResults, LevelResult, summarize_level
+from open_autoglm.loadgen._runner import BenchmarkConfig, _results, discover_model
+from open_autoglm.loadgen._split import WorkerArrivals, split_arrivals, split_evenly
+from open_autoglm.loadgen._tokens import make_token_counter
+from open_autoglm.loadgen._worker import Control, LevelPlan, LevelReport, LoadWorker, WorkerSetup
+from open_autoglm.loadgen._workloads import Prompt, build_requests, load_prompts
+
+logger = logging.getLogger(__name__)
+
+#: The one-line error when Ray is not installed.
+RAY_MISSING = "--workers and --ray-address need Ray: pip install 'open-autoglm[ray]'"
+#: Clock-offset probes per worker; the one with the shortest round trip is kept.
+_CLOCK_PROBES = 7
+#: How long workers may take to start (a cluster may first have to make room).
+_START_TIMEOUT_S = 120.0
+#: After Ctrl-C: how long the workers get to stop and hand over what finished.
+_STOP_TIMEOUT_S = 15.0
+
+
+class DistributedError(ConfigError):
+    """Ray is missing, the cluster cannot be reached or cannot place the workers, or every
+    worker was lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class DistributedConfig:
+    """How to spread the load: ``workers`` processes (``None``: one per node of the
+    cluster) on the Ray cluster at ``address`` (``None``: a local Ray started for the run,
+    loopback only, no dashboard). ``start_margin_s`` is how far ahead of now each level's
+    common start is set; ``poll_interval_s`` how often records are collected."""
+
+    workers: int | None = None
+    address: str | None = None
+    cpus_per_worker: float = 1.0
+    poll_interval_s: float = 0.05
+    start_margin_s: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.address is None and self.workers is None:
+            raise ConfigError("a local distributed run needs --workers N")
+        if not self.cpus_per_worker >= 0:
+            raise ConfigError("CPUs per worker must be >= 0")
+        if not (self.poll_interval_s > 0 and self.start_margin_s > 0):
+            raise ConfigError("the poll interval and start margin must be > 0")
+
+
+def distributed_config(
+    workers: int | None, address: str | None, environ: dict[str, str] | None = None
+) -> DistributedConfig:
+    """The config for ``--workers`` / ``--ray-address``: with ``--workers`` alone the
+    address is ``$RAY_ADDRESS`` when set (as ``ray.init`` does), else a local Ray."""
+    env = os.environ if environ is None else environ
+    if address is None and workers is not None:
+        address = env.get("RAY_ADDRESS") or None
+    return DistributedConfig(workers=workers, address=address)
+
+
+def import_ray() -> Any:
+    """The ``ray`` module; :class:`DistributedError` (one line) when it is not installed."""
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise DistributedError(RAY_MISSING) from None
+
+
+def run_distributed(
+    config: BenchmarkConfig,
+    distributed: DistributedConfig,
+    *,
+    progress: ProgressReporter | None = None,
+    prompts: list[Prompt] | None = None,
+) -> BenchmarkResults:
+    """Run ``config`` from the workers of ``distributed``; same results as
+    :func:`~open_autoglm.loadgen.run_benchmark`, plus ``results.distributed``.
+
+    Raises :class:`DistributedError` when Ray is missing, the cluster cannot be reached or
+    every worker is lost (what finished is written first). Ctrl-C or SIGTERM stop every
+    worker, keep what finished, write partial results and raise :class:`KeyboardInterrupt`.
+    """
+    if distributed.address is None and "ray" not in sys.modules:
+        # A local Ray advertises the machine's address unless told it is not a cluster:
+        # then every node address is loopback (127.0.0.1).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = import_ray()
+    counter = make_token_counter(config.tokenizer_path)
+    if prompts is None:
+        prompts = load_prompts(config.workload, counter)
+    config.profile.levels()
+    driver = _Driver(ray, config, distributed, progress or NullProgress())
+    with _sigterm_as_interrupt():
+        return driver.run(prompts)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (only the main thread can set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass(slots=True)
+class _Worker:
+    id: int
+    actor: Any
+    info: dict[str, Any] = field(default_factory=dict)
+    offset_ns: int = 0  # worker clock minus driver clock
+    rtt_ns: int = 0
+    alive: bool = True
+    lost: dict[str, Any] | None = None
+    # the running level
+    slots: int = 0
+    granted: int = 0
+    started: int = 0
+    started_at_last_poll: int = 0
+    arrivals: WorkerArrivals | None = None
+    control: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _LevelRun:
+    index: int
+    level: Level
+    start_ns: int  # driver clock
+    records: list[RequestRecord] = field(default_factory=list)
+    reports: dict[int, LevelReport] = field(default_factory=dict)
+    pool: int = -1  # closed loop: tickets not yet granted (-1: no count)
+    closed_sent: bool = False
+    redealt: int = 0
+    participants: list[int] = field(default_factory=list)
+
+
+class _Driver:
+    def __init__(
+        self,
+        ray: Any,
+        config: BenchmarkConfig,
+        distributed: DistributedConfig,
+        progress: ProgressReporter,
+    ) -> None:
+        self.ray = ray
+        self.config = config
+        self.dist = distributed
+        self.progress = progress
+        self.workers: list[_Worker] = []
+        self.results: list[LevelResult] = []
+        self.level_notes: list[dict[str, Any]] = []
+        self.next_index = 0
+        self.writer: RecordWriter | None = None
+        self.started_local = False
+        self.interrupted = False
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self, prompts: list[Prompt]) -> BenchmarkResults:
+        config = self.config
+        model = config.endpoint.model or _discover(config)
+        specs = build_requests(prompts, config.endpoint, model)
+        records_path = config.resolved_records_path
+        started = time.time_ns()
+        failure: BaseException | None = None
+        self._connect()
+        try:
+            self._start_workers(tuple(specs), model)
+            self.writer = RecordWriter(records_path) if records_path is not None else None
+            self._all_levels()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        except DistributedError as exc:
+            failure = exc
+            raise
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            self._shutdown()
+            results = self._finish(model, started, records_path, failure)
+            self.progress.close()
+        return results
+
+    def _finish(
+        self,
+        model: str,
+        started: int,
+        records_path: Path | None,
+        failure: BaseException | None,
+    ) -> BenchmarkResults:
+        results = _results(
+            self.config, model, self.results, started, self.interrupted, records_path
+        )
+        notes: list[str] = []
+        bound = [n["bottleneck"] for n in self.level_notes if n.get("bottleneck")]
+        if bound:
+            more = f" (and at {len(bound) - 1} more levels)" if len(bound) > 1 else ""
+            notes.append(bound[0] + more)
+        for worker in self.workers:
+            if worker.lost is not None:
+                notes.append(worker.lost["statement"])
+        if failure is not None:
+            notes.append(str(failure))
+        summary = " ".join([results.summary, *notes])
+        results = dataclasses.replace(
+            results,
+            summary=summary,
+            distributed={
+                "ray_version": str(getattr(self.ray, "__version__", "")),
+                "address": self.dist.address or "local",
+                "workers": [_describe_worker(w) for w in self.workers],
+                "levels": self.level_notes,
+            },
+        )
+        if self.config.output_path is not None:
+            results.write(self.config.output_path)
+        return results
+
+    def _all_levels(self) -> None:
+        profile = self.config.profile
+        for level in profile.levels():
+            self._level(level)
+        if profile.kind == "sweep" and len(self.results) == 2:
+            sync, top = self.results
+            for level in profile.sweep_rate_levels(sync.request_throughput, top.request_throughput):
+                self._level(level)
+
+    # -- Ray ---------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        ray = self.ray
+        if ray.is_initialized():
+            return
+        common: dict[str, Any] = {
+            "logging_level": logging.WARNING,
+            "log_to_driver": False,
+            "include_dashboard": False,
+        }
+        try:
+            if self.dist.address is not None:
+                ray.init(address=self.dist.address, **common)
+            else:
+                workers = self.dist.workers or 1
+                ray.init(
+                    address="local",
+                    num_cpus=max(1, math.ceil(workers * self.dist.cpus_per_worker)),
+                    object_store_memory=200 * 1024 * 1024,
+                    **common,
+                )
+                self.started_local = True
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.dist.address or "a local Ray"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DistributedError(f"cannot start or reach {where}: {first}") from exc
+
+    def _start_workers(self, specs: tuple[Any, ...], model: str) -> None:
+        ray = self.ray
+        count = self.dist.workers
+        if count is None:
+            count = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+        remote = ray.remote(LoadWorker).options(
+            num_cpus=self.dist.cpus_per_worker,
+            max_concurrency=4,
+            scheduling_strategy="SPREAD",
+            max_restarts=0,
+        )
+        tokenizer_json = _tokenizer_text(self.config.tokenizer_path)
+        for w in range(count):
+            setup = WorkerSetup(
+                worker_id=w,
+                workers=count,
+                endpoint=dataclasses.replace(self.config.endpoint, model=model),
+                model=model,
+                specs=specs,
+                tracing=self.config.tracing,
+                tokenizer_json=tokenizer_json,
+            )
+            self.workers.append(_Worker(id=w, actor=remote.remote(setup)))
+        refs = [w.actor.info.remote() for w in self.workers]
+        try:
+            infos = ray.get(refs, timeout=_START_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise DistributedError(
+                f"the Ray cluster did not place {count} workers of "
+                f"{self.dist.cpus_per_worker:g} CPU each within {_START_TIMEOUT_S:.0f} s "
+                "(see `ray status`)"
+            ) from None
+        except ray.exceptions.RayError as exc:
+            raise DistributedError(
+                "a worker could not start (is open-autoglm installed on every node?): "
+                + _first_line(exc)
+            ) from exc
+        for worker, info in zip(self.workers, infos, strict=True):
+            worker.info = info
+            if info.get("version") != __version__:
+                logger.warning(
+                    "worker %d runs open-autoglm %s, the driver %s",
+                    worker.id,
+                    info.get("version"),
+                    __version__,
+                )
+            self._measure_clock(worker)
+            logger.warning(
+                "worker %d: pid %s on %s, clock offset %+.3f ms (round trip %.2f ms)",
+                worker.id,
+                info.get("pid"),
+                info.get("host"),
+                worker.offset_ns / 1e6,
+                worker.rtt_ns / 1e6,
+            )
+
+    def _measure_clock(self, worker: _Worker) -> None:
+        """NTP-style: the worker's clock read between two of ours; the shortest round trip
+        bounds the error by half of it."""
+        best: tuple[int, int] | None = None
+        for _ in range(_CLOCK_PROBES):
+            before = time.time_ns()
+            theirs = self.ray.get(worker.actor.clock.remote())
+            after = time.time_ns()
+            rtt = after - before
+            offset = theirs - (before + after) // 2
+            if best is None or rtt < best[1]:
+                best = (offset, rtt)
+        assert best is not None
+        worker.offset_ns, worker.rtt_ns = best
+
+    def _shutdown(self) -> None:
+        ray = self.ray
+        alive = [w for w in self.workers if w.alive]
+        try:
+            ray.get([w.actor.close.remote() for w in alive], timeout=_STOP_TIMEOUT_S)
+        except Exception as exc:  # a worker that cannot close is killed below all the same
+            logger.warning("workers did not close cleanly: %s", _first_line(exc))
+        for worker in self.workers:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(worker.actor)
+        if self.started_local:
+            ray.shutdown()
+
+    # -- one level ---------------------------------------------------------------------
+
+    def _level(self, level: Level) -> None:
+        alive = [w for w in self.workers if w.alive]
+        if not alive:
+            raise DistributedError("every worker was lost; the run stopped")
+        index = len(self.results)
+        start_ns = time.time_ns() + int(self.dist.start_margin_s * 1e9)
+        run = _LevelRun(index=index, level=level, start_ns=start_ns)
+        run.participants = [w.id for w in alive]
+        plans = self._plans(run, alive)
+        self.progress.level_started(index, level.label, level.requests, level.duration_s)
+        pending_run = {w.id: w.actor.run_level.remote(plans[w.id]) for w in alive}
+        try:
+            self._collect(run, pending_run)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._stop_all(run, pending_run)
+            self._finish_level(run)
+            raise
+        self._finish_level(run)
+
+    def _plans(self, run: _LevelRun, alive: list[_Worker]) -> dict[int, LevelPlan]:
+        level, index = run.level, run.index
+        base = self.next_index
+        plans: dict[int, LevelPlan] = {}
+        for worker in alive:
+            worker.granted = worker.started = worker.started_at_last_poll = 0
+            worker.slots, worker.arrivals, worker.control = 0, None, {}
+        if level.mode == "rate":
+            shares = split_arrivals(level, index, self.config.seed, len(alive), base)
+            caps = (
+                split_evenly(level.max_concurrency, len(alive))
+                if level.max_concurrency
+                else [None] * len(alive)
+            )
+            total = sum(len(s) for s in shares)
+            last = max((float(s.offsets_s[-1]) for s in shares if len(s)), default=0.0)
+            if level.duration_s is not None:
+                cooldown_from: float | None = level.duration_s - level.cooldown_s
+            else:
+                cooldown_from = last - level.cooldown_s if total else None
+            self.next_index = base + total
+            for worker, share, cap in zip(alive, shares, caps, strict=True):
+                worker.arrivals = share
+                plans[worker.id] = LevelPlan(
+                    index=index,
+                    level=level,
+                    start_unix_ns=run.start_ns + worker.offset_ns,
+                    cooldown_from_s=cooldown_from,
+                    arrivals=share,
+                    max_in_flight=max(cap, 1) if cap is not None else None,
+                )
+            return plans
+        slots = split_evenly(level.concurrency, len(alive))
+        stride = len(self.workers)
+        cooldown_from = (
+            level.duration_s - level.cooldown_s if level.duration_s is not None else None
+        )
+        if level.requests is not None:
+            run.pool = level.requests
+        for worker, n_slots in zip(alive, slots, strict=True):
+            worker.slots = n_slots
+            tickets = -1
+            if level.requests is not None:
+                want = max(2 * n_slots, level.requests // (4 * len(alive))) if n_slots else 0
+                tickets = min(run.pool, want)
+                run.pool -= tickets
+                worker.granted = tickets
+            plans[worker.id] = LevelPlan(
+                index=index,
+                level=level,
+                start_unix_ns=run.start_ns + worker.offset_ns,
+                cooldown_from_s=cooldown_from,
+                slots=n_slots,
+                tickets=tickets,
+                tickets_closed=run.pool == 0,
+                index_base=base,
+            )
+        run.closed_sent = run.pool == 0
+        # closed-loop indices are base + worker + workers * k; the next level starts past
+        # the highest one used (see _finish_level)
+        self.next_index = base + stride
+        return plans
+
+    def _collect(self, run: _LevelRun, pending_run: dict[int, Any]) -> None:
+        """Poll every worker until each has finished the level and handed over its last
+        records; a worker that fails a call is lost."""
+        ray = self.ray
+        interval = self.dist.poll_interval_s
+        polls: dict[int, Any] = {}
+        last_poll: dict[int, float] = {}
+        done: set[int] = set()  # run_level returned
+        final_sent: set[int] = set()  # a poll was sent after that
+        drained: set[int] = set()
+        while True:
+            alive = [w for w in self.workers if w.alive and w.id in run.participants]
+            if all(w.id in drained for w in alive):
+                return
+            now = time.perf_counter()
+            for worker in alive:
+                if worker.id in polls or worker.id in drained:
+                    continue
+                if worker.id in done or now - last_poll.get(worker.id, 0.0) >= interval:
+                    polls[worker.id] = worker.actor.poll.remote(self._control(run, worker))
+                    last_poll[worker.id] = now
+                    if worker.id in done:
+                        final_sent.add(worker.id)
+            refs = list(pending_run.values()) + list(polls.values())
+            if not refs:
+                continue
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=interval)
+            ready_set = set(ready)
+            for wid, ref in list(pending_run.items()):
+                if ref in ready_set:
+                    del pending_run[wid]
+                    try:
+                        run.reports[wid] = ray.get(ref)
+                        done.add(wid)
+                    except ray.exceptions.RayError as exc:
+                        self._lose(run, self.workers[wid], exc, pending_run, polls)
+            for wid, ref in list(polls.items()):
+                if ref in ready_set:
+                    del polls[wid]
+                    worker = self.workers[wid]
+                    if not worker.alive:
+                        continue
+                    try:
+                        reply = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        self._lose(run, worker, exc, pending_run, polls)
+                        continue
+                    self._take(run, worker, reply.records)
+                    worker.started_at_last_poll, worker.started = worker.started, reply.started
+                    run.redealt += reply.accepted_arrivals
+                    if wid in final_sent:
+                        drained.add(wid)
+
+    def _control(self, run: _LevelRun, worker: _Worker) -> Control:
+        """What this poll changes: pending slot changes and arrivals, and closed-loop
+        tickets topped up so that no worker waits for one."""
+        pending, worker.control = worker.control, {}
+        grant, close = 0, False
+        if run.pool >= 0 and worker.slots > 0:
+            unstarted = worker.granted - worker.started
+            pace = worker.started - worker.started_at_last_poll
+            want = max(2 * worker.slots, 3 * pace)
+            grant = min(run.pool, max(0, want - unstarted))
+            run.pool -= grant
+            worker.granted += grant
+        if run.pool == 0 and not run.closed_sent:
+            # no more tickets for anyone: tell every worker, so none waits for one
+            for other in self.workers:
+                if other.alive and other is not worker:
+                    other.control["close"] = True
+            run.closed_sent = True
+            close = True
+        return Control(
+            grant=grant,
+            close=close or bool(pending.get("close")),
+            slots=pending.get("slots"),
+            arrivals=pending.get("arrivals"),
+        )
+
+    def _take(self, run: _LevelRun, worker: _Worker, lines: bytes) -> None:
+        if not lines:
+            return
+        offset = worker.offset_ns
+        writer, progress = self.writer, self.progress
+        for line in lines.splitlines():
+            record = RequestRecord(**orjson.loads(line))
+            record.sent_unix_ns -= offset  # onto the driver's clock
+            run.records.append(record)
+            if writer is not None:
+                writer.write(record)
+            progress.record(record)
+
+    def _lose(
+        self,
+        run: _LevelRun,
+        worker: _Worker,
+        exc: BaseException,
+        pending_run: dict[int, Any],
+        polls: dict[int, Any],
+    ) -> None:
+        """Mark ``worker`` lost and hand its share to the others."""
+        worker.alive = False
+        pending_run.pop(worker.id, None)
+        polls.pop(worker.id, None)
+        now_ns = time.time_ns()
+        elapsed = (now_ns - run.start_ns) / 1e9
+        kept = sum(1 for r in run.records if r.worker == worker.id)
+        survivors = [w for w in self.workers if w.alive and w.id in run.participants]
+        moved = ""
+        if survivors and run.level.mode == "concurrency" and worker.slots:
+            extra = split_evenly(worker.slots, len(survivors))
+            for other, add in zip(survivors, extra, strict=True):
+                if add:
+                    other.slots += add
+                    other.control["slots"] = other.slots
+            if run.pool >= 0:
+                run.pool += max(0, worker.granted - worker.started)
+            moved = f"its {worker.slots} slots went to the other workers"
+        elif survivors and worker.arrivals is not None:
+            due = worker.arrivals.offsets_s > elapsed + 2 * self.dist.poll_interval_s
+            offsets, indices = worker.arrivals.offsets_s[due], worker.arrivals.indices[due]
+            for k, other in enumerate(survivors):
+                share = WorkerArrivals(offsets_s=offsets[k :: len(survivors)],
+                                       indices=indices[k :: len(survivors)])  # fmt: skip
+                if len(share):
+                    other.control["arrivals"] = share
+            moved = f"its {int(due.sum())} arrivals not yet due went to the other workers"
+        statement = (
+            f"Worker {worker.id} ({worker.info.get('host', '?')}, pid "
+            f"{worker.info.get('pid', '?')}) was lost at "
+            f"{time.strftime('%H:%M:%S', time.gmtime(now_ns / 1e9))} UTC, {elapsed:.1f} s "
+            f"into level {run.index} ({type(exc).__name__}); the {kept} records it finished "
+            f"in that level are kept"
+            + (f", {moved}" if moved else "")
+            + f", and the run went on with {len(survivors)} worker(s)."
+        )
+        logger.warning("%s", statement)
+        worker.lost = {
+            "unix_ns": now_ns,
+            "level": run.index,
+            "after_s": elapsed,
+            "records_in_level": kept,
+            "reason": type(exc).__name__,
+            "statement": statement,
+        }
+
+    def _stop_all(self, run: _LevelRun, pending_run: dict[int, Any]) -> None:
+        """Ctrl-C: stop every worker, then collect what finished (a second Ctrl-C gives up
+        on that)."""
+        ray = self.ray
+        alive = [w for w in self.workers if w.alive and w.id in run.participants]
+        for worker in alive:
+            worker.actor.stop.remote()
+        deadline = time.perf_counter() + _STOP_TIMEOUT_S
+        for wid, ref in list(pending_run.items()):
+            try:
+                run.reports[wid] = ray.get(ref, timeout=max(0.1, deadline - time.perf_counter()))
+            except Exception as exc:  # lost while stopping: keep what was collected
+                logger.warning("worker %d did not stop cleanly: %s", wid, _first_line(exc))
+        for worker in alive:
+            try:
+                reply = ray.get(worker.actor.poll.remote(None), timeout=_STOP_TIMEOUT_S)
+            except Exception as exc:
+                logger.warning("worker %d: last records lost: %s", worker.id, _first_line(exc))
+                continue
+            self._take(run, worker, reply.records)
+
+    def _finish_level(self, run: _LevelRun) -> None:
+        level = run.level
+        if run.records:
+            self.next_index = max(self.next_index, max(r.index for r in run.records) + 1)
+        measured = [r for r in run.records if r.phase == "measure" and r.status != "cancelled"]
+        per_worker: list[dict[str, Any]] = []
+        healths: dict[int, ClientHealth] = {}
+        starts: dict[int, float] = {}
+        for wid in run.participants:
+            worker = self.workers[wid]
+            report = run.reports.get(wid)
+            mine = [r for r in measured if r.worker == wid]
+            health = assess(
+                [r.sched_lag_s for r in mine],
+                report.loop_lags_s if report is not None else [],
+                report.cpu_cores if report is not None else 0.0,
+            )
+            healths[wid] = health
+            entry: dict[str, Any] = {
+                "worker": wid,
+                "requests": sum(1 for r in run.records if r.worker == wid),
+                "measured": len(mine),
+                "lost": worker.lost is not None and worker.lost["level"] == run.index,
+                "mean_in_flight": _mean_in_flight(mine),
+                "health": asdict(health),
+            }
+            if report is not None:
+                late_ms = (report.started_unix_ns - report.target_unix_ns) / 1e6
+                starts[wid] = (report.started_unix_ns - worker.offset_ns) / 1e6
+                entry.update(
+                    start_late_ms=late_ms,
+                    in_flight_max=report.in_flight_max,
+                    cpu_s=report.cpu_s,
+                    wall_s=report.wall_s,
+                    started=report.started,
+                )
+            per_worker.append(entry)
+        lags = [lag for rep in run.reports.values() for lag in rep.loop_lags_s]
+        cpu = max((rep.cpu_cores for rep in run.reports.values()), default=0.0)
+        health = assess([r.sched_lag_s for r in measured], lags, cpu)
+        bound = [wid for wid, h in healths.items() if h.client_bound]
+        bottleneck = None
+        if bound:
+            worst = healths[bound[0]]
+            bottleneck = (
+                f"Worker {', '.join(map(str, bound))} was the client bottleneck at "
+                f"{level.label}: {worst.statement.split(': ', 1)[-1].split('. ')[0]}; add "
+                f"workers (--workers {len(self.workers) + len(bound)}) or machines."
+            )
+            health = dataclasses.replace(
+                health, client_bound=True, machine_busy=False, statement=bottleneck
+            )
+        result = summarize_level(
+            run.index, level, run.records, run.start_ns, self.config.slo, health
+        )
+        self.results.append(result)
+        skew = max(starts.values()) - min(starts.values()) if len(starts) > 1 else 0.0
+        self.level_notes.append(
+            {
+                "index": run.index,
+                "label": level.label,
+                "start_unix_ns": run.start_ns,
+                "start_skew_ms": skew,
+                "redealt_arrivals": run.redealt,
+                "workers": per_worker,
+                "bottleneck": bottleneck,
+            }
+        )
+        self.progress.level_finished(result)
+
+
+def _mean_in_flight(records: list[RequestRecord]) -> float:
+    """Time-averaged requests in flight (Little's law), as in the level results."""
+    if not records:
+        return 0.0
+    first = min(r.sent_s for r in records)
+    last = max(r.done_s or r.sent_s for r in records)
+    busy = sum((r.done_s or r.sent_s) - r.sent_s for r in records)
+    return busy / (last - first) if last > first else 0.0
+
+
+def _describe_worker(worker: _Worker) -> dict[str, Any]:
+    lost = dict(worker.lost) if worker.lost is not None else None
+    return {
+        "worker": worker.id,
+        "host": worker.info.get("host"),
+        "pid": worker.info.get("pid"),
+        "version": worker.info.get("version"),
+        "clock_offset_ms": worker.offset_ns / 1e6,
+        "clock_rtt_ms": worker.rtt_ns / 1e6,
+        "lost": lost,
+    }
+
+
+def _discover(config: BenchmarkConfig) -> str:
+    import asyncio
+
+    return asyncio.run(discover_model(config.endpoint))
+
+
+def _tokenizer_text(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    return path.read_text(encoding="utf-8")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -352,7 +352,7 @@ class _Driver:
                     __version__,
                 )
             self._measure_clock(worker)
-            logger.warning(
+            logger.info(
                 "worker %d: pid %s on %s, clock offset %+.3f ms (round trip %.2f ms)",
                 worker.id,
                 info.get("pid"),
@@ -521,6 +521,7 @@ class _Driver:
                     except ray.exceptions.RayError as exc:
                         self._lose(run, worker, exc, pending_run, polls)
                         continue
+                    logger.debug("worker %d: %d records in", wid, reply.count)
                     self._take(run, worker, reply.records)
                     worker.started_at_last_poll, worker.started = worker.started, reply.started
                     run.redealt += reply.accepted_arrivals
@@ -728,6 +729,7 @@ def _describe_worker(worker: _Worker) -> dict[str, Any]:
         "worker": worker.id,
         "host": worker.info.get("host"),
         "pid": worker.info.get("pid"),
+        "node": worker.info.get("node"),
         "version": worker.info.get("version"),
         "clock_offset_ms": worker.offset_ns / 1e6,
         "clock_rtt_ms": worker.rtt_ns / 1e6,

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -148,29 +149,33 @@ class _LevelState:
 
 
 class LoadWorker:
-    """A worker process's share of the load; see the module docstring for the protocol."""
+    """A worker process's share of the load; see the module docstring for the protocol.
+
+    Only synchronous methods: Ray runs an actor with any ``async def`` method as an async
+    actor, whose synchronous methods block each other; this one is a threaded actor, so a
+    poll is answered while :meth:`run_level` waits. The loop side is :class:`_Sender`."""
 
     def __init__(self, setup: WorkerSetup) -> None:
         self.setup = setup
-        self._outbox: collections.deque[bytes] = collections.deque()
-        self._state: _LevelState | None = None
-        self._work: asyncio.Task[None] | None = None
-        self._provider: TracerProvider | None = None
         self._loop = _new_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="open-autoglm-load", daemon=True
         )
         self._thread.start()
-        self._client: StreamingClient = self._call(self._open())
+        self._sender = _Sender(setup)
+        self._call(self._sender.open())
 
     # -- called by the driver (on Ray's threads) ---------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """Where this worker runs: host, pid, package version."""
+        """Where this worker runs: host, pid, package version, Ray node id (when in Ray)."""
+        ray: Any = sys.modules.get("ray")  # present in a Ray worker; never imported here
+        node = ray.get_runtime_context().get_node_id() if ray is not None else None
         return {
             "worker": self.setup.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "node": node,
             "version": __version__,
         }
 
@@ -180,14 +185,15 @@ class LoadWorker:
 
     def run_level(self, plan: LevelPlan) -> LevelReport:
         """Run this worker's share of one level; returns when it is done (or stopped)."""
-        return self._call(self._run_level(plan))
+        return self._call(self._sender.run_level(plan))
 
     def poll(self, control: Control | None = None) -> PollReply:
         """Records finished since the last poll, after applying ``control``."""
-        accepted = self._call(self._apply(control)) if control is not None else 0
-        outbox = self._outbox
+        sender = self._sender
+        accepted = self._call(sender.apply(control)) if control is not None else 0
+        outbox = sender.outbox
         lines = [outbox.popleft() for _ in range(len(outbox))]
-        state = self._state
+        state = sender.state
         return PollReply(
             records=b"".join(lines),
             count=len(lines),
@@ -199,35 +205,51 @@ class LoadWorker:
 
     def stop(self) -> None:
         """Cancel the running level; its in-flight requests are recorded as cancelled."""
-        self._call(self._stop())
+        self._call(self._sender.stop())
 
     def close(self) -> None:
         """Close the HTTP session, flush spans, end the loop thread."""
         if not self._loop.is_running():
             return
-        self._call(self._client.__aexit__(None, None, None))
-        if self._provider is not None:
-            self._provider.shutdown()
+        self._call(self._sender.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-
-    # -- on the worker's own loop ------------------------------------------------------
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    async def _open(self) -> StreamingClient:
+
+class _Sender:
+    """The worker's loop side: every method runs on the worker's own event loop."""
+
+    def __init__(self, setup: WorkerSetup) -> None:
+        self.setup = setup
+        self.outbox: collections.deque[bytes] = collections.deque()
+        self.state: _LevelState | None = None
+        self._work: asyncio.Task[None] | None = None
+        self._provider: TracerProvider | None = None
+        self._client: StreamingClient | None = None
+
+    async def open(self) -> None:
         setup = self.setup
         tracer = None
         if setup.tracing is not None and setup.tracing.exports:
             self._provider = make_tracer_provider(setup.tracing)
             tracer = self._provider.get_tracer(names.TRACER_NAME)
         client = StreamingClient(setup.endpoint, setup.model, tracer, _counter(setup))
-        return await client.__aenter__()
+        self._client = await client.__aenter__()
 
-    async def _run_level(self, plan: LevelPlan) -> LevelReport:
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.__aexit__(None, None, None)
+            self._client = None
+        if self._provider is not None:
+            self._provider.shutdown()
+            self._provider = None
+
+    async def run_level(self, plan: LevelPlan) -> LevelReport:
         state = _LevelState(plan=plan, tickets=plan.tickets, closed=plan.tickets_closed)
-        self._state = state
+        self.state = state
         await _sleep_until(plan.start_unix_ns)
         wall, perf = time.time_ns(), time.perf_counter_ns()
         # the origin is the common instant itself: a late wake-up shows as scheduling lag
@@ -260,12 +282,12 @@ class LoadWorker:
             interrupted=interrupted,
         )
 
-    async def _stop(self) -> None:
+    async def stop(self) -> None:
         if self._work is not None:
             self._work.cancel()
 
-    async def _apply(self, control: Control) -> int:
-        state = self._state
+    async def apply(self, control: Control) -> int:
+        state = self.state
         if state is None or state.finished:
             return 0
         if control.grant:
@@ -318,13 +340,14 @@ class LoadWorker:
             worker=self.setup.worker_id,
         )
         try:
+            assert self._client is not None, "open() first"
             await self._client.send(spec, record, origin)
         finally:
             state.in_flight -= 1
             if limiter is not None:
                 limiter.release()
             record.phase = self._phase(state, record.scheduled_s)
-            self._outbox.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            self.outbox.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
 
     # -- open loop ---------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The load generator: workloads, arrival processes and load profiles, the streaming client,
-per-request records, results, live progress and client-health checks."""
+per-request records, results, live progress, client-health checks and distributed runs
+over Ray workers (Ray itself is imported only when such a run starts)."""
 
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
+from open_autoglm.loadgen._distributed import DistributedConfig, DistributedError, run_distributed
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig
 from open_autoglm.loadgen._errors import (
     Cancelled,
@@ -69,6 +71,8 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "DatasetError",
+    "DistributedConfig",
+    "DistributedError",
     "EncodedImage",
     "EndpointConfig",
     "HTTPStatusError",
@@ -104,5 +108,6 @@ __all__ = [
     "read_records",
     "run_benchmark",
     "run_benchmark_async",
+    "run_distributed",
     "synthetic_image",
 ]

@@ -133,13 +133,13 @@ def run_distributed(
         prompts = load_prompts(config.workload, counter)
     config.profile.levels()
     driver = _Driver(ray, config, distributed, progress or NullProgress())
-    with _sigterm_as_interrupt():
-        return driver.run(prompts)
+    return driver.run(prompts)
 
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does (only the main thread can set handlers)."""
+    """SIGTERM stops the run as Ctrl-C does (only the main thread can set handlers). Set
+    after ``ray.init``, whose failure-signal handler would otherwise end the process."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -151,7 +151,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # a handler set outside Python (Ray's) reads as None and cannot be put back
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 @dataclass(slots=True)
@@ -182,6 +183,7 @@ class _LevelRun:
     pool: int = -1  # closed loop: tickets not yet granted (-1: no count)
     closed_sent: bool = False
     redealt: int = 0
+    driver_cpu_s: float = 0.0  # this process, while the level ran (records in, writes)
     participants: list[int] = field(default_factory=list)
 
 
@@ -215,22 +217,23 @@ class _Driver:
         started = time.time_ns()
         failure: BaseException | None = None
         self._connect()
-        try:
-            self._start_workers(tuple(specs), model)
-            self.writer = RecordWriter(records_path) if records_path is not None else None
-            self._all_levels()
-        except KeyboardInterrupt:
-            self.interrupted = True
-            raise
-        except DistributedError as exc:
-            failure = exc
-            raise
-        finally:
-            if self.writer is not None:
-                self.writer.close()
-            self._shutdown()
-            results = self._finish(model, started, records_path, failure)
-            self.progress.close()
+        with _sigterm_as_interrupt():
+            try:
+                self._start_workers(tuple(specs), model)
+                self.writer = RecordWriter(records_path) if records_path else None
+                self._all_levels()
+            except KeyboardInterrupt:
+                self.interrupted = True
+                raise
+            except DistributedError as exc:
+                failure = exc
+                raise
+            finally:
+                if self.writer is not None:
+                    self.writer.close()
+                self._shutdown()
+                results = self._finish(model, started, records_path, failure)
+                self.progress.close()
         return results
 
     def _finish(
@@ -402,13 +405,16 @@ class _Driver:
         plans = self._plans(run, alive)
         self.progress.level_started(index, level.label, level.requests, level.duration_s)
         pending_run = {w.id: w.actor.run_level.remote(plans[w.id]) for w in alive}
+        cpu = time.process_time()
         try:
             self._collect(run, pending_run)
         except KeyboardInterrupt:
             self.interrupted = True
             self._stop_all(run, pending_run)
+            run.driver_cpu_s = time.process_time() - cpu
             self._finish_level(run)
             raise
+        run.driver_cpu_s = time.process_time() - cpu
         self._finish_level(run)
 
     def _plans(self, run: _LevelRun, alive: list[_Worker]) -> dict[int, LevelPlan]:
@@ -706,6 +712,7 @@ class _Driver:
                 "start_unix_ns": run.start_ns,
                 "start_skew_ms": skew,
                 "redealt_arrivals": run.redealt,
+                "driver_cpu_s": run.driver_cpu_s,
                 "workers": per_worker,
                 "bottleneck": bottleneck,
             }

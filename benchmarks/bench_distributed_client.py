@@ -14,7 +14,7 @@ Two questions (issue 16):
    core, so two workers share the other: the table shows what the machine allows, and the
    projection for more machines is printed with its reasoning.
 
-    python benchmarks/bench_distributed_client.py [--rate 300] [--seconds 8]
+    python benchmarks/bench_distributed_client.py [--cpu-rates 300,1000] [--seconds 8]
 
 Ray is started once, locally (loopback, no dashboard), and shared by every run.
 """
@@ -114,7 +114,8 @@ def table(rows: list[Row]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=300.0, help="rate of question 1, req/s")
+    parser.add_argument("--cpu-rates", default="300,1000", help="question 1's rates, req/s")
+    parser.add_argument("--skip-scaling", action="store_true", help="question 1 only")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each run")
     parser.add_argument(
         "--rates", default="600,900,1200,1500,1800", help="question 2's open-loop steps"
@@ -130,17 +131,30 @@ def main() -> None:
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  object_store_memory=200 * 1024 * 1024)  # fmt: skip
-        same_rate = ProfileConfig(kind="rate", rate=args.rate, duration_s=args.seconds)
-        rows = []
-        for workers in (0, 1, 2, 0, 1, 2):  # twice, alternating, against drift
-            rows.append(run(url, workdir / f"q1-{len(rows)}", same_rate, workers))
+        rows: list[Row] = []
+        for rate in (float(r) for r in args.cpu_rates.split(",")):
+            same_rate = ProfileConfig(kind="rate", rate=rate, duration_s=args.seconds)
+            for workers in (0, 1, 2, 0, 1, 2):  # twice, alternating, against drift
+                rows.append(run(url, workdir / f"q1-{len(rows)}", same_rate, workers))
         print("\n1. client CPU per request at the same rate (core 1 for the whole client side)")
         print(table(rows))
-        single = [r.cpu_ms_per_request for r in rows if r.path == "single process"]
-        one = [r.cpu_ms_per_request for r in rows if r.path.startswith("Ray, 1")]
-        ratio = (sum(one) / len(one)) / (sum(single) / len(single))
-        print(f"\nRay, 1 worker / single process, CPU per request: {ratio:.3f} (target ≤ 1.10)")
+        for load in dict.fromkeys(r.load for r in rows):
+            single = [
+                r.cpu_ms_per_request
+                for r in rows
+                if r.load == load and r.driver_us_per_request is None
+            ]
+            one = [
+                r.cpu_ms_per_request for r in rows if r.load == load and r.path.startswith("Ray, 1")
+            ]
+            ratio = (sum(one) / len(one)) / (sum(single) / len(single))
+            print(
+                f"{load}: CPU per request, Ray with 1 worker / single process: {ratio:.3f} "
+                "(target ≤ 1.10)"
+            )
 
+        if args.skip_scaling:
+            return
         scale: list[Row] = []
         for workers in (0, 1, 2):
             for rate in (float(r) for r in args.rates.split(",")):
@@ -155,10 +169,10 @@ def main() -> None:
         print(table(scale))
         project(rows, scale)
     finally:
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (2 cores)")
         ray.shutdown()
         server.terminate()
         server.wait(timeout=10)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (2 cores)")
 
 
 def project(rows: list[Row], scale: list[Row]) -> None:

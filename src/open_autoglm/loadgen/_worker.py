@@ -52,8 +52,9 @@ _T = TypeVar("_T")
 _EARLY_NS = 500_000
 #: Most requests one wake-up of the open-loop dispatcher sends before it yields.
 _BURST = 32
-#: The last stretch before a level's common start is waited by spinning, for a tight start.
-_SPIN_NS = 3_000_000
+#: The last stretch before a level's common start is waited by spinning, for a tight start
+#: (a timer can wake a few ms late on a busy machine; a spinning thread is already running).
+_SPIN_NS = 20_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,14 @@ class LevelPlan:
     plus the worker's measured offset). Open loop: ``arrivals`` and ``max_in_flight`` (this
     worker's share of ``--max-concurrency``). Closed loop: ``slots`` in flight and
     ``tickets`` it may start (``-1``: no count, the level's duration bounds it), indices
-    ``index_base + worker_id + workers * k``."""
+    ``index_base + worker_id + workers * k``. Records leave with ``sent_unix_ns`` on the
+    driver's clock (``clock_offset_ns`` taken out); spans keep the worker's own clock."""
 
     index: int
     level: Level
     start_unix_ns: int
     cooldown_from_s: float | None
+    clock_offset_ns: int = 0  # this worker's clock minus the driver's
     arrivals: WorkerArrivals | None = None
     max_in_flight: int | None = None
     slots: int = 0
@@ -347,6 +350,7 @@ class _Sender:
             if limiter is not None:
                 limiter.release()
             record.phase = self._phase(state, record.scheduled_s)
+            record.sent_unix_ns -= state.plan.clock_offset_ns
             self.outbox.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
 
     # -- open loop ---------------------------------------------------------------------
@@ -466,7 +470,7 @@ async def _sleep_until(target_unix_ns: int) -> None:
         if remaining <= 0:
             return
         if remaining > _SPIN_NS:
-            await asyncio.sleep((remaining - _SPIN_NS + 500_000) / 1e9)
+            await asyncio.sleep((remaining - _SPIN_NS + 2_000_000) / 1e9)
             continue
         while time.time_ns() < target_unix_ns:
             pass

@@ -684,6 +684,7 @@ class _Driver:
                 starts[wid] = (report.started_unix_ns - worker.offset_ns) / 1e6
                 entry.update(
                     start_late_ms=late_ms,
+                    plan_lead_ms=(report.target_unix_ns - report.received_unix_ns) / 1e6,
                     in_flight_max=report.in_flight_max,
                     cpu_s=report.cpu_s,
                     wall_s=report.wall_s,

@@ -52,9 +52,8 @@ _T = TypeVar("_T")
 _EARLY_NS = 500_000
 #: Most requests one wake-up of the open-loop dispatcher sends before it yields.
 _BURST = 32
-#: The last stretch before a level's common start is waited by spinning, for a tight start
-#: (a timer can wake a few ms late on a busy machine; a spinning thread is already running).
-_SPIN_NS = 20_000_000
+#: The last stretch before a level's common start is waited by spinning, for a tight start.
+_SPIN_NS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +123,7 @@ class LevelReport:
     index: int
     target_unix_ns: int
     started_unix_ns: int  # when the worker's loop actually reached the common start
+    received_unix_ns: int  # when the plan reached the worker's loop (before the start: good)
     loop_lags_s: list[float]
     cpu_cores: float  # CPU of the whole worker process per wall second over the level
     cpu_s: float
@@ -251,9 +251,10 @@ class _Sender:
             self._provider = None
 
     async def run_level(self, plan: LevelPlan) -> LevelReport:
+        received = time.time_ns()
         state = _LevelState(plan=plan, tickets=plan.tickets, closed=plan.tickets_closed)
         self.state = state
-        await _sleep_until(plan.start_unix_ns)
+        _sleep_until(plan.start_unix_ns)
         wall, perf = time.time_ns(), time.perf_counter_ns()
         # the origin is the common instant itself: a late wake-up shows as scheduling lag
         state.origin_ns = perf - (wall - plan.start_unix_ns)
@@ -276,6 +277,7 @@ class _Sender:
             index=plan.index,
             target_unix_ns=plan.start_unix_ns,
             started_unix_ns=wall,
+            received_unix_ns=received,
             loop_lags_s=lags,
             cpu_cores=cpu.read(),
             cpu_s=time.process_time() - cpu_start,
@@ -462,16 +464,13 @@ def _counter(setup: WorkerSetup) -> TokenCounter:
     return HFTokenCounter(path)
 
 
-async def _sleep_until(target_unix_ns: int) -> None:
-    """Sleep until the wall clock reads ``target_unix_ns``: a timer to within a few ms,
-    then a short spin, so that workers on different machines start within a millisecond."""
-    while True:
-        remaining = target_unix_ns - time.time_ns()
-        if remaining <= 0:
-            return
-        if remaining > _SPIN_NS:
-            await asyncio.sleep((remaining - _SPIN_NS + 2_000_000) / 1e9)
-            continue
-        while time.time_ns() < target_unix_ns:
-            pass
-        return
+def _sleep_until(target_unix_ns: int) -> None:
+    """Block this thread until the wall clock reads ``target_unix_ns`` (at a level's start
+    nothing else runs on the loop). A blocking sleep lets go of the GIL, so Ray's threads
+    in this process cannot hold the loop back the way they can a spinning loop (by up to
+    the interpreter's 5 ms switch interval), then a spin of at most ``_SPIN_NS``."""
+    remaining = target_unix_ns - time.time_ns()
+    if remaining > _SPIN_NS:
+        time.sleep((remaining - _SPIN_NS) / 1e9)
+    while time.time_ns() < target_unix_ns:
+        pass

@@ -109,3 +109,15 @@ def test_workers_without_ray_installed_is_a_one_line_error() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"open-autoglm: error: {RAY_MISSING}"
+
+
+def test_workers_drive_a_server_given_with_url() -> None:
+    from open_autoglm.cli import build_parser
+    from open_autoglm.loadgen._command import build_config
+
+    args = build_parser().parse_args(["benchmark", "--backend", "sim", "--workers", "2"])
+    with pytest.raises(ConfigError, match="--workers and --ray-address drive a server"):
+        build_config(args)
+    args = build_parser().parse_args(["benchmark", "--url", "http://h:1", "--workers", "2"])
+    assert args.workers == 2
+    assert build_config(args).endpoint.url == "http://h:1"

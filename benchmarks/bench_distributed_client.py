@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ def main() -> None:
         ray.shutdown()
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def project(rows: list[Row], scale: list[Row]) -> None:

@@ -660,7 +660,7 @@ class _Driver:
         measured = [r for r in run.records if r.phase == "measure" and r.status != "cancelled"]
         per_worker: list[dict[str, Any]] = []
         healths: dict[int, ClientHealth] = {}
-        starts: dict[int, float] = {}
+        starts: dict[int, int] = {}  # when each worker started, driver clock, ns
         for wid in run.participants:
             worker = self.workers[wid]
             report = run.reports.get(wid)
@@ -681,7 +681,7 @@ class _Driver:
             }
             if report is not None:
                 late_ms = (report.started_unix_ns - report.target_unix_ns) / 1e6
-                starts[wid] = (report.started_unix_ns - worker.offset_ns) / 1e6
+                starts[wid] = report.started_unix_ns - worker.offset_ns
                 entry.update(
                     start_late_ms=late_ms,
                     plan_lead_ms=(report.target_unix_ns - report.received_unix_ns) / 1e6,
@@ -698,10 +698,12 @@ class _Driver:
         bottleneck = None
         if bound:
             worst = healths[bound[0]]
+            who = ("Worker " if len(bound) == 1 else "Workers ") + ", ".join(map(str, bound))
             bottleneck = (
-                f"Worker {', '.join(map(str, bound))} was the client bottleneck at "
-                f"{level.label}: {worst.statement.split(': ', 1)[-1].split('. ')[0]}; add "
-                f"workers (--workers {len(self.workers) + len(bound)}) or machines."
+                f"{who} was the client bottleneck at {level.label}: requests went out "
+                f"{worst.sched_lag_p50_ms or 0:.2f} ms late (p50), its event loop lagged "
+                f"{worst.loop_lag_p99_ms or 0:.2f} ms (p99) on {worst.cpu_cores:.0%} of a core; "
+                f"add workers (--workers {len(self.workers) + len(bound)}) or machines."
             )
             health = dataclasses.replace(
                 health, client_bound=True, machine_busy=False, statement=bottleneck
@@ -710,7 +712,7 @@ class _Driver:
             run.index, level, run.records, run.start_ns, self.config.slo, health
         )
         self.results.append(result)
-        skew = max(starts.values()) - min(starts.values()) if len(starts) > 1 else 0.0
+        skew = (max(starts.values()) - min(starts.values())) / 1e6 if starts else 0.0
         self.level_notes.append(
             {
                 "index": run.index,

@@ -53,7 +53,7 @@ _EARLY_NS = 500_000
 #: Most requests one wake-up of the open-loop dispatcher sends before it yields.
 _BURST = 32
 #: The last stretch before a level's common start is waited by spinning, for a tight start.
-_SPIN_NS = 200_000
+_SPIN_NS = 5_000_000
 
 
 @dataclass(frozen=True, slots=True)

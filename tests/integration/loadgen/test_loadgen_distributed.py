@@ -90,7 +90,7 @@ def test_poisson_rate_split_over_two_nodes_is_the_requested_process(
     # processes get a core when they wake (else sends bunch up behind the wait)
     sent = np.sort([r["sent_unix_ns"] for r in records]) / 1e9
     sent_p = stats.kstest(np.diff(sent), "expon", args=(0, 1 / rate)).pvalue
-    busy = machine_busy()
+    busy = sent_p <= 0.001 and machine_busy()  # only then is a failure the machine's
     assert busy or sent_p > 0.001
     assert results["levels"][0]["send_rate"] == pytest.approx(rate, rel=0.15)
     # each worker sent about half (thinning: binomial(449, 1/2) around 224.5)
@@ -99,7 +99,7 @@ def test_poisson_rate_split_over_two_nodes_is_the_requested_process(
     # and the clock offsets were measured and recorded
     assert all(abs(w["clock_offset_ms"]) < 50 and w["clock_rtt_ms"] > 0 for w in workers)
     if busy:
-        pytest.skip(f"load average {os.getloadavg()[0]:.1f}: sends not KS-tested (p={sent_p:.2g})")
+        pytest.skip(f"load average {os.getloadavg()[0]:.1f}: sends failed KS (p={sent_p:.2g})")
 
 
 def test_closed_loop_of_32_is_held_across_both_workers(
@@ -116,6 +116,16 @@ def test_closed_loop_of_32_is_held_across_both_workers(
     assert all(w["mean_in_flight"] == pytest.approx(16, rel=0.1) for w in workers)
     assert len({r["index"] for r in records}) == len(records)
     assert {r["worker"] for r in records} == {0, 1}
+    # the report is built from a distributed run's directory unchanged
+    proc = subprocess.run(
+        [sys.executable, "-m", "open_autoglm", "analyze", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env=cluster.env(), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["load"]["distributed"]["workers"][1]["worker"] == 1
+    assert [d["level"] for d in report["distributions"]] == [0]
+    assert (tmp_path / "report.html").stat().st_size > 0
 
 
 def test_closed_loop_request_count_is_shared_out_exactly(
@@ -139,25 +149,29 @@ def test_step_levels_start_together_on_both_workers(
     levels = results["distributed"]["levels"]
     assert len(levels) == 2
     # A process that waits for a CPU cannot start on time: on a machine loaded far past its
-    # cores (other jobs), the bound widens from 5 ms to what such a wait takes.
-    busy = machine_busy()
-    bound_ms = 100.0 if busy else 5.0
+    # cores (other jobs), a start later than 5 ms is held to 100 ms and reported as a skip.
+    worst_ms = 0.0
     for index, level in enumerate(levels):
         workers = [
             {k: w[k] for k in ("worker", "start_late_ms", "plan_lead_ms")} for w in level["workers"]
         ]
         assert all(w["plan_lead_ms"] > 0 for w in workers), workers  # plans came in time
-        assert level["start_skew_ms"] < bound_ms, workers
-        assert all(abs(w["start_late_ms"]) < bound_ms for w in workers), workers
         # the first request of each worker went out at the common start
         first = [
             min(r["sent_unix_ns"] for r in records if r["level"] == index and r["worker"] == w)
             for w in (0, 1)
         ]
-        assert abs(first[0] - first[1]) / 1e6 < bound_ms
-        assert abs(first[0] - level["start_unix_ns"]) / 1e6 < bound_ms
-    if busy:
-        pytest.skip(f"load average {os.getloadavg()[0]:.1f}: held to 100 ms, not 5 ms")
+        worst_ms = max(
+            worst_ms,
+            level["start_skew_ms"],
+            *(abs(w["start_late_ms"]) for w in workers),
+            abs(first[0] - first[1]) / 1e6,
+            abs(first[0] - level["start_unix_ns"]) / 1e6,
+        )
+    if worst_ms >= 5.0 and machine_busy():
+        assert worst_ms < 100.0, levels
+        pytest.skip(f"load average {os.getloadavg()[0]:.1f}: starts {worst_ms:.1f} ms apart")
+    assert worst_ms < 5.0, levels
 
 
 def test_a_killed_worker_keeps_its_records_and_the_run_completes(

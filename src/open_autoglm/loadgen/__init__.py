@@ -4,7 +4,7 @@ over Ray workers (Ray itself is imported only when such a run starts)."""
 
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
-from open_autoglm.loadgen._distributed import DistributedConfig, DistributedError, run_distributed
+from open_autoglm.loadgen._distributed import run_distributed
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig
 from open_autoglm.loadgen._errors import (
     Cancelled,
@@ -43,6 +43,7 @@ from open_autoglm.loadgen._runner import (
     run_benchmark_async,
 )
 from open_autoglm.loadgen._slo import Slo, parse_slo
+from open_autoglm.loadgen._worker_pool import DistributedConfig, DistributedError
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,

@@ -12,16 +12,13 @@ out in tickets as workers use them up, so fast workers take over the tail. A wor
 mid-run (killed, node gone) keeps the records it had streamed; its slots (closed loop) or
 its arrivals not yet due (open loop) go to the other workers and the run goes on.
 
-Ray is imported only here, and only when a distributed run is asked for.
+Ray is imported (by :mod:`~open_autoglm.loadgen._worker_pool`) only when such a run starts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
 import logging
-import math
 import os
 import signal
 import sys
@@ -29,66 +26,34 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import orjson
 
-from open_autoglm import __version__
-from open_autoglm.loadgen._errors import ConfigError
-from open_autoglm.loadgen._health import ClientHealth, assess
+from open_autoglm.loadgen._level_merge import LevelRun, merge_level
 from open_autoglm.loadgen._profiles import Level
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter
 from open_autoglm.loadgen._records import RecordWriter, RequestRecord
-from open_autoglm.loadgen._results import BenchmarkResults, LevelResult, summarize_level
+from open_autoglm.loadgen._results import BenchmarkResults, LevelResult
 from open_autoglm.loadgen._runner import BenchmarkConfig, _results, discover_model
 from open_autoglm.loadgen._split import WorkerArrivals, split_arrivals, split_evenly
 from open_autoglm.loadgen._tokens import make_token_counter
-from open_autoglm.loadgen._worker import Control, LevelPlan, LevelReport, LoadWorker, WorkerSetup
+from open_autoglm.loadgen._worker import Control, LevelPlan
+from open_autoglm.loadgen._worker_pool import (
+    STOP_TIMEOUT_S,
+    DistributedConfig,
+    DistributedError,
+    WorkerHandle,
+    WorkerPool,
+    describe_worker,
+    first_line,
+    import_ray,
+)
 from open_autoglm.loadgen._workloads import Prompt, build_requests, load_prompts
 
 logger = logging.getLogger(__name__)
-
-#: The one-line error when Ray is not installed.
-RAY_MISSING = "--workers and --ray-address need Ray: pip install 'open-autoglm[ray]'"
-#: Clock-offset probes per worker; the one with the shortest round trip is kept.
-_CLOCK_PROBES = 7
-#: How long workers may take to start (a cluster may first have to make room).
-_START_TIMEOUT_S = 120.0
-#: After Ctrl-C: how long the workers get to stop and hand over what finished.
-_STOP_TIMEOUT_S = 15.0
-
-
-class DistributedError(ConfigError):
-    """Ray is missing, the cluster cannot be reached or cannot place the workers, or every
-    worker was lost."""
-
-
-@dataclass(frozen=True, slots=True)
-class DistributedConfig:
-    """How to spread the load: ``workers`` processes (``None``: one per node of the
-    cluster) on the Ray cluster at ``address`` (``None``: a local Ray started for the run,
-    loopback only, no dashboard). ``start_margin_s`` is how far ahead of now each level's
-    common start is set; ``poll_interval_s`` how often records are collected (each poll
-    costs about a millisecond of CPU, driver and worker together)."""
-
-    workers: int | None = None
-    address: str | None = None
-    cpus_per_worker: float = 1.0
-    poll_interval_s: float = 0.1
-    start_margin_s: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
-        if self.address is None and self.workers is None:
-            raise ConfigError("a local distributed run needs --workers N")
-        if not self.cpus_per_worker >= 0:
-            raise ConfigError("CPUs per worker must be >= 0")
-        if not (self.poll_interval_s > 0 and self.start_margin_s > 0):
-            raise ConfigError("the poll interval and start margin must be > 0")
 
 
 def distributed_config(
@@ -100,14 +65,6 @@ def distributed_config(
     if address is None and workers is not None:
         address = env.get("RAY_ADDRESS") or None
     return DistributedConfig(workers=workers, address=address)
-
-
-def import_ray() -> Any:
-    """The ``ray`` module; :class:`DistributedError` (one line) when it is not installed."""
-    try:
-        return importlib.import_module("ray")
-    except ImportError:
-        raise DistributedError(RAY_MISSING) from None
 
 
 def run_distributed(
@@ -156,38 +113,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-@dataclass(slots=True)
-class _Worker:
-    id: int
-    actor: Any
-    info: dict[str, Any] = field(default_factory=dict)
-    offset_ns: int = 0  # worker clock minus driver clock
-    rtt_ns: int = 0
-    alive: bool = True
-    lost: dict[str, Any] | None = None
-    # the running level
-    slots: int = 0
-    granted: int = 0
-    started: int = 0
-    started_at_last_poll: int = 0
-    arrivals: WorkerArrivals | None = None
-    control: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _LevelRun:
-    index: int
-    level: Level
-    start_ns: int  # driver clock
-    records: list[RequestRecord] = field(default_factory=list)
-    reports: dict[int, LevelReport] = field(default_factory=dict)
-    pool: int = -1  # closed loop: tickets not yet granted (-1: no count)
-    closed_sent: bool = False
-    redealt: int = 0
-    driver_cpu_s: float = 0.0  # this process, while the level ran (records in, writes)
-    participants: list[int] = field(default_factory=list)
-
-
 class _Driver:
     def __init__(
         self,
@@ -200,12 +125,12 @@ class _Driver:
         self.config = config
         self.dist = distributed
         self.progress = progress
-        self.workers: list[_Worker] = []
+        self.pool = WorkerPool(ray, distributed)
+        self.workers: list[WorkerHandle] = self.pool.workers  # the pool fills it
         self.results: list[LevelResult] = []
         self.level_notes: list[dict[str, Any]] = []
         self.next_index = 0
         self.writer: RecordWriter | None = None
-        self.started_local = False
         self.interrupted = False
 
     # -- the run -----------------------------------------------------------------------
@@ -217,10 +142,10 @@ class _Driver:
         records_path = config.resolved_records_path
         started = time.time_ns()
         failure: BaseException | None = None
-        self._connect()
+        self.pool.connect()
         with _sigterm_as_interrupt():
             try:
-                self._start_workers(tuple(specs), model)
+                self.pool.start(config, tuple(specs), model)
                 self.writer = RecordWriter(records_path) if records_path else None
                 self._all_levels()
             except KeyboardInterrupt:
@@ -232,7 +157,7 @@ class _Driver:
             finally:
                 if self.writer is not None:
                     self.writer.close()
-                self._shutdown()
+                self.pool.shutdown()
                 results = self._finish(model, started, records_path, failure)
                 self.progress.close()
         return results
@@ -264,7 +189,7 @@ class _Driver:
             distributed={
                 "ray_version": str(getattr(self.ray, "__version__", "")),
                 "address": self.dist.address or "local",
-                "workers": [_describe_worker(w) for w in self.workers],
+                "workers": [describe_worker(w) for w in self.workers],
                 "levels": self.level_notes,
             },
         )
@@ -281,118 +206,6 @@ class _Driver:
             for level in profile.sweep_rate_levels(sync.request_throughput, top.request_throughput):
                 self._level(level)
 
-    # -- Ray ---------------------------------------------------------------------------
-
-    def _connect(self) -> None:
-        ray = self.ray
-        if ray.is_initialized():
-            return
-        common: dict[str, Any] = {
-            "logging_level": logging.WARNING,
-            "log_to_driver": False,
-            "include_dashboard": False,
-        }
-        try:
-            if self.dist.address is not None:
-                ray.init(address=self.dist.address, **common)
-            else:
-                workers = self.dist.workers or 1
-                ray.init(
-                    address="local",
-                    num_cpus=max(1, math.ceil(workers * self.dist.cpus_per_worker)),
-                    object_store_memory=200 * 1024 * 1024,
-                    **common,
-                )
-                self.started_local = True
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = self.dist.address or "a local Ray"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DistributedError(f"cannot start or reach {where}: {first}") from exc
-
-    def _start_workers(self, specs: tuple[Any, ...], model: str) -> None:
-        ray = self.ray
-        count = self.dist.workers
-        if count is None:
-            count = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
-        remote = ray.remote(LoadWorker).options(
-            num_cpus=self.dist.cpus_per_worker,
-            max_concurrency=4,
-            scheduling_strategy="SPREAD",
-            max_restarts=0,
-        )
-        tokenizer_json = _tokenizer_text(self.config.tokenizer_path)
-        for w in range(count):
-            setup = WorkerSetup(
-                worker_id=w,
-                workers=count,
-                endpoint=dataclasses.replace(self.config.endpoint, model=model),
-                model=model,
-                specs=specs,
-                tracing=self.config.tracing,
-                tokenizer_json=tokenizer_json,
-            )
-            self.workers.append(_Worker(id=w, actor=remote.remote(setup)))
-        refs = [w.actor.info.remote() for w in self.workers]
-        try:
-            infos = ray.get(refs, timeout=_START_TIMEOUT_S)
-        except ray.exceptions.GetTimeoutError:
-            raise DistributedError(
-                f"the Ray cluster did not place {count} workers of "
-                f"{self.dist.cpus_per_worker:g} CPU each within {_START_TIMEOUT_S:.0f} s "
-                "(see `ray status`)"
-            ) from None
-        except ray.exceptions.RayError as exc:
-            raise DistributedError(
-                "a worker could not start (is open-autoglm installed on every node?): "
-                + _first_line(exc)
-            ) from exc
-        for worker, info in zip(self.workers, infos, strict=True):
-            worker.info = info
-            if info.get("version") != __version__:
-                logger.warning(
-                    "worker %d runs open-autoglm %s, the driver %s",
-                    worker.id,
-                    info.get("version"),
-                    __version__,
-                )
-            self._measure_clock(worker)
-            logger.info(
-                "worker %d: pid %s on %s, clock offset %+.3f ms (round trip %.2f ms)",
-                worker.id,
-                info.get("pid"),
-                info.get("host"),
-                worker.offset_ns / 1e6,
-                worker.rtt_ns / 1e6,
-            )
-
-    def _measure_clock(self, worker: _Worker) -> None:
-        """NTP-style: the worker's clock read between two of ours; the shortest round trip
-        bounds the error by half of it."""
-        best: tuple[int, int] | None = None
-        for _ in range(_CLOCK_PROBES):
-            before = time.time_ns()
-            theirs = self.ray.get(worker.actor.clock.remote())
-            after = time.time_ns()
-            rtt = after - before
-            offset = theirs - (before + after) // 2
-            if best is None or rtt < best[1]:
-                best = (offset, rtt)
-        assert best is not None
-        worker.offset_ns, worker.rtt_ns = best
-
-    def _shutdown(self) -> None:
-        ray = self.ray
-        alive = [w for w in self.workers if w.alive]
-        try:
-            ray.get([w.actor.close.remote() for w in alive], timeout=_STOP_TIMEOUT_S)
-        except Exception as exc:  # a worker that cannot close is killed below all the same
-            logger.warning("workers did not close cleanly: %s", _first_line(exc))
-        for worker in self.workers:
-            with contextlib.suppress(Exception):  # already gone
-                ray.kill(worker.actor)
-        if self.started_local:
-            ray.shutdown()
-
     # -- one level ---------------------------------------------------------------------
 
     def _level(self, level: Level) -> None:
@@ -401,7 +214,7 @@ class _Driver:
             raise DistributedError("every worker was lost; the run stopped")
         index = len(self.results)
         start_ns = time.time_ns() + int(self.dist.start_margin_s * 1e9)
-        run = _LevelRun(index=index, level=level, start_ns=start_ns)
+        run = LevelRun(index=index, level=level, start_ns=start_ns)
         run.participants = [w.id for w in alive]
         plans = self._plans(run, alive)
         self.progress.level_started(index, level.label, level.requests, level.duration_s)
@@ -418,7 +231,7 @@ class _Driver:
         run.driver_cpu_s = time.process_time() - cpu
         self._finish_level(run)
 
-    def _plans(self, run: _LevelRun, alive: list[_Worker]) -> dict[int, LevelPlan]:
+    def _plans(self, run: LevelRun, alive: list[WorkerHandle]) -> dict[int, LevelPlan]:
         level, index = run.level, run.index
         base = self.next_index
         plans: dict[int, LevelPlan] = {}
@@ -483,7 +296,7 @@ class _Driver:
         self.next_index = base + stride
         return plans
 
-    def _collect(self, run: _LevelRun, pending_run: dict[int, Any]) -> None:
+    def _collect(self, run: LevelRun, pending_run: dict[int, Any]) -> None:
         """Poll every worker until each has finished the level and handed over its last
         records; a worker that fails a call is lost."""
         ray = self.ray
@@ -537,7 +350,7 @@ class _Driver:
                     if wid in final_sent:
                         drained.add(wid)
 
-    def _control(self, run: _LevelRun, worker: _Worker) -> Control | None:
+    def _control(self, run: LevelRun, worker: WorkerHandle) -> Control | None:
         """What this poll changes: pending slot changes and arrivals, and closed-loop
         tickets topped up so that no worker waits for one."""
         pending, worker.control = worker.control, {}
@@ -565,7 +378,15 @@ class _Driver:
             arrivals=pending.get("arrivals"),
         )
 
-    def _take(self, run: _LevelRun, lines: bytes, count: int) -> None:
+    def _finish_level(self, run: LevelRun) -> None:
+        if run.records:
+            self.next_index = max(self.next_index, max(r.index for r in run.records) + 1)
+        result, note = merge_level(run, self.pool.workers, self.config.slo)
+        self.results.append(result)
+        self.level_notes.append(note)
+        self.progress.level_finished(result)
+
+    def _take(self, run: LevelRun, lines: bytes, count: int) -> None:
         """One batch of a worker's JSON lines (already on the driver's clock): written as it
         came, in one write, and parsed in one call for the level's summary."""
         if not lines:
@@ -580,8 +401,8 @@ class _Driver:
 
     def _lose(
         self,
-        run: _LevelRun,
-        worker: _Worker,
+        run: LevelRun,
+        worker: WorkerHandle,
         exc: BaseException,
         pending_run: dict[int, Any],
         polls: dict[int, Any],
@@ -632,140 +453,29 @@ class _Driver:
             "statement": statement,
         }
 
-    def _stop_all(self, run: _LevelRun, pending_run: dict[int, Any]) -> None:
+    def _stop_all(self, run: LevelRun, pending_run: dict[int, Any]) -> None:
         """Ctrl-C: stop every worker, then collect what finished (a second Ctrl-C gives up
         on that)."""
         ray = self.ray
         alive = [w for w in self.workers if w.alive and w.id in run.participants]
         for worker in alive:
             worker.actor.stop.remote()
-        deadline = time.perf_counter() + _STOP_TIMEOUT_S
+        deadline = time.perf_counter() + STOP_TIMEOUT_S
         for wid, ref in list(pending_run.items()):
             try:
                 run.reports[wid] = ray.get(ref, timeout=max(0.1, deadline - time.perf_counter()))
             except Exception as exc:  # lost while stopping: keep what was collected
-                logger.warning("worker %d did not stop cleanly: %s", wid, _first_line(exc))
+                logger.warning("worker %d did not stop cleanly: %s", wid, first_line(exc))
         for worker in alive:
             try:
-                reply = ray.get(worker.actor.poll.remote(None), timeout=_STOP_TIMEOUT_S)
+                reply = ray.get(worker.actor.poll.remote(None), timeout=STOP_TIMEOUT_S)
             except Exception as exc:
-                logger.warning("worker %d: last records lost: %s", worker.id, _first_line(exc))
+                logger.warning("worker %d: last records lost: %s", worker.id, first_line(exc))
                 continue
             self._take(run, reply.records, reply.count)
-
-    def _finish_level(self, run: _LevelRun) -> None:
-        level = run.level
-        if run.records:
-            self.next_index = max(self.next_index, max(r.index for r in run.records) + 1)
-        measured = [r for r in run.records if r.phase == "measure" and r.status != "cancelled"]
-        per_worker: list[dict[str, Any]] = []
-        healths: dict[int, ClientHealth] = {}
-        starts: dict[int, int] = {}  # when each worker started, driver clock, ns
-        for wid in run.participants:
-            worker = self.workers[wid]
-            report = run.reports.get(wid)
-            mine = [r for r in measured if r.worker == wid]
-            health = assess(
-                [r.sched_lag_s for r in mine],
-                report.loop_lags_s if report is not None else [],
-                report.cpu_cores if report is not None else 0.0,
-            )
-            healths[wid] = health
-            entry: dict[str, Any] = {
-                "worker": wid,
-                "requests": sum(1 for r in run.records if r.worker == wid),
-                "measured": len(mine),
-                "lost": worker.lost is not None and worker.lost["level"] == run.index,
-                "mean_in_flight": _mean_in_flight(mine),
-                "health": asdict(health),
-            }
-            if report is not None:
-                late_ms = (report.started_unix_ns - report.target_unix_ns) / 1e6
-                starts[wid] = report.started_unix_ns - worker.offset_ns
-                entry.update(
-                    start_late_ms=late_ms,
-                    plan_lead_ms=(report.target_unix_ns - report.received_unix_ns) / 1e6,
-                    in_flight_max=report.in_flight_max,
-                    cpu_s=report.cpu_s,
-                    wall_s=report.wall_s,
-                    started=report.started,
-                )
-            per_worker.append(entry)
-        lags = [lag for rep in run.reports.values() for lag in rep.loop_lags_s]
-        cpu = max((rep.cpu_cores for rep in run.reports.values()), default=0.0)
-        health = assess([r.sched_lag_s for r in measured], lags, cpu)
-        bound = [wid for wid, h in healths.items() if h.client_bound]
-        bottleneck = None
-        if bound:
-            worst = healths[bound[0]]
-            who = ("Worker " if len(bound) == 1 else "Workers ") + ", ".join(map(str, bound))
-            bottleneck = (
-                f"{who} was the client bottleneck at {level.label}: requests went out "
-                f"{worst.sched_lag_p50_ms or 0:.2f} ms late (p50), its event loop lagged "
-                f"{worst.loop_lag_p99_ms or 0:.2f} ms (p99) on {worst.cpu_cores:.0%} of a core; "
-                f"add workers (--workers {len(self.workers) + len(bound)}) or machines."
-            )
-            health = dataclasses.replace(
-                health, client_bound=True, machine_busy=False, statement=bottleneck
-            )
-        result = summarize_level(
-            run.index, level, run.records, run.start_ns, self.config.slo, health
-        )
-        self.results.append(result)
-        skew = (max(starts.values()) - min(starts.values())) / 1e6 if starts else 0.0
-        self.level_notes.append(
-            {
-                "index": run.index,
-                "label": level.label,
-                "start_unix_ns": run.start_ns,
-                "start_skew_ms": skew,
-                "redealt_arrivals": run.redealt,
-                "driver_cpu_s": run.driver_cpu_s,
-                "workers": per_worker,
-                "bottleneck": bottleneck,
-            }
-        )
-        self.progress.level_finished(result)
-
-
-def _mean_in_flight(records: list[RequestRecord]) -> float:
-    """Time-averaged requests in flight (Little's law), as in the level results."""
-    if not records:
-        return 0.0
-    first = min(r.sent_s for r in records)
-    last = max(r.done_s or r.sent_s for r in records)
-    busy = sum((r.done_s or r.sent_s) - r.sent_s for r in records)
-    return busy / (last - first) if last > first else 0.0
-
-
-def _describe_worker(worker: _Worker) -> dict[str, Any]:
-    lost = dict(worker.lost) if worker.lost is not None else None
-    return {
-        "worker": worker.id,
-        "host": worker.info.get("host"),
-        "pid": worker.info.get("pid"),
-        "node": worker.info.get("node"),
-        "version": worker.info.get("version"),
-        "clock_offset_ms": worker.offset_ns / 1e6,
-        "clock_rtt_ms": worker.rtt_ns / 1e6,
-        "lost": lost,
-    }
 
 
 def _discover(config: BenchmarkConfig) -> str:
     import asyncio
 
     return asyncio.run(discover_model(config.endpoint))
-
-
-def _tokenizer_text(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    return path.read_text(encoding="utf-8")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

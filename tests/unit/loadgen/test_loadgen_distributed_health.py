@@ -14,14 +14,16 @@ from open_autoglm.loadgen import (
     NullProgress,
     ProfileConfig,
 )
-from open_autoglm.loadgen._distributed import DistributedConfig, _Driver, _LevelRun, _Worker
+from open_autoglm.loadgen._distributed import _Driver
+from open_autoglm.loadgen._level_merge import LevelRun
 from open_autoglm.loadgen._records import RequestRecord
 from open_autoglm.loadgen._worker import LevelReport
+from open_autoglm.loadgen._worker_pool import DistributedConfig, WorkerHandle
 
 
-def level_run(late_s: dict[int, float], cpu: dict[int, float]) -> _LevelRun:
+def level_run(late_s: dict[int, float], cpu: dict[int, float]) -> LevelRun:
     level = Level(mode="rate", value=200, requests=400)
-    run = _LevelRun(index=0, level=level, start_ns=1_000_000_000_000, participants=[0, 1])
+    run = LevelRun(index=0, level=level, start_ns=1_000_000_000_000, participants=[0, 1])
     for i in range(400):
         worker = i % 2
         sent = i * 0.005 + late_s[worker]
@@ -48,7 +50,9 @@ def driver(tmp_path: Path) -> _Driver:
         output_path=tmp_path / "results.json",
     )
     made = _Driver(None, config, DistributedConfig(workers=2), NullProgress())
-    made.workers = [_Worker(id=0, actor=None, offset_ns=7), _Worker(id=1, actor=None)]
+    made.workers.extend(
+        [WorkerHandle(id=0, actor=None, offset_ns=7), WorkerHandle(id=1, actor=None)]
+    )
     return made
 
 

@@ -10,8 +10,9 @@ import pytest
 from scipy import stats
 
 from open_autoglm.loadgen import Arrival, ConfigError, Level, arrival_offsets, level_rng
-from open_autoglm.loadgen._distributed import RAY_MISSING, DistributedConfig, distributed_config
+from open_autoglm.loadgen._distributed import distributed_config
 from open_autoglm.loadgen._split import split_arrivals, split_evenly, worker_generators
+from open_autoglm.loadgen._worker_pool import RAY_MISSING, DistributedConfig
 
 
 def merged(shares: list) -> tuple[np.ndarray, np.ndarray]:

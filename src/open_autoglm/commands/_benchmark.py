@@ -194,6 +194,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument_group("report (managed run): what report.json and report.html show")
     )
 
+    scale = parser.add_argument_group("distributed load (Ray; the [ray] extra)")
+    scale.add_argument(
+        "--workers", type=int, help="send from N worker processes (a local Ray unless an address)"
+    )
+    scale.add_argument(
+        "--ray-address",
+        help="run the workers on this Ray cluster (with --workers: default $RAY_ADDRESS); "
+        "default one worker per node",
+    )
+
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
@@ -229,6 +239,8 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         )
     if args.url and args.backend:
         raise UsageError("--url and --backend exclude each other")
+    if args.backend and (args.workers is not None or args.ray_address):
+        raise UsageError("--workers and --ray-address drive a server given with --url")
     headers = dict(parse_header(h) for h in args.header)
     from_env = bool(args.url) and not carries_credentials(args.url, headers)
     key = api_key_from(args.api_key, args.api_key_file, os.environ, use_environment=from_env)
@@ -361,7 +373,13 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             status, report_path = _run_managed(args, server, config, prompts, progress, human)
             return apply_gate(args, objectives, report_path, status)
-        results = run_benchmark(config, progress=progress, prompts=prompts)
+        if args.workers is not None or args.ray_address:
+            from open_autoglm.loadgen import distributed_config, run_distributed
+
+            dist = distributed_config(args.workers, args.ray_address)
+            results = run_distributed(config, dist, progress=progress, prompts=prompts)
+        else:
+            results = run_benchmark(config, progress=progress, prompts=prompts)
     finally:
         progress.close()
     print_summary(results, config, out=human)

@@ -1,9 +1,11 @@
 """The load generator: workloads, arrival processes and load profiles, the streaming client,
-per-request records, results, live progress and client-health checks."""
+per-request records, results, live progress, client-health checks and distributed runs
+over Ray workers (Ray itself is imported only when such a run starts)."""
 
 from open_autoglm.loadgen._api_key import api_key_from, carries_credentials
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
+from open_autoglm.loadgen._distributed import distributed_config, run_distributed
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
 from open_autoglm.loadgen._errors import (
     AbnormalFinish,
@@ -62,6 +64,7 @@ from open_autoglm.loadgen._runner import (
 )
 from open_autoglm.loadgen._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
 from open_autoglm.loadgen._tokens import cached_tokenizer, make_token_counter
+from open_autoglm.loadgen._worker_pool import DistributedConfig, DistributedError
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -96,6 +99,8 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "DatasetError",
+    "DistributedConfig",
+    "DistributedError",
     "EncodedImage",
     "EndpointConfig",
     "EndpointSummary",
@@ -135,6 +140,7 @@ __all__ = [
     "cached_tokenizer",
     "carries_credentials",
     "discover_model",
+    "distributed_config",
     "is_measured",
     "is_ok",
     "level_rng",
@@ -149,6 +155,7 @@ __all__ = [
     "read_records",
     "run_benchmark",
     "run_benchmark_async",
+    "run_distributed",
     "summarize_level",
     "synthetic_image",
 ]

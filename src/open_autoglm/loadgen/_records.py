@@ -111,6 +111,7 @@ class RequestRecord:
     answer_ttft_s: float | None = None  # first answer (non-reasoning) output, from sent
     reasoning_tokens: int | None = None  # usage.completion_tokens_details, else re-tokenized
     streamed: bool = True  # False: one JSON answer to a streaming request (TTFT = E2E)
+    worker: int | None = None  # the worker that sent it, in a distributed run (--workers)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +148,15 @@ class RecordWriter:
         self._file.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._file.flush()
         self.count += 1
+
+    def write_lines(self, lines: bytes, count: int) -> None:
+        """Append ``count`` records already serialised as JSON lines (a distributed run's
+        workers send them so), in one write."""
+        if self._file is None:
+            return
+        self._file.write(lines)
+        self._file.flush()
+        self.count += count
 
     def close(self) -> None:
         if self._file is not None:

@@ -207,6 +207,9 @@ class BenchmarkResults:
     #: what counted output tokens where a server sent no usage: a tokenizer.json, or "simple"
     #: (an estimate, never fewer tokens than output chunks); each record says which it used
     tokenizer: str = "simple"
+    # a run over several workers (--workers): who ran where, clock offsets, per-worker
+    # health and start skew per level, workers lost (see loadgen._distributed)
+    distributed: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The document as JSON values (paths as strings)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from open_autoglm import __version__
+from open_autoglm.analysis._derived_stages import derive_stages_in_store
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
@@ -104,6 +105,7 @@ def build_report(
     elif not records.exists() or records.stat().st_size == 0:
         notes.append("No request records: no server stage breakdown.")
     else:
+        notes.extend(_derive_vllm_stages(spans))
         stages = stage_breakdown(spans, records)
         diagnosis = diagnose(spans, records, list(load.get("levels", [])))
         notes.extend(diagnosis.notes)
@@ -132,6 +134,28 @@ def build_report(
         notes=notes,
         prometheus=prometheus,
     )
+
+
+def _derive_vllm_stages(spans: Path) -> list[str]:
+    """Draw stages from vLLM's own ``llm_request`` spans in the store (once); say so."""
+    import duckdb
+
+    from open_autoglm.collector import CollectorError
+
+    try:
+        summary = derive_stages_in_store(spans)
+    except (CollectorError, duckdb.Error) as exc:
+        return [f"Stages could not be drawn from vLLM's llm_request spans: {exc}"]
+    with_stages = summary.derived + summary.already_derived
+    if not with_stages:
+        return []
+    note = (
+        f"Queue, prefill and decode of {with_stages} requests are drawn from vLLM's own "
+        "llm_request spans (autoglm.derived_from); vLLM does not time its tokenization apart."
+    )
+    if summary.incomplete:
+        note += f" {summary.incomplete} of its spans lack a stage boundary (aborted requests)."
+    return [note]
 
 
 def distributions(records_path: Path) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ PACKAGES = (
     "open_autoglm.analysis",
     "open_autoglm.testing",
     "open_autoglm.dashboards",
+    "open_autoglm.attach",
 )
 
 

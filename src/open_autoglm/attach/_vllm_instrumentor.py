@@ -6,8 +6,10 @@ called by hand, ``VllmInstrumentor().instrument()``, before vLLM builds its app.
 it gives what our own server gives (the telemetry contract in design.md):
 
 * the SERVER span ``POST /v1/chat/completions``, from opentelemetry-instrumentation-fastapi
-  (instrumented here with the contract's settings, unless something instrumented FastAPI
-  first), annotated with the GenAI attributes (model, tokens, finish reason, backend);
+  with the contract's settings (no per-message send/receive spans, no spans for ``/metrics``
+  and ``/health``; instrumented again with them when ``opentelemetry-instrument`` got there
+  first with none, left alone when someone instrumented it with settings of their own),
+  annotated with the GenAI attributes (model, tokens, finish reason, backend);
 * its ``tokenize``, ``queue``, ``prefill`` and ``decode`` children, from vLLM's own
   per-request stamps (``RequestStateStats``) mapped by the ``vllm`` backend's code
   (:mod:`open_autoglm.instrumented_servers.backends.vllm._compat`). ``tokenize`` runs from
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import logging
 import os
 import sys
@@ -53,10 +56,14 @@ from open_autoglm.telemetry import names as n
 
 _log = logging.getLogger(__name__)
 
-#: vLLM's modules the instrumentor attaches to (names in the vllm backend's compat module,
-#: repeated here so that loading this module imports nothing of the server).
+#: vLLM's module whose ``AsyncLLM.generate`` is wrapped (vLLM >= 0.8, the V1 engine).
 _ASYNC_LLM_MODULE: Final = "vllm.v1.engine.async_llm"
-_API_SERVER_MODULE: Final = "vllm.entrypoints.openai.api_server"
+#: vLLM's OpenAI server, where it is in 0.32 (``vllm serve``) and where it was before (and
+#: is still a shim): when one loads, ``AsyncLLM`` must be findable.
+_API_SERVER_MODULES: Final = (
+    "vllm.entrypoints.launchers.api_server.entry",
+    "vllm.entrypoints.openai.api_server",
+)
 #: Marks a wrapped ``generate`` and keeps the original.
 _ORIGINAL: Final = "__open_autoglm_original__"
 BACKEND_NAME: Final = "vllm"
@@ -111,9 +118,13 @@ class _Session:
     def on_api_server(self, module: ModuleType) -> None:
         """vLLM's server is loading: by now ``AsyncLLM`` should be patched."""
         del module
-        if not self.active or self.patched:
+        if not self.active or self.patched or _ASYNC_LLM_MODULE in sys.modules:
             return
-        if _ASYNC_LLM_MODULE not in sys.modules:
+        try:
+            found = importlib.util.find_spec(_ASYNC_LLM_MODULE) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             self.warn_once(
                 "missing", "open-autoglm: vLLM's server runs without %s (vLLM internals moved); "
                 "no stage spans or open-autoglm metrics for its requests", _ASYNC_LLM_MODULE,
@@ -157,6 +168,10 @@ class _Session:
             from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
             fastapi = FastAPIInstrumentor()
+            if fastapi.is_instrumented_by_opentelemetry and _fastapi_has_defaults():
+                # ``opentelemetry-instrument`` loaded FastAPI's instrumentor first, with no
+                # settings; vLLM builds its app only after AsyncLLM, so ours still apply.
+                fastapi.uninstrument()
             if not fastapi.is_instrumented_by_opentelemetry:
                 fastapi.instrument(
                     tracer_provider=self.tracer_provider,
@@ -313,6 +328,16 @@ class _Watch:
         session.telemetry(self._model).finish(span, record)
 
 
+def _fastapi_has_defaults() -> bool:
+    """Whether FastAPI was instrumented with no settings at all (what ``opentelemetry-instrument``
+    does). Reads the instrumented class's kwargs (opentelemetry-instrumentation-fastapi
+    0.5x-0.6x); anything else reads as "has settings" and is left alone."""
+    from opentelemetry.instrumentation import fastapi as module
+
+    instrumented = getattr(module, "_InstrumentedFastAPI", None)
+    return getattr(instrumented, "_instrument_kwargs", None) == {}
+
+
 def _operation(span: Any) -> str:
     name = getattr(span, "name", "") or ""
     return n.OPERATION_CHAT if "chat" in name else n.OPERATION_TEXT_COMPLETION
@@ -396,7 +421,8 @@ class VllmInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # The hooks stay registered (the import system has no way to remove one); an ended
         # session ignores them.
         wrapt.register_post_import_hook(session.on_async_llm, _ASYNC_LLM_MODULE)
-        wrapt.register_post_import_hook(session.on_api_server, _API_SERVER_MODULE)
+        for name in _API_SERVER_MODULES:
+            wrapt.register_post_import_hook(session.on_api_server, name)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         del kwargs

@@ -305,3 +305,40 @@ def test_without_vllm_it_imports_cleanly_and_does_nothing() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_fastapi_gets_the_contracts_settings_even_when_instrumented_first(
+    fake_vllm: types.ModuleType,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    registry: CollectorRegistry,
+) -> None:
+    import fastapi
+    from fastapi.testclient import TestClient
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    plain = fastapi.FastAPI
+    # what ``opentelemetry-instrument`` does when its FastAPI entry point loads first
+    FastAPIInstrumentor().instrument()
+    instrumentor = VllmInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, registry=registry)
+    try:
+        app = fastapi.FastAPI()  # vLLM builds its app after AsyncLLM is imported
+
+        @app.post("/v1/chat/completions")
+        async def chat() -> dict[str, str]:
+            return {"ok": "yes"}
+
+        @app.get("/metrics")
+        async def metrics() -> dict[str, str]:
+            return {}
+
+        with TestClient(app) as client:
+            assert client.post("/v1/chat/completions").status_code == 200
+            assert client.get("/metrics").status_code == 200
+        names = [s.name for s in exporter.get_finished_spans()]
+        assert names == ["POST /v1/chat/completions"]  # no send/receive, no /metrics span
+    finally:
+        instrumentor.uninstrument()
+    assert fastapi.FastAPI is plain
+    assert not FastAPIInstrumentor().is_instrumented_by_opentelemetry

@@ -32,11 +32,6 @@ from open_autoglm.instrumented_servers._backend import SamplingParams, StageTime
 METRIC_PREFIX: Final = "vllm:"
 _RUNNING_GAUGE: Final = "vllm:num_requests_running"
 _WAITING_GAUGE: Final = "vllm:num_requests_waiting"
-#: The module that defines ``AsyncLLM`` (vLLM >= 0.8, the V1 engine): the attach point of the
-#: instrumentor (:mod:`open_autoglm.attach`), which wraps ``AsyncLLM.generate``.
-ASYNC_LLM_MODULE: Final = "vllm.v1.engine.async_llm"
-#: vLLM's OpenAI-compatible server (``vllm serve``, ``python -m`` this module).
-API_SERVER_MODULE: Final = "vllm.entrypoints.openai.api_server"
 #: The environment variable vLLM reads its OTLP protocol from (``grpc`` by default).
 OTLP_PROTOCOL_ENV: Final = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 
@@ -319,8 +314,8 @@ def read_load() -> tuple[int, int] | None:
 
 # ---------------------------------------------------------------- for the instrumentor
 def async_llm_class(module: Any) -> Any:
-    """``AsyncLLM`` of the module :data:`ASYNC_LLM_MODULE`, or None when it is not there or has
-    no ``generate`` (a vLLM whose internals moved)."""
+    """``AsyncLLM`` of ``vllm.v1.engine.async_llm`` (vLLM >= 0.8, the V1 engine), or None when
+    it is not there or has no ``generate`` (a vLLM whose internals moved)."""
     cls = getattr(module, "AsyncLLM", None)
     return cls if cls is not None and callable(getattr(cls, "generate", None)) else None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from open_autoglm.analysis._server_families import parse_sample
 
 logger = logging.getLogger(__name__)

@@ -53,7 +53,7 @@ SAMPLE_FAMILIES: Final[dict[str, tuple[tuple[str, ...], Aggregate]]] = {
             "tgi_queue_size",
         ),
         "sum",
-    ),  # fmt: skip
+    ),
     "batch_size": (
         (
             n.METRIC_BATCH_SIZE,
@@ -62,7 +62,7 @@ SAMPLE_FAMILIES: Final[dict[str, tuple[tuple[str, ...], Aggregate]]] = {
             "tgi_batch_current_size",
         ),
         "sum",
-    ),  # fmt: skip
+    ),
     "kv_cache_usage": (
         ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"),
         "max",

@@ -29,7 +29,7 @@ if importlib.util.find_spec("vllm") is None:
         allow_module_level=True,
     )
 
-from _vllm_server import (  # noqa: E402 (after the skip: imports the test helpers)
+from _vllm_server import (
     VllmServer,
     entry_point_path,
     instrument_command,
@@ -76,8 +76,14 @@ def instrumented(
 
 
 def _chat(server: VllmServer, traceparent: str, stream: bool, max_tokens: int = 8) -> None:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Count to five."}],
-            "max_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True, "stream": stream}  # fmt: skip
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Count to five."}],
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "ignore_eos": True,
+        "stream": stream,
+    }
     response = httpx.post(
         f"{server.url}/v1/chat/completions",
         json=body,

@@ -2,9 +2,17 @@
 (the embedded span store, Prometheus, Tempo), critical paths and hotspots, load models, and
 the SLO and regression gate."""
 
+from open_autoglm.analysis._compare import FORMATS as COMPARE_FORMATS
 from open_autoglm.analysis._compare import CompareRow, compare_rows
-from open_autoglm.analysis._critical_path import CriticalPaths, critical_paths, trace_sections
+from open_autoglm.analysis._compare import render as render_comparison
+from open_autoglm.analysis._critical_path import (
+    CriticalPathError,
+    CriticalPaths,
+    critical_paths,
+    trace_sections,
+)
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
@@ -20,6 +28,7 @@ from open_autoglm.analysis._load_models import (
     fit_load_models,
     points_from_levels,
 )
+from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._prometheus_source import (
     PrometheusConfig,
     PrometheusError,
@@ -28,9 +37,9 @@ from open_autoglm.analysis._prometheus_source import (
     query_prometheus,
 )
 from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
-from open_autoglm.analysis._slo import Objective, SloError, parse_error_rate, parse_slo
+from open_autoglm.analysis._report_view import ReportReadError
+from open_autoglm.analysis._run_directory import RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
-from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
 from open_autoglm.analysis._tempo_source import (
     TempoConfig,
     TempoError,
@@ -41,8 +50,11 @@ from open_autoglm.analysis._tempo_source import (
 )
 
 __all__ = [
+    "COMPARE_FORMATS",
     "REPORT_VERSION",
+    "AnalysisError",
     "CompareRow",
+    "CriticalPathError",
     "CriticalPaths",
     "Diagnosis",
     "GateResult",
@@ -50,16 +62,16 @@ __all__ = [
     "HotspotReport",
     "LevelPoint",
     "LoadModels",
-    "Objective",
     "PrometheusConfig",
     "PrometheusError",
     "PrometheusSummary",
     "RegressionConfig",
     "Report",
     "ReportError",
-    "SloError",
+    "ReportReadError",
+    "ResourceSummary",
+    "RunDirectory",
     "StageBreakdown",
-    "SyntheticRun",
     "TempoConfig",
     "TempoError",
     "TempoFetch",
@@ -73,16 +85,15 @@ __all__ = [
     "find_hotspots",
     "fit_load_models",
     "latency_from_records",
-    "parse_error_rate",
-    "parse_slo",
     "points_from_levels",
     "prometheus_summary_of_run",
     "query_prometheus",
+    "render_comparison",
     "render_html",
     "search_trace_ids",
     "span_attributes",
     "stage_breakdown",
+    "summarize_samples",
     "trace_sections",
     "write_html",
-    "write_span_store",
 ]

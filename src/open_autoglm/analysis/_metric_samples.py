@@ -1,66 +1,18 @@
-"""Samples of the server's ``/metrics`` during a run: memory, queue depth, batch size, KV-cache
-usage, preemptions, GPU (from our server's families or a known server's, see
-:mod:`._server_families`)."""
+"""The server's ``/metrics`` samples of a run (``server_metrics.jsonl``), summarised for the report.
+
+The file is written by :class:`open_autoglm.run.MetricSampler`: one JSON object a line, with
+``unix_ns`` and the gauges it keeps (``rss_bytes``, ``peak_rss_bytes``, ``queue_depth``,
+``batch_size``, ``batch_cap``, ``kv_cache_usage``, ``preemptions_total``,
+``gpu_memory_used_bytes``, ``gpu_utilization``), from our server's metrics or those of a server
+we did not start (vLLM, SGLang, TGI: :mod:`open_autoglm.run` names the families).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx
-
-from open_autoglm.analysis._server_families import parse_sample
-
-logger = logging.getLogger(__name__)
-
-
-class MetricSampler:
-    """Scrapes ``url`` every ``interval_s`` in a thread, appending each sample to a JSONL file.
-
-    A scrape that fails is counted and skipped: the run goes on.
-    """
-
-    def __init__(
-        self, url: str, path: Path, interval_s: float = 0.5, *, metrics_url: str | None = None
-    ) -> None:
-        """``url``: the server's base URL (scraped at ``url/metrics``); ``metrics_url``: the
-        metrics page itself, when it is elsewhere."""
-        self._url = metrics_url or url.rstrip("/") + "/metrics"
-        self._path = path
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="metric-sampler", daemon=True)
-        self.samples = 0
-        self.failures = 0
-
-    def _loop(self) -> None:
-        with httpx.Client(timeout=5.0) as client, self._path.open("a", encoding="utf-8") as out:
-            while True:
-                try:
-                    text = client.get(self._url).text
-                    sample: dict[str, Any] = {"unix_ns": time.time_ns(), **parse_sample(text)}
-                    out.write(json.dumps(sample) + "\n")
-                    out.flush()
-                    self.samples += 1
-                except (httpx.HTTPError, ValueError) as exc:
-                    self.failures += 1
-                    logger.debug("metrics scrape failed: %s", type(exc).__name__)
-                if self._stop.wait(self._interval_s):
-                    return
-
-    def start(self) -> MetricSampler:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 @dataclass(frozen=True, slots=True)

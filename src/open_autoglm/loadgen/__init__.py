@@ -3,7 +3,7 @@ per-request records, results, live progress and client-health checks."""
 
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
-from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig
+from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
 from open_autoglm.loadgen._errors import (
     Cancelled,
     ConfigError,
@@ -11,6 +11,7 @@ from open_autoglm.loadgen._errors import (
     DatasetError,
     HTTPStatusError,
     IncompleteStream,
+    LoadgenError,
     MalformedStream,
     ReadTimeout,
     RequestError,
@@ -18,13 +19,26 @@ from open_autoglm.loadgen._errors import (
     StreamError,
 )
 from open_autoglm.loadgen._health import ClientHealth, assess
-from open_autoglm.loadgen._images import EncodedImage, synthetic_image
-from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig
+from open_autoglm.loadgen._images import (
+    IMAGE_FORMATS,
+    EncodedImage,
+    ImageFormat,
+    parse_size,
+    synthetic_image,
+)
+from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig, ProfileKind
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
 from open_autoglm.loadgen._records import (
+    MEASURED_SQL,
+    RECORD_COLUMNS,
     RECORD_VERSION,
+    RECORDS_FILE,
     RecordWriter,
     RequestRecord,
+    is_measured,
+    is_ok,
+    load_records_table,
+    read_record_dicts,
     read_records,
 )
 from open_autoglm.loadgen._results import (
@@ -40,7 +54,6 @@ from open_autoglm.loadgen._runner import (
     run_benchmark,
     run_benchmark_async,
 )
-from open_autoglm.loadgen._slo import Slo, parse_slo
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -57,7 +70,11 @@ __all__ = [
     "ARRIVALS",
     "DATASETS",
     "DISTRIBUTIONS",
+    "IMAGE_FORMATS",
+    "MEASURED_SQL",
     "PROFILES",
+    "RECORDS_FILE",
+    "RECORD_COLUMNS",
     "RECORD_VERSION",
     "RESULTS_VERSION",
     "Api",
@@ -72,13 +89,16 @@ __all__ = [
     "EncodedImage",
     "EndpointConfig",
     "HTTPStatusError",
+    "ImageFormat",
     "IncompleteStream",
     "LengthDistribution",
     "Level",
     "LevelResult",
+    "LoadgenError",
     "MalformedStream",
     "NullProgress",
     "ProfileConfig",
+    "ProfileKind",
     "ProgressReporter",
     "Prompt",
     "ReadTimeout",
@@ -87,7 +107,6 @@ __all__ = [
     "RequestRecord",
     "RequestSpec",
     "RichProgress",
-    "Slo",
     "Stats",
     "StreamDropped",
     "StreamError",
@@ -97,10 +116,16 @@ __all__ = [
     "assess",
     "build_requests",
     "discover_model",
+    "is_measured",
+    "is_ok",
     "level_rng",
     "load_prompts",
-    "parse_slo",
+    "load_records_table",
+    "parse_body_field",
+    "parse_header",
+    "parse_size",
     "prepare_prompts",
+    "read_record_dicts",
     "read_records",
     "run_benchmark",
     "run_benchmark_async",

@@ -1,5 +1,6 @@
 """The telemetry contract (names, buckets), tracer set-up and resource probes."""
 
+from open_autoglm.telemetry import _env as env
 from open_autoglm.telemetry import _names as names
 from open_autoglm.telemetry._buckets import (
     REQUEST_DURATION_BUCKETS,
@@ -16,6 +17,7 @@ from open_autoglm.telemetry._probes import (
 )
 from open_autoglm.telemetry._tracing import (
     TelemetryConfigError,
+    TelemetryError,
     TracingConfig,
     TrackingTracerProvider,
     make_exporter,
@@ -32,8 +34,10 @@ __all__ = [
     "GpuProbe",
     "GpuSample",
     "TelemetryConfigError",
+    "TelemetryError",
     "TracingConfig",
     "TrackingTracerProvider",
+    "env",
     "make_exporter",
     "make_tracer_provider",
     "names",

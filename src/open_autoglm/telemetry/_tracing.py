@@ -12,13 +12,19 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from open_autoglm.errors import OpenAutoGLMError
+
 logger = logging.getLogger(__name__)
 
 Protocol = Literal["http/protobuf", "http/json", "grpc"]
 _PROTOCOLS: tuple[Protocol, ...] = ("http/protobuf", "http/json", "grpc")
 
 
-class TelemetryConfigError(ValueError):
+class TelemetryError(OpenAutoGLMError):
+    """Base of every error the telemetry set-up raises."""
+
+
+class TelemetryConfigError(TelemetryError, ValueError):
     """A telemetry setting that cannot work (an unknown OTLP protocol, say)."""
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from open_autoglm.instrumented_servers._backend import Backend
+from open_autoglm.instrumented_servers._errors import ServerError
 
 #: name -> "module:factory"; the factory takes :class:`BackendOptions` and returns a Backend.
 _REGISTRY: dict[str, str] = {
@@ -17,7 +18,7 @@ _REGISTRY: dict[str, str] = {
 }
 
 
-class UnknownBackendError(ValueError):
+class UnknownBackendError(ServerError, ValueError):
     pass
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from open_autoglm._errors import UsageError
+from open_autoglm.errors import OpenAutoGLMError
 
 
-class ModelPreparationError(UsageError):
+class ModelPreparationError(OpenAutoGLMError):
     """A model cannot be prepared or found: a missing package, a bad file, no disk space.
 
-    A :class:`~open_autoglm._errors.UsageError`, so the CLI prints it as one line and exits 2.
+    An :class:`~open_autoglm.errors.OpenAutoGLMError`, so the CLI prints it as one line and
+    exits 2.
     """

@@ -6,11 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from open_autoglm._errors import UsageError
-from open_autoglm.analysis._html import write_html
-from open_autoglm.analysis._prometheus_source import PrometheusError, prometheus_summary_of_run
-from open_autoglm.analysis._report import ReportError, build_report
-from open_autoglm.analysis._tempo_source import TempoConfig, TempoError, fetch_run_traces
+from open_autoglm.commands._errors import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -38,6 +34,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from open_autoglm.analysis import (
+        PrometheusError,
+        ReportError,
+        TempoError,
+        build_report,
+        write_html,
+    )
+
     output: Path = args.output or args.run_dir / "report.json"
     try:
         spans_path, prometheus = _sources(args)
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | None]:
     """Spans from Tempo and the Prometheus summary, when asked for (printed as fetched)."""
+    from open_autoglm.analysis import TempoConfig, fetch_run_traces, prometheus_summary_of_run
+
     spans_path = prometheus = None
     if args.tempo and args.run_dir.is_dir():
         fetched = fetch_run_traces(

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from open_autoglm._errors import UsageError
-from open_autoglm.telemetry._env import ENV_GRAFANA_TOKEN
+from open_autoglm.commands._choices import ENV_GRAFANA_TOKEN
+from open_autoglm.commands._errors import UsageError
 
 _DEFAULT_DIR = Path("dashboards")
 
@@ -38,7 +38,7 @@ def add_push_parser(actions: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from open_autoglm.dashboards._push import (
+    from open_autoglm.dashboards import (
         GrafanaPushError,
         PushConfig,
         load_dashboard_files,

@@ -1,30 +1,24 @@
-"""``open-autoglm serve``: the instrumented OpenAI-compatible server."""
+"""``open-autoglm serve``: the instrumented OpenAI-compatible server.
+
+The server's libraries (fastapi, uvicorn, the backends) are imported in :func:`run`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from open_autoglm._errors import UsageError
-from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
-from open_autoglm.instrumented_servers.backends import (
-    BackendOptions,
-    UnknownBackendError,
-    backend_names,
-    build_backend,
-)
-from open_autoglm.telemetry import (
-    GpuProbe,
-    TelemetryConfigError,
-    TracingConfig,
-    make_tracer_provider,
-)
-from open_autoglm.telemetry import names as n
+from open_autoglm.commands._backend_options import parse_backend_options
+from open_autoglm.commands._choices import BACKENDS, SERVER_MAX_BODY_BYTES
+from open_autoglm.commands._errors import UsageError
+
+if TYPE_CHECKING:
+    from open_autoglm.instrumented_servers import ServerConfig
+    from open_autoglm.telemetry import TracingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +31,7 @@ def register(subparsers: Any) -> None:
         "spans per stage (tokenize, queue, prefill, decode) and Prometheus metrics with "
         "trace_id exemplars.",
     )
-    p.add_argument("--backend", default="sim", help=f"one of {', '.join(backend_names())}")
+    p.add_argument("--backend", default="sim", help=f"one of {', '.join(BACKENDS)}")
     p.add_argument("--model", help="model name or path (backend-specific; sim: any name)")
     p.add_argument("--served-model-name", help="model name clients send (default: --model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -71,7 +65,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="make no spans at all (metrics stay; exemplars go): the overhead baseline",
     )
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES)
     p.add_argument(
         "--ready-file",
         type=Path,
@@ -80,17 +74,19 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def parse_options(pairs: list[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--backend-option expects KEY=VALUE, got {pair!r}")
-        options[key.strip()] = value.strip()
-    return options
-
-
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from open_autoglm.instrumented_servers import (
+        BackendOptions,
+        ServerConfig,
+        UnknownBackendError,
+        build_backend,
+    )
+    from open_autoglm.telemetry import TelemetryConfigError, TracingConfig
+    from open_autoglm.telemetry import names as n
+
+    extra = parse_backend_options(args.backend_option)
     try:
         config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
         tracing = TracingConfig.from_env(
@@ -107,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
                 seed=args.seed,
                 target_tpot_ms=args.target_tpot,
-                extra=parse_options(args.backend_option),
+                extra=extra,
             )
         )
     except (ValueError, UnknownBackendError, TelemetryConfigError) as exc:
@@ -126,7 +122,9 @@ async def _serve(
 ) -> int:
     import uvicorn
 
-    from open_autoglm.instrumented_servers._app import create_app
+    from open_autoglm.instrumented_servers import create_app
+    from open_autoglm.telemetry import GpuProbe, make_tracer_provider
+    from open_autoglm.telemetry import names as n
 
     provider = (
         None

@@ -1,9 +1,10 @@
 """``open-autoglm benchmark --url URL``: drive an existing OpenAI-compatible server.
 
 Thin: builds the frozen config objects from the command line (every user mistake raises
-:class:`ConfigError` here, before anything is sent), calls :func:`run_benchmark`, prints a
-summary. Without ``--url`` a managed mode (server and collector started for the run) can
-take over; see issue 4.
+here, before anything is sent), calls :func:`open_autoglm.loadgen.run_benchmark`, prints a
+summary. Without ``--url``, ``--backend X`` makes it a managed run
+(:func:`open_autoglm.run.run_managed`: server and collector started for the run).
+The libraries are imported in :func:`run`, so ``--help`` imports none of them.
 """
 
 from __future__ import annotations
@@ -12,25 +13,29 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from open_autoglm.loadgen._arrivals import ARRIVALS
-from open_autoglm.loadgen._endpoint import APIS, EndpointConfig, parse_body_field, parse_header
-from open_autoglm.loadgen._errors import ConfigError
-from open_autoglm.loadgen._images import IMAGE_FORMATS, parse_size
-from open_autoglm.loadgen._profiles import PROFILES, ProfileConfig, ProfileKind
-from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
-from open_autoglm.loadgen._results import BenchmarkResults
-from open_autoglm.loadgen._runner import BenchmarkConfig, prepare_prompts, run_benchmark
-from open_autoglm.loadgen._slo import parse_slo
-from open_autoglm.loadgen._workloads import (
+from open_autoglm.commands._backend_options import parse_backend_options
+from open_autoglm.commands._choices import (
+    APIS,
+    ARRIVALS,
     DATASETS,
     DISTRIBUTIONS,
-    LengthDistribution,
-    Prompt,
-    WorkloadConfig,
+    IMAGE_FORMATS,
+    PROFILES,
 )
-from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
+from open_autoglm.commands._errors import UsageError
+
+if TYPE_CHECKING:
+    from open_autoglm.loadgen import (
+        BenchmarkConfig,
+        BenchmarkResults,
+        ProfileKind,
+        ProgressReporter,
+        Prompt,
+    )
+    from open_autoglm.run import ManagedServer
+from open_autoglm.objectives import parse_error_rate, split_objectives
 
 
 def register(subparsers: Any) -> None:
@@ -149,21 +154,34 @@ def _floats(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise ConfigError(f"bad --levels {text!r}: expected numbers like 1,2,4") from None
+        raise UsageError(f"bad --levels {text!r}: expected numbers like 1,2,4") from None
     if not values:
-        raise ConfigError("--levels is empty")
+        raise UsageError("--levels is empty")
     return values
 
 
 def build_config(args: argparse.Namespace) -> BenchmarkConfig:
-    """The frozen config for ``args``; raises :class:`ConfigError` on any mistake."""
+    """The frozen config for ``args``; raises :class:`UsageError` on a mistake in the flags
+    and :class:`open_autoglm.loadgen.ConfigError` on a value the load generator refuses."""
+    from open_autoglm.loadgen import (
+        BenchmarkConfig,
+        EndpointConfig,
+        LengthDistribution,
+        ProfileConfig,
+        WorkloadConfig,
+        parse_body_field,
+        parse_header,
+        parse_size,
+    )
+    from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
+
     if not args.url and not args.backend:
-        raise ConfigError(
+        raise UsageError(
             "give --url (an OpenAI-compatible server) or --backend (a managed run), e.g. "
             "--backend sim"
         )
     if args.url and args.backend:
-        raise ConfigError("--url and --backend exclude each other")
+        raise UsageError("--url and --backend exclude each other")
     endpoint = EndpointConfig(
         url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
@@ -203,7 +221,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         cooldown_s=args.cooldown,
     )
     if args.images and args.api != "chat":
-        raise ConfigError("--images needs --api chat")
+        raise UsageError("--images needs --api chat")
     workload = WorkloadConfig(
         dataset=args.dataset,
         path=args.dataset_path,
@@ -217,16 +235,16 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         image_files=tuple(args.image_file),
         seed=args.seed,
     )
-    goodput_terms, _ = split_slo(args.slo)
+    goodput, _ = split_objectives(args.slo)
     try:
         tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
     except TelemetryConfigError as exc:
-        raise ConfigError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     return BenchmarkConfig(
         endpoint=endpoint,
         profile=profile,
         workload=workload,
-        slo=parse_slo(goodput_terms) if goodput_terms else None,
+        slo=goodput,
         seed=args.seed,
         output_path=args.output or Path("results.json"),
         records_path=args.records,
@@ -235,32 +253,14 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
     )
 
 
-def split_slo(text: str | None) -> tuple[str, str]:
-    """``--slo`` split into per-request goodput terms and run-level gate terms (those with a
-    statistic such as ``p95_e2e`` and the run metrics ``error_rate``, ``rps``, ``tok_s``)."""
-    from open_autoglm.analysis._slo import RUN_METRICS
-
-    goodput: list[str] = []
-    gate: list[str] = []
-    for term in (text or "").split(","):
-        if not term.strip():
-            continue
-        name = term.strip().split("<")[0].split(">")[0].split("=")[0].strip()
-        (gate if "_" in name or name in RUN_METRICS else goodput).append(term.strip())
-    return ",".join(goodput), ",".join(gate)
-
-
 def gate_objectives(args: argparse.Namespace) -> list[Any]:
     """The run-level objectives that ``--fail-on-slo`` checks (raises on a bad one)."""
-    from open_autoglm.analysis._slo import parse_error_rate
-    from open_autoglm.analysis._slo import parse_slo as parse_gate
-
-    _, gate_terms = split_slo(args.slo)
-    objectives: list[Any] = list(parse_gate(gate_terms)) if gate_terms else []
+    _, run_level = split_objectives(args.slo)
+    objectives: list[Any] = list(run_level)
     if args.max_error_rate is not None:
         objectives.append(parse_error_rate(args.max_error_rate))
     if args.fail_on_slo and not objectives:
-        raise ConfigError(
+        raise UsageError(
             "--fail-on-slo needs run-level objectives, e.g. --slo 'p95_e2e<=200ms' or "
             "--max-error-rate 0.5%"
         )
@@ -270,7 +270,7 @@ def gate_objectives(args: argparse.Namespace) -> list[Any]:
 def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, status: int) -> int:
     if not args.fail_on_slo:
         return status
-    from open_autoglm.analysis._gate import check_report
+    from open_autoglm.analysis import check_report
 
     result = check_report(report, objectives)
     print(result.table())
@@ -278,12 +278,20 @@ def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, st
 
 
 def run(args: argparse.Namespace) -> int:
+    from open_autoglm.loadgen import (
+        NullProgress,
+        RichProgress,
+        prepare_prompts,
+        run_benchmark,
+    )
+
     config = build_config(args)
     objectives = gate_objectives(args)
+    server = managed_server(args) if args.backend else None
     prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
-    if args.backend:
-        status, report_path = _run_managed(args, config, prompts, progress)
+    if server is not None:
+        status, report_path = _run_managed(args, server, config, prompts, progress)
         return apply_gate(args, objectives, report_path, status)
     results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
@@ -297,46 +305,42 @@ def run(args: argparse.Namespace) -> int:
 _MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
 
 
+def managed_server(args: argparse.Namespace) -> ManagedServer:
+    """The typed server of a managed run (``--backend`` and the flags under it)."""
+    from open_autoglm.run import ManagedServer
+
+    return ManagedServer(
+        backend=args.backend,
+        model=args.model,
+        backend_options=parse_backend_options(args.backend_option),
+        max_batch_size=args.max_batch_size,
+        max_model_len=args.max_model_len,
+        device=args.device,
+        target_tpot_ms=args.target_tpot,
+    )
+
+
 def _run_managed(
     args: argparse.Namespace,
+    server: ManagedServer,
     config: BenchmarkConfig,
     prompts: list[Prompt],
     progress: ProgressReporter,
 ) -> tuple[int, Path]:
+    """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
+    collector's and report's errors reach ``cli.py``, which prints their first line."""
     import time
 
-    from open_autoglm._managed_run import (
-        ManagedServer,
-        RunDirectoryError,
-        run_managed,
-    )
-    from open_autoglm.analysis import ReportError
-    from open_autoglm.collector import CollectorError
-    from open_autoglm.instrumented_servers import ServerStartError
+    from open_autoglm.run import run_managed
 
-    serve_args: list[str] = []
-    for option in args.backend_option:
-        serve_args += ["--backend-option", option]
-    for flag, value in (
-        ("--max-batch-size", args.max_batch_size),
-        ("--max-model-len", args.max_model_len),
-        ("--device", args.device),
-        ("--target-tpot", args.target_tpot),
-    ):
-        if value is not None:
-            serve_args += [flag, str(value)]  # fmt: skip
     run_dir: Path = args.run_dir or Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
     )
     report_path: Path = args.output or run_dir / "report.json"
-    server = ManagedServer(backend=args.backend, model=args.model, args=tuple(serve_args))
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
-    try:
-        results, report = run_managed(
-            bench, server, run_dir, report_path, progress=progress, prompts=prompts
-        )
-    except (RunDirectoryError, ServerStartError, CollectorError, ReportError) as exc:
-        raise ConfigError(str(exc).strip().splitlines()[0]) from exc
+    results, report = run_managed(
+        bench, server, run_dir, report_path, progress=progress, prompts=prompts
+    )
     print_summary(results, dataclasses.replace(bench, output_path=None))
     stages = report.stages
     if stages is not None:
@@ -347,6 +351,7 @@ def _run_managed(
 
 
 def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:
+    """One paragraph a level on stdout, then where the files went."""
     out = sys.stdout
     for level in results.levels:
         err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"

@@ -1,4 +1,7 @@
-"""``open-autoglm collector``: the embedded OTLP collector as a command."""
+"""``open-autoglm collector``: the embedded OTLP collector as a command.
+
+The collector (aiohttp, grpc, duckdb) is imported in :func:`run`.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from open_autoglm._errors import UsageError
-from open_autoglm.collector._collector import Collector
-from open_autoglm.collector._config import DEFAULT_MAX_BODY_BYTES, CollectorConfig
-from open_autoglm.collector._errors import CollectorError
-from open_autoglm.collector._process import write_ready_file
+from open_autoglm.commands._choices import COLLECTOR_MAX_BODY_BYTES
+from open_autoglm.commands._errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-body-bytes",
         type=int,
-        default=DEFAULT_MAX_BODY_BYTES,
+        default=COLLECTOR_MAX_BODY_BYTES,
         help="largest request body, after decompression (default: %(default)s)",
     )
     parser.add_argument(
@@ -70,6 +70,13 @@ def _port(text: str) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from open_autoglm.collector import (
+        Collector,
+        CollectorConfig,
+        CollectorError,
+        write_ready_file,
+    )
+
     try:
         config = CollectorConfig(
             db_path=args.db,

@@ -1,10 +1,10 @@
 """A managed run: collector and server started for the benchmark, stopped after it.
 
-``open-autoglm benchmark --backend X`` (no ``--url``) starts the embedded collector and
-``open-autoglm serve --backend X`` as child processes on free loopback ports, points both the
-server and the load generator at the collector, samples the server's ``/metrics`` while the
-load runs, stops the children (SIGTERM: each flushes what it holds), then builds the report
-from the run directory. Children are stopped on error and on Ctrl-C too.
+:func:`run_managed` (``open-autoglm benchmark --backend X``, no ``--url``) starts the
+embedded collector and ``open-autoglm serve --backend X`` as child processes on free loopback
+ports, points both the server and the load generator at the collector, samples the server's
+``/metrics`` while the load runs, stops the children (SIGTERM: each flushes what it holds),
+then builds the report from the run directory. Children are stopped on error and on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -15,62 +15,38 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import Report, build_report, write_html
-from open_autoglm.analysis._hardware import hardware
-from open_autoglm.analysis._metric_samples import MetricSampler
-from open_autoglm.analysis._report import (
-    METRICS_FILE,
-    RECORDS_FILE,
-    RESULTS_FILE,
-    RUN_FILE,
-    SPANS_FILE,
-)
+from open_autoglm.analysis import Report, RunDirectory, build_report, write_html
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
+    RECORDS_FILE,
     BenchmarkConfig,
     BenchmarkResults,
     ProgressReporter,
     Prompt,
     run_benchmark,
 )
+from open_autoglm.run._errors import RunDirectoryError
+from open_autoglm.run._hardware import hardware
+from open_autoglm.run._metric_sampler import MetricSampler
+from open_autoglm.run._server import ManagedServer
 from open_autoglm.telemetry import TracingConfig
 from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ManagedServer:
-    """How to start the server: ``open-autoglm serve`` arguments after ``--backend``."""
-
-    backend: str
-    model: str | None = None
-    args: tuple[str, ...] = ()
-    start_timeout_s: float = 900.0  # first use of a model may prepare it
-
-    def serve_args(self, otlp_endpoint: str) -> list[str]:
-        out = ["--backend", self.backend]
-        if self.model:
-            out += ["--model", self.model]
-        return [*out, *self.args, "--otlp-endpoint", otlp_endpoint, "--otlp-protocol", "http/json"]
-
-
-class RunDirectoryError(Exception):
-    """The run directory cannot be used (it already holds another run's records)."""
-
-
 def prepare_run_dir(run_dir: Path) -> None:
     """Create ``run_dir``; refuse one that holds another run (records would be mixed)."""
-    for name in (RECORDS_FILE, SPANS_FILE):
-        if (run_dir / name).exists():
+    files = RunDirectory(run_dir)
+    for path in (run_dir / RECORDS_FILE, files.spans_path):
+        if path.exists():
             raise RunDirectoryError(
-                f"{run_dir} already holds a run ({name}); choose a new --run-dir"
+                f"{run_dir} already holds a run ({path.name}); choose a new --run-dir"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -87,7 +63,8 @@ def run_managed(
     """Run the benchmark against a server of our own; return its results and the report
     (both also written to files). Ctrl-C: the report of what finished is still written."""
     prepare_run_dir(run_dir)
-    collector_config = CollectorConfig(db_path=run_dir / SPANS_FILE)
+    files = RunDirectory(run_dir)
+    collector_config = CollectorConfig(db_path=files.spans_path)
     interrupted: BaseException | None = None
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
         endpoint = collector.http_endpoint
@@ -100,14 +77,14 @@ def run_managed(
             log_path=run_dir / "server.log",
         ) as process:
             _write_run_file(run_dir, server, process.url)
-            sampler = MetricSampler(process.url, run_dir / METRICS_FILE).start()
+            sampler = MetricSampler(process.url, files.metrics_path).start()
             config = dataclasses.replace(
                 bench,
                 endpoint=dataclasses.replace(bench.endpoint, url=process.url),
                 tracing=TracingConfig(
                     service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
                 ),
-                output_path=run_dir / RESULTS_FILE,
+                output_path=files.results_path,
                 records_path=run_dir / RECORDS_FILE,
             )
             try:
@@ -139,9 +116,9 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "model": health.get("model", server.model),
         "simulated": bool(health.get("simulated", False)),
         "runtime": health.get("runtime") or {},
-        "server_args": list(server.args),
+        "server_args": server.server_args(),
         "url": url,
         "hardware": hardware(),
         "started_unix_ns": time.time_ns(),
     }
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    (RunDirectory(run_dir).run_path).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from open_autoglm._errors import UsageError
-from open_autoglm.dashboards._push_command import add_push_parser
+from open_autoglm.commands._dashboards_push import add_push_parser
+from open_autoglm.commands._errors import UsageError
 
 _DEFAULT_OUT = Path("dashboards")
 

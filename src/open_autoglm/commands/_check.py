@@ -1,18 +1,13 @@
-"""``open-autoglm check`` (the release gate) and ``open-autoglm compare`` (backends side by
-side)."""
+"""``open-autoglm check``: the release gate (objectives, and regressions against a baseline)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from open_autoglm._errors import UsageError
-from open_autoglm.analysis._compare import FORMATS, compare_rows, render
-from open_autoglm.analysis._gate import RegressionConfig, check_report
-from open_autoglm.analysis._slo import parse_error_rate, parse_slo
+from open_autoglm.commands._errors import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -42,20 +37,12 @@ def register(subparsers: Any) -> None:
     check.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     check.set_defaults(run=run_check)
 
-    compare = subparsers.add_parser(
-        "compare",
-        help="compare runs side by side: latency, tokens/s, peak memory, P95, error rate",
-        description="The backend comparison table of several reports, one row per level.",
-    )
-    compare.add_argument("reports", type=Path, nargs="+", help="report.json files")
-    compare.add_argument("--format", choices=FORMATS, default="text")
-    compare.add_argument("--level", type=int, help="only this level (its index) of each report")
-    compare.add_argument("--output", type=Path, help="write here instead of stdout")
-    compare.set_defaults(run=run_compare)
-
 
 def run_check(args: argparse.Namespace) -> int:
-    objectives = list(parse_slo(args.slo)) if args.slo is not None else []
+    from open_autoglm.analysis import RegressionConfig, check_report
+    from open_autoglm.objectives import parse_error_rate, parse_gate
+
+    objectives = list(parse_gate(args.slo)) if args.slo is not None else []
     if args.max_error_rate is not None:
         if any(o.metric == "error_rate" for o in objectives):
             raise UsageError("give the error rate once: in --slo or --max-error-rate")
@@ -76,19 +63,3 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         print(result.table(markdown=args.format == "markdown"))
     return result.exit_code
-
-
-def run_compare(args: argparse.Namespace) -> int:
-    rows = compare_rows(args.reports, level=args.level)
-    if not rows:
-        raise UsageError("the reports have no levels to compare")
-    text = render(rows, args.format)
-    if args.output is not None:
-        try:
-            args.output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-        print(f"comparison: {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0

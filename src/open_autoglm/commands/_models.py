@@ -1,19 +1,14 @@
-"""``open-autoglm models``: list, prepare and locate the models the backends can run."""
+"""``open-autoglm models``: list, prepare and locate the models the backends can run.
+
+Model preparation (numpy, onnx) is imported in each action's function.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from open_autoglm.instrumented_servers.models import (
-    KNOWN_MODELS,
-    VARIANTS,
-    Variant,
-    is_prepared,
-    model_dir,
-    prepare_model,
-    resolve_model,
-)
+from open_autoglm.commands._choices import DEFAULT_MODEL_VARIANT, KNOWN_MODELS, MODEL_VARIANTS
 
 
 def register(subparsers: Any) -> None:
@@ -28,11 +23,11 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(run=_run_list)
 
     prepare = commands.add_parser("prepare", help="write the HF folder and the ONNX models")
-    prepare.add_argument("name", help=f"model name: {', '.join(sorted(KNOWN_MODELS))}")
+    prepare.add_argument("name", help=f"model name: {', '.join(KNOWN_MODELS)}")
     prepare.add_argument(
         "--variant",
         action="append",
-        choices=VARIANTS,
+        choices=MODEL_VARIANTS,
         help="prepare only this variant (repeatable; default: all)",
     )
     prepare.add_argument("--force", action="store_true", help="rebuild even if prepared")
@@ -40,11 +35,18 @@ def register(subparsers: Any) -> None:
 
     path = commands.add_parser("path", help="print the folder of a prepared model")
     path.add_argument("name")
-    path.add_argument("--variant", choices=VARIANTS, default="onnx-int4")
+    path.add_argument("--variant", choices=MODEL_VARIANTS, default=DEFAULT_MODEL_VARIANT)
     path.set_defaults(run=_run_path)
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    from open_autoglm.instrumented_servers.models import (
+        KNOWN_MODELS,
+        VARIANTS,
+        is_prepared,
+        model_dir,
+    )
+
     for name, model in sorted(KNOWN_MODELS.items()):
         ready = [v for v in VARIANTS if is_prepared(model_dir(name, v))]
         state = f"prepared: {', '.join(ready)}" if ready else "not prepared"
@@ -53,6 +55,8 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
+    from open_autoglm.instrumented_servers.models import VARIANTS, Variant, prepare_model
+
     variants: list[Variant] = args.variant or list(VARIANTS)
     for variant, folder in prepare_model(args.name, variants, force=args.force).items():
         print(f"{variant}\t{folder}")
@@ -60,5 +64,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _run_path(args: argparse.Namespace) -> int:
+    from open_autoglm.instrumented_servers.models import resolve_model
+
     print(resolve_model(args.name, args.variant, prepare=False))
     return 0

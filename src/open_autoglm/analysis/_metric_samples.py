@@ -4,7 +4,7 @@ The file is written by :class:`open_autoglm.run.MetricSampler`: one JSON object 
 ``unix_ns`` and the gauges it keeps (``rss_bytes``, ``peak_rss_bytes``, ``queue_depth``,
 ``batch_size``, ``batch_cap``, ``kv_cache_usage``, ``preemptions_total``,
 ``gpu_memory_used_bytes``, ``gpu_utilization``), from our server's metrics or those of a server
-we did not start (vLLM, SGLang, TGI: :mod:`open_autoglm.run` names the families).
+we did not start (vLLM, SGLang, TGI; the sampler names the families).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ it gives what our own server gives (the telemetry contract in design.md):
   annotated with the GenAI attributes (model, tokens, finish reason, backend);
 * its ``tokenize``, ``queue``, ``prefill`` and ``decode`` children, from vLLM's own
   per-request stamps (``RequestStateStats``) mapped by the ``vllm`` backend's code
-  (:mod:`open_autoglm.instrumented_servers.backends.vllm._compat`). ``tokenize`` runs from
+  (:mod:`open_autoglm.instrumented_servers.backends.vllm.compat`). ``tokenize`` runs from
   vLLM's arrival stamp to the call of ``AsyncLLM.generate``: vLLM renders the chat template
   and tokenizes in one step;
 * our latency histograms (``gen_ai_server_*``, ``autoglm_stage_duration_seconds``) with
@@ -131,7 +131,7 @@ class _Session:
             )  # fmt: skip
 
     def _patch(self, module: ModuleType) -> None:
-        from open_autoglm.instrumented_servers.backends.vllm import _compat as compat
+        from open_autoglm.instrumented_servers.backends.vllm import compat
 
         self.compat = compat
         cls = compat.async_llm_class(module)
@@ -187,9 +187,7 @@ class _Session:
         found = self._telemetry.get(model)
         if found is not None:
             return found
-        from open_autoglm.instrumented_servers._backend import BackendLoad
-        from open_autoglm.instrumented_servers._metrics import ServerMetrics
-        from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry
+        from open_autoglm.instrumented_servers import BackendLoad, RequestTelemetry, ServerMetrics
 
         own = CollectorRegistry(auto_describe=True)
         metrics = ServerMetrics(
@@ -280,8 +278,7 @@ class _Watch:
             session.running -= 1
         else:
             session.waiting -= 1
-        from open_autoglm.instrumented_servers._backend import StageTimes
-        from open_autoglm.instrumented_servers._request_telemetry import RequestRecord
+        from open_autoglm.instrumented_servers import ServedRequest, StageTimes
 
         compat = session.compat
         view = self._last
@@ -306,7 +303,7 @@ class _Watch:
         stages.decode_steps = self._steps
         stages.batch_size_sum = self._batch_sum
         span = self._span
-        record = RequestRecord(
+        record = ServedRequest(
             operation=_operation(span),
             model=self._model,
             arrival_ns=arrival_perf,

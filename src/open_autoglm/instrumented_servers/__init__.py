@@ -1,4 +1,5 @@
-"""The instrumented OpenAI-compatible server, its backend interface and backends."""
+"""The instrumented OpenAI-compatible server, its backend interface and backends; the request
+telemetry (stage spans, histograms with exemplars) that the vLLM instrumentor reuses."""
 
 from open_autoglm.instrumented_servers._app import create_app
 from open_autoglm.instrumented_servers._backend import (
@@ -20,6 +21,8 @@ from open_autoglm.instrumented_servers._backend import (
 )
 from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from open_autoglm.instrumented_servers._errors import ServerError
+from open_autoglm.instrumented_servers._metrics import ServerMetrics
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
@@ -43,9 +46,12 @@ __all__ = [
     "GenerationRequest",
     "ImageInput",
     "QueueFullError",
+    "RequestTelemetry",
     "SamplingParams",
+    "ServedRequest",
     "ServerConfig",
     "ServerError",
+    "ServerMetrics",
     "ServerProcess",
     "ServerStartError",
     "StageTimes",

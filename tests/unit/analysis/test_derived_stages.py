@@ -17,9 +17,10 @@ from open_autoglm.analysis._derived_stages import (
     derived_span_id,
     stages_of_llm_request,
 )
+from open_autoglm.analysis._run_directory import RunDirectory
 from open_autoglm.analysis._stages import stage_breakdown
-from open_autoglm.analysis._synthetic import write_span_store
 from open_autoglm.attach import vllm_spans as vs
+from open_autoglm.collector import write_span_store
 from open_autoglm.telemetry import names as n
 
 T0 = 1_700_000_000_000_000_000
@@ -216,10 +217,11 @@ def test_a_read_only_store_is_an_error_not_a_silent_skip(tmp_path: Path) -> None
 
 
 def test_stage_breakdown_and_ttft_split_work_on_derived_stages(tmp_path: Path) -> None:
-    store, records = _store(tmp_path)
+    store, _ = _store(tmp_path)
     with duckdb.connect(str(store)) as con:
         add_derived_stages(con)
-    breakdown = stage_breakdown(store, records)
+    with RunDirectory(tmp_path) as run:
+        breakdown = stage_breakdown(run)
     assert breakdown.requests == 3
     assert breakdown.with_server_spans == 3
     queue = breakdown.stages_ms["queue"]

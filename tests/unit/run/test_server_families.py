@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from open_autoglm.analysis._metric_samples import summarize_samples
-from open_autoglm.analysis._server_families import parse_sample
+from open_autoglm.run import parse_sample
 from open_autoglm.telemetry import names as n
 
 # As vLLM 0.32's /metrics writes them (labels trimmed to what matters here).

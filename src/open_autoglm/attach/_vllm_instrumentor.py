@@ -18,7 +18,9 @@ it gives what our own server gives (the telemetry contract in design.md):
 * our latency histograms (``gen_ai_server_*``, ``autoglm_stage_duration_seconds``) with
   ``trace_id`` exemplars, on vLLM's own ``/metrics`` (the default Prometheus registry that
   vLLM serves; with ``PROMETHEUS_MULTIPROC_DIR`` set vLLM serves another one, and this is
-  logged once).
+  logged once). vLLM answers ``/metrics`` in the Prometheus text format only, which cannot
+  carry exemplars, so a ``GET /metrics`` route that negotiates the format (OpenMetrics when
+  asked, as Prometheus does for exemplars; the same text otherwise) goes in front of it.
 
 How: it waits for vLLM's ``AsyncLLM`` module to be imported (it never imports vLLM itself,
 so it loads cleanly, and does nothing, where vLLM is absent or in vLLM's engine-core process)
@@ -64,6 +66,9 @@ _API_SERVER_MODULES: Final = (
     "vllm.entrypoints.launchers.api_server.entry",
     "vllm.entrypoints.openai.api_server",
 )
+#: Where vLLM's server mounts ``/metrics`` (0.32): the prometheus-fastapi-instrumentator route
+#: it adds answers in the text format only, which has no exemplars.
+_METRICS_ROUTER_MODULE: Final = "vllm.entrypoints.serve.instrumentator.metrics"
 #: Marks a wrapped ``generate`` and keeps the original.
 _ORIGINAL: Final = "__open_autoglm_original__"
 BACKEND_NAME: Final = "vllm"
@@ -90,6 +95,8 @@ class _Session:
     instrument_fastapi: bool
     active: bool = True
     patched: list[tuple[Any, Callable[..., Any]]] = field(default_factory=list)
+    #: (module, attribute, original) of the functions wrapped
+    wrapped: list[tuple[Any, str, Callable[..., Any]]] = field(default_factory=list)
     warned: set[str] = field(default_factory=set)
     waiting: int = 0
     running: int = 0
@@ -129,6 +136,31 @@ class _Session:
                 "missing", "open-autoglm: vLLM's server runs without %s (vLLM internals moved); "
                 "no stage spans or open-autoglm metrics for its requests", _ASYNC_LLM_MODULE,
             )  # fmt: skip
+
+    def on_metrics_router(self, module: ModuleType) -> None:
+        """vLLM's ``/metrics`` router: put a route that negotiates the format in front."""
+        if not self.active:
+            return
+        original = getattr(module, "attach_router", None)
+        if original is None or not callable(original):
+            self.warn_once(
+                "metrics-route", "open-autoglm: %s has no attach_router (vLLM internals moved); "
+                "/metrics stays in the text format, without exemplars", module.__name__,
+            )  # fmt: skip
+            return
+        if hasattr(original, _ORIGINAL):
+            return
+        session = self
+
+        @functools.wraps(original)
+        def attach_router(app: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(app, *args, **kwargs)
+            _safe(session, "metrics route", lambda: _negotiated_metrics_route(app))
+            return result
+
+        setattr(attach_router, _ORIGINAL, original)
+        module.attach_router = attach_router  # type: ignore[attr-defined]
+        self.wrapped.append((module, "attach_router", original))
 
     def _patch(self, module: ModuleType) -> None:
         from open_autoglm.instrumented_servers.backends.vllm import compat
@@ -211,6 +243,9 @@ class _Session:
         for cls, original in self.patched:
             cls.generate = original
         self.patched.clear()
+        for module, name, function in self.wrapped:
+            setattr(module, name, function)
+        self.wrapped.clear()
         for bridge in self._bridges:
             self.registry.unregister(bridge)
         self._bridges.clear()
@@ -325,6 +360,25 @@ class _Watch:
         session.telemetry(self._model).finish(span, record)
 
 
+def _negotiated_metrics_route(app: Any) -> None:
+    """``GET /metrics`` first in ``app``'s routes, answering from the registry vLLM serves in
+    the format the scraper asks for (OpenMetrics, with exemplars, or the text format)."""
+    from prometheus_client.exposition import choose_encoder
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from open_autoglm.instrumented_servers.backends.vllm import compat
+
+    registry = compat.served_registry()
+
+    async def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers={"Content-Type": content_type})
+
+    app.router.routes.insert(0, Route("/metrics", metrics, methods=["GET"]))
+
+
 def _fastapi_has_defaults() -> bool:
     """Whether FastAPI was instrumented with no settings at all (what ``opentelemetry-instrument``
     does). Reads the instrumented class's kwargs (opentelemetry-instrumentation-fastapi
@@ -420,6 +474,7 @@ class VllmInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrapt.register_post_import_hook(session.on_async_llm, _ASYNC_LLM_MODULE)
         for name in _API_SERVER_MODULES:
             wrapt.register_post_import_hook(session.on_api_server, name)
+        wrapt.register_post_import_hook(session.on_metrics_router, _METRICS_ROUTER_MODULE)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         del kwargs

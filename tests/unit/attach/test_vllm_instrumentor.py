@@ -342,3 +342,47 @@ def test_fastapi_gets_the_contracts_settings_even_when_instrumented_first(
         instrumentor.uninstrument()
     assert fastapi.FastAPI is plain
     assert not FastAPIInstrumentor().is_instrumented_by_opentelemetry
+
+
+async def test_metrics_route_negotiates_openmetrics_so_exemplars_reach_the_scraper(
+    fake_vllm: types.ModuleType, provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastapi
+    from fastapi.testclient import TestClient
+    from prometheus_client import REGISTRY, generate_latest
+
+    router = types.ModuleType("vllm.entrypoints.serve.instrumentator.metrics")
+
+    def attach_router(app: fastapi.FastAPI) -> None:  # vLLM's: the text format only
+        @app.get("/metrics")
+        async def text_only() -> fastapi.Response:
+            return fastapi.Response(generate_latest(REGISTRY), media_type="text/plain")
+
+    router.attach_router = attach_router  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, router.__name__, router)
+    instrumentor = VllmInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, instrument_fastapi=False)
+    try:
+        trace_id, _ = await serve_one(provider, FakeAsyncLLM(tokens=2), Params())
+        app = fastapi.FastAPI()
+        router.attach_router(app)  # type: ignore[attr-defined]
+        with TestClient(app) as client:
+            open_metrics = client.get(
+                "/metrics", headers={"Accept": "application/openmetrics-text"}
+            )
+            text = client.get("/metrics")
+        assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert format(trace_id, "032x") in set(EXEMPLAR.findall(open_metrics.text))
+        assert text.headers["content-type"].startswith("text/plain")
+        assert f"{n.METRIC_TTFT}_count" in text.text
+        assert not EXEMPLAR.search(text.text)
+    finally:
+        instrumentor.uninstrument()
+    assert router.attach_router is attach_router  # type: ignore[attr-defined]
+    assert (
+        REGISTRY.get_sample_value(
+            f"{n.METRIC_TTFT}_count",
+            {"backend": "vllm", "model": "smollm2-135m", "operation": "chat"},
+        )
+        is None
+    )  # our metrics left vLLM's registry with uninstrument()

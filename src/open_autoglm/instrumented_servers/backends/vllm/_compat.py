@@ -271,6 +271,11 @@ def is_client_error(exc: BaseException) -> bool:
     return isinstance(exc, VLLMClientError | ValueError)
 
 
+def served_registry() -> Any:
+    """The registry vLLM's server serves on ``/metrics`` (multiprocess-aware)."""
+    return _registry()
+
+
 def _registry() -> Any:
     """The registry vLLM's Prometheus stat logger writes to (multiprocess-aware)."""
     try:

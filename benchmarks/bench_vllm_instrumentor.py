@@ -31,9 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_vllm_server import MODEL, Server, _free_port, _vllm_env, load, wait_for_quiet
+from bench_vllm_server import MODEL, Server, _vllm_env, load, wait_for_quiet
 from open_autoglm.instrumented_servers.models import resolve_model
-from open_autoglm.testing import OtlpSink
+from open_autoglm.testing import OtlpSink, free_port
 
 ENTRY_POINT = ("opentelemetry_instrumentor", "open_autoglm_vllm")
 
@@ -88,9 +88,9 @@ def main() -> None:
                 p for p in (traced_env.get("PYTHONPATH"), extra) if p
             )
         traced = Server("vLLM + instrumentor", [str(instrument), *vllm], traced_env,
-                        work / "traced.log", _free_port())  # fmt: skip
+                        work / "traced.log", free_port())  # fmt: skip
         traced.cmd += ["--port", str(traced.port)]
-        plain = Server("vLLM", list(vllm), env, work / "plain.log", _free_port())
+        plain = Server("vLLM", list(vllm), env, work / "plain.log", free_port())
         plain.cmd += ["--port", str(plain.port)]
         servers = (traced, plain)
         loads: list[tuple[float, float]] = []

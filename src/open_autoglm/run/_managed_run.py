@@ -95,14 +95,21 @@ def run_managed(
                 interrupted = exc
             finally:
                 sampler.stop()
+    report = write_report(run_dir, report_path)
+    if interrupted is not None:
+        raise interrupted
+    return results, report
+
+
+def write_report(run_dir: Path, report_path: Path) -> Report:
+    """Build the report of ``run_dir``; write it to ``report_path`` (HTML beside it) and, when
+    that is elsewhere, to the run directory too."""
     report = build_report(run_dir)
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
     if report_path.resolve() != (run_dir / "report.json").resolve():
         report.write(run_dir / "report.json")
-    if interrupted is not None:
-        raise interrupted
-    return results, report
+    return report
 
 
 def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:

@@ -105,6 +105,22 @@ def parse_sample(text: str) -> dict[str, float]:
     return sample
 
 
+#: Prefixes of the metric families that name a server (vLLM, SGLang, TGI).
+_SERVER_PREFIXES: Final = (("vllm:", "vllm"), ("sglang:", "sglang"), ("tgi_", "tgi"))
+
+
+def detect_server(text: str) -> str | None:
+    """Which known server wrote this metrics page (``vllm``, ``sglang``, ``tgi``), by its
+    families; None when none is recognised (our own server included: it names itself)."""
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name = line[7:]
+            for prefix, server in _SERVER_PREFIXES:
+                if name.startswith(prefix):
+                    return server
+    return None
+
+
 def _sample_names(family: str, kind: str) -> Iterable[str]:
     """The sample names that carry a family's value (a counter's is ``<family>_total``)."""
     return (family, f"{family}_total") if kind == "counter" else (family,)

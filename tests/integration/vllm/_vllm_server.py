@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,15 +20,10 @@ from types import TracebackType
 import httpx
 
 from open_autoglm._child_process import ChildExitedError, ChildNotReadyError, ChildProcess
+from open_autoglm.testing import free_port
 
 ENTRY_POINT_GROUP = "opentelemetry_instrumentor"
 ENTRY_POINT_NAME = "open_autoglm_vllm"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def vllm_env(workspace: Path) -> dict[str, str]:

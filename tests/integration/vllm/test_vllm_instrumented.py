@@ -151,6 +151,9 @@ def test_metrics_exemplars_point_at_stored_traces(
     assert f'{n.METRIC_STAGE_DURATION}_bucket{{backend="vllm"' in text
 
 
+# importing vLLM here (the other tests only talk to its server) warns about torch internals
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_uninstrument_gives_vllm_its_async_llm_back() -> None:
     from vllm.v1.engine.async_llm import AsyncLLM
 

@@ -97,6 +97,7 @@ def render_html(report: Report) -> str:
         }
         out.append(f"<h3>{name} (CDF)</h3>" + cdf_chart(series, f"{name}, ms", f"{name} CDF"))
     out.append(_stages_section(report))
+    out.append(_resources_section(report))
     out.append("</body></html>")
     return "".join(out)
 
@@ -135,6 +136,37 @@ def _levels_table(levels: list[dict[str, Any]]) -> str:
             _fmt(lv.get("goodput"), 2),
         ])  # fmt: skip
     return _table(header, rows)
+
+
+def _resources_section(report: Report) -> str:
+    """What the server's /metrics said during the run: memory, queue, batch, KV cache, GPU."""
+    res = report.resources
+    if not res.samples:
+        return "<h2>Server resources</h2><p>No samples of the server's metrics.</p>"
+    source = report.run.get("server_metrics_url") or "the server's /metrics"
+
+    def mib(value: float | None) -> str:
+        return _fmt(value / 2**20 if value else None, unit=" MiB")
+
+    def pct(value: float | None) -> str:
+        return _fmt(100 * value if value is not None else None, unit=" %")
+
+    rows = [
+        ["resident memory", mib(res.server_rss_peak_bytes), mib(res.server_rss_mean_bytes)],
+        ["waiting requests (queue depth)", _fmt(res.queue_depth_max), _fmt(res.queue_depth_mean)],
+        ["running requests (batch size)", _fmt(res.batch_size_max), _fmt(res.batch_size_mean)],
+        ["KV-cache usage", pct(res.kv_cache_usage_max), pct(res.kv_cache_usage_mean)],
+        ["GPU memory", mib(res.gpu_memory_peak_bytes), "–"],
+        ["GPU utilisation", "–", pct(res.gpu_utilization_mean)],
+    ]
+    preempted = (
+        f" {res.preemptions} preemptions during the run." if res.preemptions is not None else ""
+    )
+    return (
+        f"<h2>Server resources</h2><p>{res.samples} samples of "
+        f"<code>{escape(str(source))}</code>.{escape(preempted)}</p>"
+        + _table(["", "peak", "mean"], rows)
+    )
 
 
 def _stages_section(report: Report) -> str:

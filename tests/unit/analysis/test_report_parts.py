@@ -96,3 +96,25 @@ def test_html_escapes_model_names_and_errors() -> None:
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "simulated backend" in html
+
+
+def test_the_html_report_shows_kv_cache_pressure_and_queue_of_an_attached_server() -> None:
+    resources = ResourceSummary(
+        samples=12, server_rss_peak_bytes=2 * 2**30, server_rss_mean_bytes=1.5 * 2**30,
+        gpu_memory_peak_bytes=None, gpu_utilization_mean=None, queue_depth_max=6.0,
+        batch_size_max=2.0, batch_size_mean=1.5, queue_depth_mean=2.5,
+        kv_cache_usage_max=0.9, kv_cache_usage_mean=0.5, preemptions=3,
+    )  # fmt: skip
+    hostile = "http://x/<script>"
+    report = Report(
+        version="open-autoglm.report/1", tool_version="0", created_unix_ns=0,
+        run={"mode": "attached", "backend": "vllm", "model": "m", "server_metrics_url": hostile},
+        load={"endpoint": {"url": "http://x"}, "levels": []}, resources=resources, stages=None,
+    )  # fmt: skip
+    html = render_html(report)
+    section = html[html.index("<h2>Server resources</h2>") :]
+    assert "12 samples of <code>http://x/&lt;script&gt;</code>" in section
+    assert "3 preemptions during the run" in section
+    assert "<td>KV-cache usage</td><td>90.0 %</td><td>50.0 %</td>" in section
+    assert "<td>waiting requests (queue depth)</td><td>6.0</td><td>2.5</td>" in section
+    assert "<td>resident memory</td><td>2,048.0 MiB</td><td>1,536.0 MiB</td>" in section

@@ -10,6 +10,7 @@ we did not start (vLLM, SGLang, TGI; the sampler names the families).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,49 @@ class ResourceSummary:
         return asdict(self)
 
 
+def read_samples(path: Path) -> list[dict[str, float]]:
+    """The samples in ``path`` (none when it is missing)."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def resources_by_level(path: Path, levels: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The server's gauges during each level (its window: ``started_unix_ns`` plus
+    ``duration_s``): samples, mean and peak queue depth, mean running batch, peak KV-cache
+    usage, preemptions. One dict a level that has samples, keyed by the level's ``index``."""
+    rows = [r for r in read_samples(path) if "unix_ns" in r]
+    out = []
+    for i, level in enumerate(levels):
+        start = level.get("started_unix_ns")
+        duration = level.get("duration_s")
+        if not isinstance(start, int | float) or not isinstance(duration, int | float):
+            continue
+        end = start + duration * 1e9
+        inside = [r for r in rows if start <= r["unix_ns"] <= end]
+        if not inside:
+            continue
+
+        def col(key: str, inside: list[dict[str, float]] = inside) -> list[float]:
+            return [r[key] for r in inside if key in r]
+
+        queue, batch, kv, pre = (col(k) for k in (
+            "queue_depth", "batch_size", "kv_cache_usage", "preemptions_total"))  # fmt: skip
+        out.append({
+            "level": int(level.get("index", i)),
+            "samples": len(inside),
+            "queue_depth_mean": sum(queue) / len(queue) if queue else None,
+            "queue_depth_max": max(queue) if queue else None,
+            "batch_size_mean": sum(batch) / len(batch) if batch else None,
+            "kv_cache_usage_max": max(kv) if kv else None,
+            "preemptions": int(max(pre) - min(pre)) if pre else None,
+        })  # fmt: skip
+    return out
+
+
 def summarize_samples(path: Path) -> ResourceSummary:
-    rows: list[dict[str, float]] = []
-    if path.exists():
-        with path.open(encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
+    rows = read_samples(path)
 
     def col(key: str) -> list[float]:
         return [r[key] for r in rows if key in r]

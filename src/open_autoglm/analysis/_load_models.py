@@ -237,7 +237,7 @@ def fit_load_models(
     nxt = next_load if next_load is not None else _next_load([float(p.load) for p in pts])
     decay_fit = _fit("decay", pts, nxt, bootstrap, seed)
     usl_fit = _fit("usl", pts, nxt, bootstrap, seed)
-    summary = (usl_fit.sentence, decay_fit.sentence)
+    summary: tuple[str, ...] = (usl_fit.sentence, decay_fit.sentence)
     if (server := server_sentence(pts)) is not None:
         summary += (server,)
     return LoadModels(decay=decay_fit, usl=usl_fit, summary=summary)

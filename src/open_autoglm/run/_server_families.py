@@ -97,10 +97,10 @@ def parse_sample(text: str) -> dict[str, float]:
         if values:
             seen[family.name] = values
     sample: dict[str, float] = {}
-    for key, (families, how) in SAMPLE_FAMILIES.items():
-        for family in families:
-            if family in seen:
-                sample[key] = float(_combine(seen[family], how))
+    for key, (names, how) in SAMPLE_FAMILIES.items():
+        for name in names:
+            if name in seen:
+                sample[key] = float(_combine(seen[name], how))
                 break
     return sample
 

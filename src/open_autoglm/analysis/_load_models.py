@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 
+from open_autoglm.analysis._metric_samples import LevelResources
 from open_autoglm.loadgen import is_measured, is_ok
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,18 +47,33 @@ class LevelPoint:
     latency_ms: float
     label: str = ""
     latencies_ms: tuple[float, ...] = ()
-    #: the server's own gauges during the level (``resources_by_level``), when sampled
-    server: Mapping[str, Any] | None = None
+    #: the server's own gauges during the level (:func:`resources_by_level`), when sampled
+    server: LevelResources | None = None
+
+    def summary(self) -> PointSummary:
+        return PointSummary(
+            load=self.load,
+            throughput=self.throughput,
+            latency_ms=self.latency_ms,
+            label=self.label,
+            requests=len(self.latencies_ms) or None,
+            server=self.server,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "load": self.load,
-            "throughput": self.throughput,
-            "latency_ms": self.latency_ms,
-            "label": self.label,
-            "requests": len(self.latencies_ms) or None,
-            "server": dict(self.server) if self.server else None,
-        }
+        return asdict(self.summary())
+
+
+@dataclass(frozen=True, slots=True)
+class PointSummary:
+    """A level as the report keeps it: the per-request latencies reduced to their count."""
+
+    load: float
+    throughput: float
+    latency_ms: float
+    label: str
+    requests: int | None  # per-request latencies the bootstrap resampled (None: none)
+    server: LevelResources | None = None  # the server's gauges during the level, if sampled
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +85,7 @@ class Estimate:
     high: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high}
+        return asdict(self)
 
     def describe(self, fmt: str = ".3g", unit: str = "") -> str:
         if self.low is None and self.high is None:
@@ -103,33 +119,76 @@ class ModelFit:
         p = [self.parameters[k].value for k in _PARAMS[self.model]]
         return np.asarray(_MODELS[self.model](x, *p), dtype=np.float64)
 
-    def curve(self, points: int = 64) -> dict[str, list[float]]:
+    def curve(self, points: int = 64) -> Curve:
         """The fitted curve from 0 to past the last level, for plotting with the points."""
         if not self.points or not self.parameters:
-            return {"load": [], "value": []}
+            return Curve(load=[], value=[])
         top = max(p.load for p in self.points)
         top = max(top, self.next_load or 0.0, self.knee.value if self.knee else 0.0) * 1.1
         x = np.linspace(min(1.0, top / points), top, points)
-        return {"load": x.tolist(), "value": self.predict(x).tolist()}
+        return Curve(load=x.tolist(), value=self.predict(x).tolist())
+
+    def summary(self) -> FitSummary:
+        return FitSummary(
+            model=self.model,
+            formula=_FORMULAS[self.model],
+            supported=self.supported,
+            reason=self.reason,
+            parameters=dict(self.parameters),
+            r_squared=self.r_squared,
+            rmse=self.rmse,
+            knee=self.knee,
+            peak=self.peak,
+            next_load=self.next_load,
+            prediction=self.prediction,
+            bootstrap_draws=self.bootstrap_draws,
+            sentence=self.sentence,
+            points=[p.summary() for p in self.points],
+            curve=self.curve(),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "formula": _FORMULAS[self.model],
-            "supported": self.supported,
-            "reason": self.reason,
-            "parameters": {k: v.to_json() for k, v in self.parameters.items()},
-            "r_squared": self.r_squared,
-            "rmse": self.rmse,
-            "knee": None if self.knee is None else self.knee.to_json(),
-            "peak": None if self.peak is None else self.peak.to_json(),
-            "next_load": self.next_load,
-            "prediction": None if self.prediction is None else self.prediction.to_json(),
-            "bootstrap_draws": self.bootstrap_draws,
-            "sentence": self.sentence,
-            "points": [p.to_json() for p in self.points],
-            "curve": self.curve(),
-        }
+        return asdict(self.summary())
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A fitted curve sampled for plotting: ``value`` (throughput, or latency in ms) at
+    ``load`` (requests in flight); both empty without a fit."""
+
+    load: list[float]
+    value: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class FitSummary:
+    """A fit as the report keeps it (``diagnosis.load_models.decay|usl``): the parameters
+    and intervals, the formula in words, the levels and the curve to plot."""
+
+    model: ModelName
+    formula: str
+    supported: bool
+    reason: str | None
+    parameters: dict[str, Estimate]
+    r_squared: float | None
+    rmse: float | None
+    knee: Estimate | None
+    peak: Estimate | None
+    next_load: float | None
+    prediction: Estimate | None
+    bootstrap_draws: int
+    sentence: str
+    points: list[PointSummary]
+    curve: Curve
+
+
+@dataclass(frozen=True, slots=True)
+class LoadModelsSummary:
+    """The load models as the report keeps them (``diagnosis.load_models``)."""
+
+    decay: FitSummary
+    usl: FitSummary
+    summary: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +197,11 @@ class LoadModels:
     usl: ModelFit
     summary: tuple[str, ...] = field(default=())
 
+    def report(self) -> LoadModelsSummary:
+        return LoadModelsSummary(self.decay.summary(), self.usl.summary(), list(self.summary))
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "decay": self.decay.to_json(),
-            "usl": self.usl.to_json(),
-            "summary": list(self.summary),
-        }
+        return asdict(self.report())
 
 
 # ---------------------------------------------------------------- the models
@@ -186,13 +244,13 @@ def points_from_levels(
     records: Sequence[Mapping[str, Any]] | None = None,
     *,
     throughput: Literal["requests", "output_tokens"] = "requests",
-    server: Sequence[Mapping[str, Any]] = (),
+    server: Sequence[LevelResources] = (),
 ) -> list[LevelPoint]:
     """Points from the load generator's per-level results (``LevelResult`` as JSON): load is
     the concurrency of a closed-loop level, else its mean requests in flight; latency the mean
     E2E. ``records`` (``requests.jsonl`` lines) add each level's request latencies, ``server``
-    (``resources_by_level``) the server's gauges during each level."""
-    by_index = {int(s["level"]): s for s in server}
+    (:func:`resources_by_level`) the server's gauges during each level."""
+    by_index = {s.level: s for s in server}
     by_level: dict[int, list[float]] = {}
     for r in records or ():
         measured = is_measured(r.get("phase"), r.get("status")) and is_ok(r.get("status"))
@@ -246,23 +304,24 @@ def fit_load_models(
 def server_sentence(points: Sequence[LevelPoint]) -> str | None:
     """What the server's own gauges say over the levels: the load at which requests start to
     wait in its queue, how full its KV cache got, its preemptions. None without gauges."""
-    pts = sorted((p for p in points if p.server), key=lambda p: p.load)
-    if not pts:
+    pts = sorted((p for p in points if p.server is not None), key=lambda p: p.load)
+    gauges = [(p, p.server) for p in pts if p.server is not None]
+    if not gauges:
         return None
     parts = []
-    queued = next((p for p in pts if ((p.server or {}).get("queue_depth_mean") or 0) >= 1), None)
+    queued = next(((p, g) for p, g in gauges if (g.queue_depth_mean or 0) >= 1), None)
     if queued is not None:
-        depth = (queued.server or {})["queue_depth_mean"]
         parts.append(
-            f"requests start to wait in its queue at load {queued.load:g} (mean depth {depth:.1f})"
+            f"requests start to wait in its queue at load {queued[0].load:g} "
+            f"(mean depth {queued[1].queue_depth_mean:.1f})"
         )
-    elif any((p.server or {}).get("queue_depth_mean") is not None for p in pts):
+    elif any(g.queue_depth_mean is not None for _, g in gauges):
         parts.append("no request waited in its queue at any level")
-    kv = [(v, p) for p in pts if (v := (p.server or {}).get("kv_cache_usage_max")) is not None]
+    kv = [(g.kv_cache_usage_max, p) for p, g in gauges if g.kv_cache_usage_max is not None]
     if kv:
         top, at = max(kv, key=lambda item: item[0])
         parts.append(f"its KV cache is at most {100 * top:.0f} % full (load {at.load:g})")
-    preempted = sum((p.server or {}).get("preemptions") or 0 for p in pts)
+    preempted = sum(g.preemptions or 0 for _, g in gauges)
     if preempted:
         parts.append(f"{preempted} requests were preempted")
     if not parts:

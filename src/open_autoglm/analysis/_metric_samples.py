@@ -47,10 +47,22 @@ def read_samples(path: Path) -> list[dict[str, float]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def resources_by_level(path: Path, levels: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class LevelResources:
+    """The server's gauges during one level (the samples in its window); None: not exposed."""
+
+    level: int  # the level's index
+    samples: int
+    queue_depth_mean: float | None = None
+    queue_depth_max: float | None = None
+    batch_size_mean: float | None = None
+    kv_cache_usage_max: float | None = None  # a fraction, 1 = full
+    preemptions: int | None = None  # growth of the server's counter during the level
+
+
+def resources_by_level(path: Path, levels: Sequence[Mapping[str, Any]]) -> list[LevelResources]:
     """The server's gauges during each level (its window: ``started_unix_ns`` plus
-    ``duration_s``): samples, mean and peak queue depth, mean running batch, peak KV-cache
-    usage, preemptions. One dict a level that has samples, keyed by the level's ``index``."""
+    ``duration_s``), for the levels that have samples."""
     rows = [r for r in read_samples(path) if "unix_ns" in r]
     out = []
     for i, level in enumerate(levels):
@@ -68,15 +80,17 @@ def resources_by_level(path: Path, levels: Sequence[Mapping[str, Any]]) -> list[
 
         queue, batch, kv, pre = (col(k) for k in (
             "queue_depth", "batch_size", "kv_cache_usage", "preemptions_total"))  # fmt: skip
-        out.append({
-            "level": int(level.get("index", i)),
-            "samples": len(inside),
-            "queue_depth_mean": sum(queue) / len(queue) if queue else None,
-            "queue_depth_max": max(queue) if queue else None,
-            "batch_size_mean": sum(batch) / len(batch) if batch else None,
-            "kv_cache_usage_max": max(kv) if kv else None,
-            "preemptions": int(max(pre) - min(pre)) if pre else None,
-        })  # fmt: skip
+        out.append(
+            LevelResources(
+                level=int(level.get("index", i)),
+                samples=len(inside),
+                queue_depth_mean=sum(queue) / len(queue) if queue else None,
+                queue_depth_max=max(queue) if queue else None,
+                batch_size_mean=sum(batch) / len(batch) if batch else None,
+                kv_cache_usage_max=max(kv) if kv else None,
+                preemptions=int(max(pre) - min(pre)) if pre else None,
+            )
+        )
     return out
 
 

@@ -1,8 +1,10 @@
 """OTLP trace requests: bodies (protobuf, JSON, gzip) to messages, messages to span rows.
 
 The rows are plain tuples in the column order of :data:`SPAN_COLUMNS`, ready for the writer to
-append in bulk. Validation happens while flattening: a span without a valid trace or span id is
-counted as rejected (the OTLP partial-success answer) and never stored.
+append in bulk. Validation happens while flattening: a span without a valid trace or span id
+(missing, the wrong length, or all zeros) is counted as rejected (the OTLP partial-success
+answer) and never stored. An all-zero ``parentSpanId``, which several SDKs send for a root, is
+no parent: the span is stored as a root (``parent_span_id`` NULL).
 """
 
 from __future__ import annotations
@@ -214,6 +216,8 @@ def flatten(request: ExportTraceServiceRequest) -> SpanBatch:
                 trace_id = span.trace_id
                 span_id = span.span_id
                 parent = span.parent_span_id
+                if parent == _ZERO_SPAN_ID:
+                    parent = b""  # the invalid id some SDKs send for "no parent": a root
                 if (
                     len(trace_id) != 16
                     or len(span_id) != 8

@@ -156,7 +156,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument(
         "--image-file", action="append", default=[], type=Path, help="use these images"
     )
-    work.add_argument("--tokenizer", type=Path, help="tokenizer.json for token counts")
+    work.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="for token counts: a tokenizer.json, a folder with one, or a model id in the local "
+        "Hugging Face cache (default: an estimate)",
+    )
     work.add_argument("--seed", type=int, default=0)
 
     out = parser.add_argument_group("output")

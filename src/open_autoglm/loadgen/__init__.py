@@ -5,14 +5,17 @@ from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, l
 from open_autoglm.loadgen._client import StreamingClient
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
 from open_autoglm.loadgen._errors import (
+    AbnormalFinish,
     Cancelled,
     ConfigError,
     ConnectError,
     DatasetError,
+    GenerationAborted,
     HTTPStatusError,
     IncompleteStream,
     LoadgenError,
     MalformedStream,
+    NoOutput,
     ReadTimeout,
     RequestError,
     StreamDropped,
@@ -44,8 +47,10 @@ from open_autoglm.loadgen._records import (
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     Stats,
+    summarize_level,
 )
 from open_autoglm.loadgen._runner import (
     BenchmarkConfig,
@@ -54,6 +59,8 @@ from open_autoglm.loadgen._runner import (
     run_benchmark,
     run_benchmark_async,
 )
+from open_autoglm.loadgen._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
+from open_autoglm.loadgen._tokens import cached_tokenizer, make_token_counter
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -69,6 +76,7 @@ __all__ = [
     "APIS",
     "ARRIVALS",
     "DATASETS",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DISTRIBUTIONS",
     "IMAGE_FORMATS",
     "MEASURED_SQL",
@@ -77,6 +85,7 @@ __all__ = [
     "RECORD_COLUMNS",
     "RECORD_VERSION",
     "RESULTS_VERSION",
+    "AbnormalFinish",
     "Api",
     "Arrival",
     "BenchmarkConfig",
@@ -88,6 +97,9 @@ __all__ = [
     "DatasetError",
     "EncodedImage",
     "EndpointConfig",
+    "EndpointSummary",
+    "EventTooLarge",
+    "GenerationAborted",
     "HTTPStatusError",
     "ImageFormat",
     "IncompleteStream",
@@ -96,6 +108,7 @@ __all__ = [
     "LevelResult",
     "LoadgenError",
     "MalformedStream",
+    "NoOutput",
     "NullProgress",
     "ProfileConfig",
     "ProfileKind",
@@ -107,6 +120,8 @@ __all__ = [
     "RequestRecord",
     "RequestSpec",
     "RichProgress",
+    "SSEEvent",
+    "SSEParser",
     "Stats",
     "StreamDropped",
     "StreamError",
@@ -115,12 +130,14 @@ __all__ = [
     "arrival_offsets",
     "assess",
     "build_requests",
+    "cached_tokenizer",
     "discover_model",
     "is_measured",
     "is_ok",
     "level_rng",
     "load_prompts",
     "load_records_table",
+    "make_token_counter",
     "parse_body_field",
     "parse_header",
     "parse_size",
@@ -129,5 +146,6 @@ __all__ = [
     "read_records",
     "run_benchmark",
     "run_benchmark_async",
+    "summarize_level",
     "synthetic_image",
 ]

@@ -34,6 +34,8 @@ class EndpointConfig:
     ignore_eos: bool = False
     timeout_s: float = 600.0
     read_buffer_bytes: int = 4 * 1024 * 1024
+    #: One server-sent event (or a JSON body) larger than this fails its request as malformed.
+    max_event_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
@@ -49,6 +51,10 @@ class EndpointConfig:
             raise ConfigError(f"--timeout must be > 0, got {self.timeout_s}")
         if self.read_buffer_bytes < 65536:
             raise ConfigError("the read buffer must be at least 64 KiB")
+        if self.max_event_bytes < 1024:
+            raise ConfigError(
+                f"the event size limit must be at least 1 KiB, got {self.max_event_bytes}"
+            )
         object.__setattr__(self, "headers", _frozen(self.headers))
         object.__setattr__(self, "extra_body", _frozen(self.extra_body))
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,7 @@ from typing import Final
 
 import httpx
 
-from open_autoglm.analysis import Report, RunDirectory
+from open_autoglm.analysis import Report, RunDirectory, RunInfo
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.loadgen import (
     RECORDS_FILE,
@@ -202,15 +201,13 @@ def _write_run_file(run_dir: Path, target: AttachedTarget, model: str | None) ->
             model = httpx.get(f"{target.url.rstrip('/')}/v1/models", timeout=5.0).json()["data"][0][
                 "id"
             ]
-    run = {
-        "mode": "attached",
-        "backend": server,  # as its metric families tell, None when unknown
-        "model": model,
-        "simulated": False,
-        "url": target.url,
-        "collect_spans": target.collect_spans,
-        "server_metrics_url": target.metrics_url,
-        "hardware": hardware(),  # this machine's: the server's when it runs here
-        "started_unix_ns": time.time_ns(),
-    }
-    (RunDirectory(run_dir).run_path).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    RunInfo(
+        mode="attached",
+        backend=server,  # as its metric families tell, None when unknown
+        model=model if isinstance(model, str) else None,
+        url=target.url,
+        hardware=hardware(),  # this machine's: the server's when it runs here
+        started_unix_ns=time.time_ns(),
+        collect_spans=target.collect_spans,
+        server_metrics_url=target.metrics_url,
+    ).write(RunDirectory(run_dir).run_path)

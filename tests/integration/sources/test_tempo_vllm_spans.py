@@ -4,6 +4,7 @@ queue/prefill/decode stages as from the embedded store."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from fake_http import serving
 from test_tempo_source_run import tempo_v2_trace
 
+from open_autoglm.analysis import Report
 from open_autoglm.attach import vllm_spans as vs
 from open_autoglm.cli import main
 from open_autoglm.collector import SpanStore, write_span_store
@@ -20,6 +22,7 @@ from open_autoglm.telemetry import names as n
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
 TRACES = 6
+GOLDEN_REPORT = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
 
 
 @pytest.fixture
@@ -57,7 +60,8 @@ def run_and_tempo(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         }
     run = tmp_path / "run"
     run.mkdir()
-    (run / "results.json").write_text(json.dumps({"levels": []}))
+    golden = Report.from_json(json.loads(GOLDEN_REPORT.read_text(encoding="utf-8")))
+    dataclasses.replace(golden.load, levels=[]).write(run / "results.json")
     (run / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
     def handle(

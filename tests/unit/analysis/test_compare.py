@@ -117,3 +117,26 @@ def test_a_bad_report_is_one_line_and_exit_2(
     assert err.startswith("open-autoglm: error: ")
     assert "broken.json is not a readable JSON report" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_field_of_the_wrong_type_is_named(
+    reports: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads(reports[1].read_text())
+    doc["load"]["levels"][0]["e2e_ms"]["p95"] = "slow"
+    reports[1].write_text(json.dumps(doc))
+    assert main(["compare", *map(str, reports)]) == 2
+    err = capsys.readouterr().err
+    assert "trt.json: levels.0.e2e_ms.p95: Input should be a valid number" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_golden_report_reads_as_one_row_a_level(capsys: pytest.CaptureFixture[str]) -> None:
+    golden = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
+    assert main(["compare", "--format", "json", str(golden)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    levels = json.loads(golden.read_text())["load"]["levels"]
+    assert [r["run"] for r in rows] == ["sim sim-llm [cpu]"] * 5
+    assert [r["requests"] for r in rows] == [lv["measured"] for lv in levels]
+    assert [r["p95_latency_ms"] for r in rows] == [lv["e2e_ms"]["p95"] for lv in levels]
+    assert rows[0]["peak_memory_source"] == "rss"

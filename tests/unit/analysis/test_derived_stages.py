@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -24,7 +25,16 @@ from open_autoglm.collector import write_span_store
 from open_autoglm.telemetry import names as n
 
 T0 = 1_700_000_000_000_000_000
+GOLDEN_REPORT = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
 MS = 1_000_000
+
+
+def write_results(path: Path) -> None:
+    """A valid results document with no levels (the golden run's, emptied)."""
+    from open_autoglm.analysis import Report
+
+    golden = Report.from_json(json.loads(GOLDEN_REPORT.read_text(encoding="utf-8")))
+    dataclasses.replace(golden.load, levels=[]).write(path)
 
 
 def vllm_attributes(
@@ -247,7 +257,7 @@ def test_the_report_draws_the_stages_once_and_says_where_they_came_from(tmp_path
     from open_autoglm.analysis import build_report
 
     _store(tmp_path)
-    (tmp_path / "results.json").write_text(json.dumps({"levels": []}))
+    write_results(tmp_path / "results.json")
     first = build_report(tmp_path)
     second = build_report(tmp_path)
     for report in (first, second):

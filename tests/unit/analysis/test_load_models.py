@@ -133,11 +133,12 @@ def test_the_servers_gauges_per_level_join_the_load_models_summary(tmp_path: Pat
     path = tmp_path / "server_metrics.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in samples))
     server = resources_by_level(path, levels)
-    assert [s["samples"] for s in server] == [5, 5, 5, 5]
-    assert server[3]["preemptions"] == 4
+    assert [s.samples for s in server] == [5, 5, 5, 5]
+    assert server[3].preemptions == 4
     points = points_from_levels(levels, server=server)
     assert points[2].server is not None
-    assert points[2].server["queue_depth_mean"] == 2
+    assert points[2].server.queue_depth_mean == 2
+    assert points[2].summary().server == server[2]  # kept in the report
     assert server_sentence(points) == (
         "By the server's own gauges, requests start to wait in its queue at load 4 (mean "
         "depth 2.0); its KV cache is at most 90 % full (load 8); 4 requests were preempted."

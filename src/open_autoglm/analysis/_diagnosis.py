@@ -25,6 +25,7 @@ from open_autoglm.analysis._load_models import (
     fit_load_models,
     points_from_levels,
 )
+from open_autoglm.analysis._metric_samples import resources_by_level
 from open_autoglm.analysis._run_directory import RECORDS_TABLE, RunDirectory
 from open_autoglm.analysis._stages import WaterfallSpan, waterfalls
 
@@ -124,7 +125,8 @@ def diagnose(run: RunDirectory, levels: Sequence[Mapping[str, Any]]) -> Diagnosi
             example_ids.extend(found.top.example_trace_ids)
     load_models = None
     if len(levels) >= MIN_LEVELS_FOR_FIT:
-        points = points_from_levels(levels, _bootstrap_records(records))
+        server = resources_by_level(run.metrics_path, levels)
+        points = points_from_levels(levels, _bootstrap_records(records), server=server)
         load_models = fit_load_models(points).report()
         summary.extend(load_models.summary)
     elif len(levels) > 1:

@@ -30,6 +30,7 @@ def details_sections(
         [
             _over_time(report.charts),
             _distributions(report),
+            _resources_section(report),
             _stages_section(report),
             _slowest_section(report, links, scale, slowest),
         ]
@@ -135,6 +136,43 @@ def _distributions(report: Report) -> str:
         out.append(_histogram("Output length", charts.output_tokens, "output tokens"))
     out.append("</div>")
     return "".join(out)
+
+
+def _resources_section(report: Report) -> str:
+    """What the server's /metrics said during the run (ours, or vLLM's, SGLang's, TGI's when
+    the run only attached to the server): memory, queue, batch, KV cache, GPU."""
+    res = report.resources
+    title = "<h2 id='resources'>Server resources</h2>"
+    if not res.samples:
+        return title + "<p>No samples of the server's metrics.</p>"
+    source = (report.run.server_metrics_url if report.run else None) or "the server's /metrics"
+
+    def mib(value: float | None) -> str:
+        return fmt(value / 2**20 if value else None, unit=" MiB")
+
+    def pct(value: float | None) -> str:
+        return fmt(100 * value if value is not None else None, unit=" %")
+
+    rows = [
+        [
+            "resident memory (serving)",
+            mib(res.server_rss_peak_bytes),
+            mib(res.server_rss_mean_bytes),
+        ],
+        ["resident memory (model load)", mib(res.server_rss_load_peak_bytes), "–"],
+        ["waiting requests (queue depth)", fmt(res.queue_depth_max), fmt(res.queue_depth_mean)],
+        ["running requests (batch size)", fmt(res.batch_size_max), fmt(res.batch_size_mean)],
+        ["KV-cache usage", pct(res.kv_cache_usage_max), pct(res.kv_cache_usage_mean)],
+        ["GPU memory", mib(res.gpu_memory_peak_bytes), "–"],
+        ["GPU utilisation", "–", pct(res.gpu_utilization_mean)],
+    ]
+    preempted = (
+        f" {res.preemptions} preemptions during the run." if res.preemptions is not None else ""
+    )
+    return (
+        f"{title}<p>{res.samples} samples of <code>{escape(str(source))}</code>."
+        f"{escape(preempted)}</p>" + table(["", "peak", "mean"], rows)
+    )
 
 
 def _stages_section(report: Report) -> str:

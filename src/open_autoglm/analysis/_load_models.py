@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 
+from open_autoglm.analysis._metric_samples import LevelResources
 from open_autoglm.loadgen import is_measured, is_ok
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,6 +47,8 @@ class LevelPoint:
     latency_ms: float
     label: str = ""
     latencies_ms: tuple[float, ...] = ()
+    #: the server's own gauges during the level (:func:`resources_by_level`), when sampled
+    server: LevelResources | None = None
 
     def summary(self) -> PointSummary:
         return PointSummary(
@@ -54,6 +57,7 @@ class LevelPoint:
             latency_ms=self.latency_ms,
             label=self.label,
             requests=len(self.latencies_ms) or None,
+            server=self.server,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +73,7 @@ class PointSummary:
     latency_ms: float
     label: str
     requests: int | None  # per-request latencies the bootstrap resampled (None: none)
+    server: LevelResources | None = None  # the server's gauges during the level, if sampled
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +244,13 @@ def points_from_levels(
     records: Sequence[Mapping[str, Any]] | None = None,
     *,
     throughput: Literal["requests", "output_tokens"] = "requests",
+    server: Sequence[LevelResources] = (),
 ) -> list[LevelPoint]:
     """Points from the load generator's per-level results (``LevelResult`` as JSON): load is
     the concurrency of a closed-loop level, else its mean requests in flight; latency the mean
-    E2E. ``records`` (``requests.jsonl`` lines) add each level's request latencies."""
+    E2E. ``records`` (``requests.jsonl`` lines) add each level's request latencies, ``server``
+    (:func:`resources_by_level`) the server's gauges during each level."""
+    by_index = {s.level: s for s in server}
     by_level: dict[int, list[float]] = {}
     for r in records or ():
         measured = is_measured(r.get("phase"), r.get("status")) and is_ok(r.get("status"))
@@ -266,6 +274,7 @@ def points_from_levels(
                 latency_ms=float(mean),
                 label=str(level.get("label", "")),
                 latencies_ms=tuple(by_level.get(int(level.get("index", i)), ())),
+                server=by_index.get(int(level.get("index", i))),
             )
         )
     return [p for p in out if p.load > 0]
@@ -286,7 +295,38 @@ def fit_load_models(
     nxt = next_load if next_load is not None else _next_load([float(p.load) for p in pts])
     decay_fit = _fit("decay", pts, nxt, bootstrap, seed)
     usl_fit = _fit("usl", pts, nxt, bootstrap, seed)
-    return LoadModels(decay=decay_fit, usl=usl_fit, summary=(usl_fit.sentence, decay_fit.sentence))
+    summary: tuple[str, ...] = (usl_fit.sentence, decay_fit.sentence)
+    if (server := server_sentence(pts)) is not None:
+        summary += (server,)
+    return LoadModels(decay=decay_fit, usl=usl_fit, summary=summary)
+
+
+def server_sentence(points: Sequence[LevelPoint]) -> str | None:
+    """What the server's own gauges say over the levels: the load at which requests start to
+    wait in its queue, how full its KV cache got, its preemptions. None without gauges."""
+    pts = sorted((p for p in points if p.server is not None), key=lambda p: p.load)
+    gauges = [(p, p.server) for p in pts if p.server is not None]
+    if not gauges:
+        return None
+    parts = []
+    queued = next(((p, g) for p, g in gauges if (g.queue_depth_mean or 0) >= 1), None)
+    if queued is not None:
+        parts.append(
+            f"requests start to wait in its queue at load {queued[0].load:g} "
+            f"(mean depth {queued[1].queue_depth_mean:.1f})"
+        )
+    elif any(g.queue_depth_mean is not None for _, g in gauges):
+        parts.append("no request waited in its queue at any level")
+    kv = [(g.kv_cache_usage_max, p) for p, g in gauges if g.kv_cache_usage_max is not None]
+    if kv:
+        top, at = max(kv, key=lambda item: item[0])
+        parts.append(f"its KV cache is at most {100 * top:.0f} % full (load {at.load:g})")
+    preempted = sum(g.preemptions or 0 for _, g in gauges)
+    if preempted:
+        parts.append(f"{preempted} requests were preempted")
+    if not parts:
+        return None
+    return "By the server's own gauges, " + "; ".join(parts) + "."
 
 
 def _next_load(loads: Sequence[float]) -> float | None:

@@ -3,13 +3,16 @@
 
 ``server_metrics.jsonl`` is written by :class:`open_autoglm.run.MetricSampler`: one JSON object
 a line, with ``unix_ns`` and the gauges it keeps (``rss_bytes``, ``peak_rss_bytes``,
-``load_peak_rss_bytes``, ``queue_depth``, ``batch_size``, ``batch_cap``,
-``gpu_memory_used_bytes``, ``gpu_utilization``). ``server_memory.jsonl`` is written by
-:class:`open_autoglm.run.ServerMemoryWatch`: the server's peak memory interval by interval.
+``load_peak_rss_bytes``, ``queue_depth``, ``batch_size``, ``batch_cap``, ``kv_cache_usage``,
+``preemptions_total``, ``gpu_memory_used_bytes``, ``gpu_utilization``), from our server's
+metrics or those of a server we did not start (vLLM, SGLang, TGI; the sampler names the
+families). ``server_memory.jsonl`` is written by :class:`open_autoglm.run.ServerMemoryWatch`:
+the server's peak memory interval by interval.
 
 Peak memory measures serving: the peak over the measured windows (each level from its first
 measured send to its last measured completion: warm-up and cool-down excluded), taken from
-the memory watch's intervals that start inside a window. The model's preparation and load
+the memory watch's intervals that start inside a window (that overlap one, when a window
+is shorter than an interval). The model's preparation and load
 is reported apart (``*_load_peak_bytes``). A run without a memory watch falls back on the
 ``/metrics`` samples inside the windows, and says so in ``memory_peak_source``.
 """
@@ -17,6 +20,7 @@ is reported apart (``*_load_peak_bytes``). A run without a memory watch falls ba
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +50,70 @@ class ResourceSummary:
     gpu_memory_load_peak_bytes: int | None = None
     #: How ``server_rss_peak_bytes`` was measured (see :data:`MEMORY_SOURCES`).
     memory_peak_source: str | None = None
+    queue_depth_mean: float | None = None
+    #: KV-cache usage, a fraction (1 = full), where the server exposes it (vLLM, SGLang)
+    kv_cache_usage_max: float | None = None
+    kv_cache_usage_mean: float | None = None
+    #: preemptions during the run (growth of the server's counter), where exposed (vLLM)
+    preemptions: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The samples in ``path`` (none when it is missing)."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class LevelResources:
+    """The server's gauges during one level (the samples in its window); None: not exposed."""
+
+    level: int  # the level's index
+    samples: int
+    queue_depth_mean: float | None = None
+    queue_depth_max: float | None = None
+    batch_size_mean: float | None = None
+    kv_cache_usage_max: float | None = None  # a fraction, 1 = full
+    preemptions: int | None = None  # growth of the server's counter during the level
+
+
+def resources_by_level(path: Path, levels: Sequence[Mapping[str, Any]]) -> list[LevelResources]:
+    """The server's gauges during each level (its window: ``started_unix_ns`` plus
+    ``duration_s``), for the levels that have samples."""
+    rows = [r for r in read_samples(path) if "unix_ns" in r]
+    out = []
+    for i, level in enumerate(levels):
+        start = level.get("started_unix_ns")
+        duration = level.get("duration_s")
+        if not isinstance(start, int | float) or not isinstance(duration, int | float):
+            continue
+        end = start + duration * 1e9
+        inside = [r for r in rows if start <= r["unix_ns"] <= end]
+        if not inside:
+            continue
+
+        def col(key: str, inside: list[dict[str, float]] = inside) -> list[float]:
+            return [r[key] for r in inside if key in r]
+
+        queue, batch, kv, pre = (col(k) for k in (
+            "queue_depth", "batch_size", "kv_cache_usage", "preemptions_total"))  # fmt: skip
+        out.append(
+            LevelResources(
+                level=int(level.get("index", i)),
+                samples=len(inside),
+                queue_depth_mean=sum(queue) / len(queue) if queue else None,
+                queue_depth_max=max(queue) if queue else None,
+                batch_size_mean=sum(batch) / len(batch) if batch else None,
+                kv_cache_usage_max=max(kv) if kv else None,
+                preemptions=int(max(pre) - min(pre)) if pre else None,
+            )
+        )
+    return out
 
 
 def summarize_samples(
@@ -60,8 +125,8 @@ def summarize_samples(
 
     ``windows`` are the measured windows (unix ns, see :func:`measured_windows`); peaks are
     taken inside them. ``None``: the whole run (no records to tell the windows by)."""
-    rows: list[dict[str, Any]] = _rows(path)
-    memory = _rows(memory_path) if memory_path is not None else []
+    rows: list[dict[str, Any]] = read_samples(path)
+    memory = read_samples(memory_path) if memory_path is not None else []
 
     def inside(t: float) -> bool:
         return windows is None or any(a <= t <= b for a, b in windows)
@@ -76,7 +141,14 @@ def summarize_samples(
     def top(values: list[float]) -> int | None:
         return int(max(values)) if values else None
 
-    serving = [r for r in memory if r.get("phase") == "serve" and inside(r["start_unix_ns"])]
+    def overlaps(r: dict[str, Any]) -> bool:  # an interval of the watch meets a window
+        start, end = r["start_unix_ns"], r.get("end_unix_ns", r["start_unix_ns"])
+        return windows is None or any(start <= b and end >= a for a, b in windows)
+
+    serve = [r for r in memory if r.get("phase") == "serve"]
+    # intervals that start inside a window; a window shorter than one interval (a fast run)
+    # has none, and then the intervals that overlap it
+    serving = [r for r in serve if inside(r["start_unix_ns"])] or [r for r in serve if overlaps(r)]
     load = [r for r in memory if r.get("phase") == "load"]
     if serving:
         rss_peak = top([r["rss_peak_bytes"] for r in serving])
@@ -106,6 +178,10 @@ def summarize_samples(
         server_rss_load_peak_bytes=top(load_rss),
         gpu_memory_load_peak_bytes=top(load_gpu),
         memory_peak_source=source,
+        queue_depth_mean=mean("queue_depth"),
+        kv_cache_usage_max=max(kv) if (kv := col("kv_cache_usage")) else None,
+        kv_cache_usage_mean=mean("kv_cache_usage"),
+        preemptions=int(max(pre) - min(pre)) if (pre := col("preemptions_total")) else None,
     )
 
 
@@ -129,10 +205,3 @@ def measured_windows(records_path: Path) -> list[tuple[int, int]] | None:
             a, b = spans.get(level, (start, end))
             spans[level] = (min(a, start), max(b, end))
     return sorted(spans.values()) or None
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

@@ -26,6 +26,7 @@ from open_autoglm import __version__
 from open_autoglm import _strict_json as strict_json
 from open_autoglm._redact import redact_url
 from open_autoglm.analysis._chart_data import ChartData, chart_data
+from open_autoglm.analysis._derived_stages import derive_stages_in_store
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._level_summary import (
@@ -57,7 +58,7 @@ class RunInfo:
     """What was run (``run.json``, written by the managed run; absent for an external
     server). Every field may be missing from an older file."""
 
-    mode: str | None = None  # "managed"
+    mode: str | None = None  # "managed", or "attached" (a server we did not start)
     backend: str | None = None
     model: str | None = None
     simulated: bool = False
@@ -68,6 +69,10 @@ class RunInfo:
     url: str | None = None
     hardware: Hardware | None = None
     started_unix_ns: int | None = None
+    #: an attached run (``benchmark --url --collect-spans``/``--server-metrics``): whether the
+    #: server's spans were collected, and the metrics page sampled
+    collect_spans: bool = False
+    server_metrics_url: str | None = None
 
     def write(self, path: Path) -> None:
         """``run.json``: every field, in this order."""
@@ -224,18 +229,45 @@ def build_report(
     ``options`` the percentiles, trace links and waterfalls (:class:`ReportOptions`).
     Raises :class:`ReportError` when the results are missing or a file cannot be read."""
     with RunDirectory(run_dir, results_path=results_path, spans_path=spans_path) as run:
-        return _build(run.require(), prometheus, options or ReportOptions())
+        run.require()
+        # before the store is opened read-only for the report: the derivation writes to it
+        notes = _derive_vllm_stages(run.spans_path) if run.has_spans() else []
+        return _build(run, prometheus, options or ReportOptions(), notes)
+
+
+def _derive_vllm_stages(spans: Path) -> list[str]:
+    """Draw stages from vLLM's own ``llm_request`` spans in the store (once); say so."""
+    import duckdb
+
+    from open_autoglm.collector import CollectorError
+
+    try:
+        summary = derive_stages_in_store(spans)
+    except (CollectorError, duckdb.Error) as exc:
+        return [f"Stages could not be drawn from vLLM's llm_request spans: {exc}"]
+    with_stages = summary.derived + summary.already_derived
+    if not with_stages:
+        return []
+    note = (
+        f"Queue, prefill and decode of {with_stages} requests are drawn from vLLM's own "
+        "llm_request spans (autoglm.derived_from); vLLM does not time its tokenization apart."
+    )
+    if summary.incomplete:
+        note += f" {summary.incomplete} of its spans lack a stage boundary (aborted requests)."
+    return [note]
 
 
 def _build(
-    run: RunDirectory, prometheus: PrometheusSummary | None, options: ReportOptions
+    run: RunDirectory,
+    prometheus: PrometheusSummary | None,
+    options: ReportOptions,
+    notes: list[str],
 ) -> Report:
     load_doc = run.results()
     _redact_endpoint(load_doc)
     load = _validated(_RESULTS, load_doc, run.results_path)
     run_doc = run.run_info()
     run_info = _validated(_RUN, run_doc, run.run_path) if run_doc else None
-    notes: list[str] = []
     stages = None
     diagnosis = None
     if not run.has_spans():

@@ -1,5 +1,9 @@
 """Attach to a running service without rewriting it: an OpenTelemetry instrumentor for
-vLLM-based servers (``opentelemetry-instrument``) and a tracing proxy in front of any
-OpenAI-compatible server. Empty until those land (issue 12 made the room)."""
+vLLM's server (:class:`VllmInstrumentor`, found by ``opentelemetry-instrument``) and a tracing
+proxy in front of any OpenAI-compatible server; the names of vLLM's own ``llm_request`` span
+(:mod:`.vllm_spans`). Loading this package never imports vLLM."""
 
-__all__: list[str] = []
+from open_autoglm.attach import _vllm_spans as vllm_spans
+from open_autoglm.attach._vllm_instrumentor import VllmInstrumentor
+
+__all__ = ["VllmInstrumentor", "vllm_spans"]

@@ -1,5 +1,8 @@
 """``open-autoglm benchmark --url URL``: drive an existing OpenAI-compatible server.
 
+With ``--collect-spans`` or ``--server-metrics`` it is an attached run
+(:func:`open_autoglm.run.run_attached`): the server's spans (through the embedded collector)
+and its Prometheus metrics join the client's records in a run directory with a report.
 Thin: builds the frozen config objects from the command line (every user mistake raises
 here, before anything is sent), calls :func:`open_autoglm.loadgen.run_benchmark`, prints a
 summary. Without ``--url``, ``--backend X`` makes it a managed run
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
         ProgressReporter,
         Prompt,
     )
-    from open_autoglm.run import ManagedServer
+    from open_autoglm.run import AttachedTarget, ManagedServer
 from open_autoglm.objectives import parse_error_rate, split_objectives
 
 
@@ -57,6 +60,35 @@ def register(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000")
+    attached = parser.add_argument_group(
+        "attached run (--url): the server's side of a server we did not start, into a run "
+        "directory with a report"
+    )
+    attached.add_argument(
+        "--collect-spans",
+        action="store_true",
+        help="run the embedded collector for this run and join the server's spans to the "
+        "client's by trace id; prints what to give the server (vLLM: --otlp-traces-endpoint)",
+    )
+    attached.add_argument(
+        "--collector-grpc-port", type=int, default=4317, metavar="PORT",
+        help="the collector's OTLP/gRPC port (default 4317, vLLM's exporter; 0: any free one)",
+    )  # fmt: skip
+    attached.add_argument(
+        "--collector-http-port", type=int, default=4318, metavar="PORT",
+        help="the collector's OTLP/HTTP port (default 4318; 0: any free one)",
+    )  # fmt: skip
+    attached.add_argument(
+        "--spans-wait", type=float, default=6.0, metavar="S",
+        help="after the load, wait this long for the server's last spans (default: "
+        "%(default)s; an OpenTelemetry batch exporter sends every 5 s)",
+    )  # fmt: skip
+    attached.add_argument(
+        "--server-metrics", nargs="?", const="auto", metavar="URL",
+        help="sample the server's Prometheus endpoint during the run (vLLM, SGLang, TGI "
+        "families known); without URL, and by default with --collect-spans: URL/metrics "
+        "when it answers; 'off': none",
+    )  # fmt: skip
     managed = parser.add_argument_group(
         "managed run (no --url): start a collector and `open-autoglm serve` for the run"
     )
@@ -74,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     managed.add_argument(
         "--run-dir",
         type=Path,
-        help="where records, spans and samples go (default: runs/TIME-BACKEND)",
+        help="where records, spans and samples go, also in an attached run (default: "
+        "runs/TIME-BACKEND, runs/TIME-attached)",
     )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
@@ -183,9 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--output",
         type=Path,
-        help="results JSON (default results.json); in a managed run, the report JSON "
-        "(default RUN_DIR/report.json), with report.html beside it; '-' writes the JSON to "
-        "standard output (the summary then goes to standard error)",
+        help="results JSON (default results.json); in a managed or attached run, the report "
+        "JSON (default RUN_DIR/report.json), with report.html beside it; '-' writes the JSON "
+        "to standard output (the summary then goes to standard error)",
     )
     out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
@@ -365,6 +398,7 @@ def run(args: argparse.Namespace) -> int:
     server = managed_server(args) if args.backend else None
     if server is not None:
         _check_backend_installed(server.backend)
+    target = attached_target(args)
     human = sys.stderr if _to_stdout(args) else sys.stdout
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     progress.phase(f"preparing {config.workload.pool_size} prompts ({config.workload.dataset})")
@@ -372,6 +406,9 @@ def run(args: argparse.Namespace) -> int:
         prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
         if server is not None:
             status, report_path = _run_managed(args, server, config, prompts, progress, human)
+            return apply_gate(args, objectives, report_path, status)
+        if target is not None:
+            status, report_path = _run_attached(args, target, config, prompts, progress)
             return apply_gate(args, objectives, report_path, status)
         if args.workers is not None or args.ray_address:
             from open_autoglm.loadgen import distributed_config, run_distributed
@@ -430,6 +467,81 @@ def managed_server(args: argparse.Namespace) -> ManagedServer:
         device=args.device,
         target_tpot_ms=args.target_tpot,
     )
+
+
+def attached_target(args: argparse.Namespace) -> AttachedTarget | None:
+    """The server of an attached run (``--url`` with ``--collect-spans`` or
+    ``--server-metrics``), None for a plain ``--url`` run; raises :class:`UsageError`."""
+    metrics = args.server_metrics
+    if not args.url:
+        if args.collect_spans or metrics is not None:
+            raise UsageError(
+                "--collect-spans and --server-metrics go with --url (a managed run collects "
+                "spans and samples its server by itself)"
+            )
+        return None
+    if metrics is None:
+        metrics = "auto" if args.collect_spans else "off"
+    if not args.collect_spans and metrics == "off":
+        return None
+    from open_autoglm.run import AttachedTarget, RunError, default_metrics_url
+
+    for flag, port in (("--collector-grpc-port", args.collector_grpc_port),
+                       ("--collector-http-port", args.collector_http_port)):  # fmt: skip
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{flag} {port} is not in 0..65535")
+    metrics_url: str | None = None
+    if metrics == "auto":
+        metrics_url = default_metrics_url(args.url)
+        if metrics_url is None:
+            print(f"note: {args.url.rstrip('/')}/metrics does not answer with Prometheus "
+                  "metrics; no server metrics in the report", file=sys.stderr)  # fmt: skip
+    elif metrics != "off":
+        metrics_url = metrics
+    try:
+        return AttachedTarget(
+            url=args.url,
+            collect_spans=args.collect_spans,
+            grpc_port=args.collector_grpc_port,
+            http_port=args.collector_http_port,
+            spans_wait_s=args.spans_wait,
+            metrics_url=metrics_url,
+        )
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run_attached(
+    args: argparse.Namespace,
+    target: AttachedTarget,
+    config: BenchmarkConfig,
+    prompts: list[Prompt],
+    progress: ProgressReporter,
+) -> tuple[int, Path]:
+    """Load, collect, report (:func:`open_autoglm.run.run_attached`)."""
+    import time
+
+    from open_autoglm.run import run_attached
+
+    run_dir: Path = args.run_dir or Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-attached")
+    report_path: Path = args.output or run_dir / "report.json"
+
+    def announce(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    results, report = run_attached(
+        config, target, run_dir, report_path, progress=progress, prompts=prompts,
+        announce=announce,
+    )  # fmt: skip
+    print_summary(results, dataclasses.replace(config, output_path=None))
+    stages = report.stages
+    if stages is not None:
+        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
+    if target.metrics_url is not None:
+        print(f"server metrics: {report.resources.samples} samples of {target.metrics_url}")
+    print(f"run directory: {run_dir}")
+    print(f"report: {report_path} and {report_path.with_suffix('.html')}")
+    return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
 
 
 def _run_managed(

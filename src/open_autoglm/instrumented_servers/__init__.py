@@ -1,4 +1,5 @@
-"""The instrumented OpenAI-compatible server, its backend interface and backends."""
+"""The instrumented OpenAI-compatible server, its backend interface and backends; the request
+telemetry (stage spans, histograms with exemplars) that the vLLM instrumentor reuses."""
 
 from open_autoglm.instrumented_servers._app import create_app
 from open_autoglm.instrumented_servers._backend import (
@@ -21,7 +22,9 @@ from open_autoglm.instrumented_servers._backend import (
 )
 from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from open_autoglm.instrumented_servers._errors import ServerError
+from open_autoglm.instrumented_servers._metrics import ServerMetrics
 from open_autoglm.instrumented_servers._read_timeouts import timed_http_protocol
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
@@ -48,9 +51,12 @@ __all__ = [
     "ImageInput",
     "MissingEngineError",
     "QueueFullError",
+    "RequestTelemetry",
     "SamplingParams",
+    "ServedRequest",
     "ServerConfig",
     "ServerError",
+    "ServerMetrics",
     "ServerProcess",
     "ServerStartError",
     "StageTimes",

@@ -117,7 +117,9 @@ class _ScrapeTimeCollector(Collector):
 
 
 class ServerMetrics:
-    """Histograms and counters of one server, in their own registry."""
+    """Histograms and counters of one server, in their own registry. ``process_metrics``:
+    also prometheus_client's ``process_*`` families (off where the host process exposes them
+    already, as vLLM's registry does when we attach to it)."""
 
     def __init__(
         self,
@@ -126,6 +128,8 @@ class ServerMetrics:
         backend: str,
         load: Callable[[], BackendLoad],
         gpu: GpuProbe | None = None,
+        *,
+        process_metrics: bool = True,
     ) -> None:
         self.registry = registry
         self.model = model
@@ -162,7 +166,8 @@ class ServerMetrics:
             (n.LABEL_MODEL, n.LABEL_PROVIDER, n.LABEL_ERROR_TYPE), registry=registry,
         )  # fmt: skip
         registry.register(_ScrapeTimeCollector(model, backend, load, gpu, self.memory))
-        ProcessCollector(registry=registry)  # process_*: CPU, RSS, virtual memory, fds
+        if process_metrics:  # process_*: CPU, RSS, virtual memory, fds
+            ProcessCollector(registry=registry)
 
     def error(self, error_type: str) -> None:
         self.errors.labels(self.model, self.backend, error_type).inc()

@@ -130,14 +130,21 @@ def run_managed(
         finally:
             follower.stop()
             memory.stop()
+    report = write_report(run_dir, report_path, options)
+    if interrupted is not None:
+        raise interrupted
+    return results, report
+
+
+def write_report(run_dir: Path, report_path: Path, options: ReportOptions | None = None) -> Report:
+    """Build the report of ``run_dir``; write it to ``report_path`` (HTML beside it) and, when
+    that is elsewhere, to the run directory too."""
     report = build_report(run_dir, options=options)
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
     if report_path.resolve() != (run_dir / "report.json").resolve():
         report.write(run_dir / "report.json")
-    if interrupted is not None:
-        raise interrupted
-    return results, report
+    return report
 
 
 def _provider(bench: BenchmarkConfig, server: ManagedServer) -> str:

@@ -1,6 +1,9 @@
-"""Samples of the server's ``/metrics`` during a run: memory, queue depth, batch size, GPU.
+"""Samples of the server's ``/metrics`` during a run: memory, queue depth, batch size, KV-cache
+usage, preemptions, GPU, from our server's families or a known server's (vLLM, SGLang, TGI:
+:mod:`._server_families`).
 
-Written as ``server_metrics.jsonl`` (one JSON object a line: ``unix_ns`` and the gauges below);
+Written as ``server_metrics.jsonl`` (one JSON object a line: ``unix_ns`` and the gauges of
+``SAMPLE_FAMILIES``);
 :func:`open_autoglm.analysis.summarize_samples` reads it back for the report.
 """
 
@@ -14,42 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from open_autoglm.telemetry import names as n
+from open_autoglm.run._server_families import parse_sample
 
 logger = logging.getLogger(__name__)
-
-_FIELDS = {
-    n.METRIC_PROCESS_RSS: "rss_bytes",
-    n.METRIC_PROCESS_PEAK_RSS: "peak_rss_bytes",
-    n.METRIC_PROCESS_LOAD_PEAK_RSS: "load_peak_rss_bytes",
-    n.METRIC_QUEUE_DEPTH: "queue_depth",
-    n.METRIC_BATCH_SIZE: "batch_size",
-    n.METRIC_BATCH_CAP: "batch_cap",
-    n.METRIC_GPU_MEMORY_USED: "gpu_memory_used_bytes",
-    n.METRIC_GPU_UTILIZATION: "gpu_utilization",
-}
-
-
-def parse_sample(text: str) -> dict[str, float]:
-    """The gauges we keep from one scrape (GPU values summed over devices, utilisation averaged)."""
-    sample: dict[str, float] = {}
-    gpu_util: list[float] = []
-    for family in text_string_to_metric_families(text):
-        key = _FIELDS.get(family.name)
-        if key is None:
-            continue
-        values = [s.value for s in family.samples if s.name == family.name]
-        if not values:
-            continue
-        if key == "gpu_utilization":
-            gpu_util.extend(values)
-        else:
-            sample[key] = float(sum(values))
-    if gpu_util:
-        sample["gpu_utilization"] = sum(gpu_util) / len(gpu_util)
-    return sample
 
 
 class MetricSampler:
@@ -58,8 +29,12 @@ class MetricSampler:
     A scrape that fails is counted and skipped: the run goes on.
     """
 
-    def __init__(self, url: str, path: Path, interval_s: float = 0.5) -> None:
-        self._url = url.rstrip("/") + "/metrics"
+    def __init__(
+        self, url: str, path: Path, interval_s: float = 0.5, *, metrics_url: str | None = None
+    ) -> None:
+        """``url``: the server's base URL (scraped at ``url/metrics``); ``metrics_url``: the
+        metrics page itself, when it is elsewhere."""
+        self._url = metrics_url or url.rstrip("/") + "/metrics"
         self._path = path
         self._interval_s = interval_s
         self._stop = threading.Event()

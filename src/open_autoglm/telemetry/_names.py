@@ -101,6 +101,9 @@ ATTR_IMAGE_PIXELS: Final = "autoglm.image.pixels"
 ATTR_CANCELLED: Final = "autoglm.cancelled"
 ATTR_SIMULATED: Final = "autoglm.simulated"
 ATTR_LEVEL: Final = "autoglm.level"
+#: On a span derived from another system's telemetry: the name of the span it came from
+#: (``llm_request`` for the stages drawn from vLLM's own span).
+ATTR_DERIVED_FROM: Final = "autoglm.derived_from"
 
 # ---------------------------------------------------------------- resource attributes (server)
 #: Where the engine really runs, from ``Backend.runtime()``: ``autoglm.backend.device`` (cpu,

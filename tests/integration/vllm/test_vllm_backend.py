@@ -222,7 +222,7 @@ def test_metrics_histograms_carry_exemplars(
         if line.startswith(f"{n.METRIC_STAGE_DURATION}_bucket") and 'stage="prefill"' in line
     ]
     assert any(EXEMPLAR.search(line) for line in prefill)
-    assert 'backend="vllm"' in text
+    assert f'{n.LABEL_PROVIDER}="vllm"' in text
 
 
 def test_metrics_include_vllms_own_family(served: tuple[ServerProcess, OtlpSink, float]) -> None:

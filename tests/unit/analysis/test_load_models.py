@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from open_autoglm.analysis._load_models import (
     decay,
     fit_load_models,
     points_from_levels,
+    server_sentence,
     usl,
 )
 
@@ -111,3 +113,34 @@ def test_points_from_loadgen_levels_use_concurrency_or_in_flight() -> None:
     ]
     assert points[0].latencies_ms == (100.0,)
     assert points[1].latencies_ms == (200.0,)
+
+
+def test_the_servers_gauges_per_level_join_the_load_models_summary(tmp_path: Path) -> None:
+    from open_autoglm.analysis._metric_samples import resources_by_level
+
+    t0 = 1_700_000_000_000_000_000
+    levels = [
+        {"index": i, "label": f"c={c}", "mode": "concurrency", "target": c, "succeeded": 10,
+         "e2e_ms": {"mean": 100.0 * (1 + i)}, "request_throughput": 10.0 * c / (1 + i),
+         "started_unix_ns": t0 + i * 10**10, "duration_s": 9.0}
+        for i, c in enumerate((1, 2, 4, 8))
+    ]  # fmt: skip
+    samples = [
+        {"unix_ns": t0 + i * 10**10 + k * 10**9, "queue_depth": [0, 0, 2, 6][i],
+         "kv_cache_usage": [0.1, 0.2, 0.5, 0.9][i], "preemptions_total": [0, 0, 0, k][i]}
+        for i in range(4) for k in range(5)
+    ]  # fmt: skip
+    path = tmp_path / "server_metrics.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    server = resources_by_level(path, levels)
+    assert [s.samples for s in server] == [5, 5, 5, 5]
+    assert server[3].preemptions == 4
+    points = points_from_levels(levels, server=server)
+    assert points[2].server is not None
+    assert points[2].server.queue_depth_mean == 2
+    assert points[2].summary().server == server[2]  # kept in the report
+    assert server_sentence(points) == (
+        "By the server's own gauges, requests start to wait in its queue at load 4 (mean "
+        "depth 2.0); its KV cache is at most 90 % full (load 8); 4 requests were preempted."
+    )
+    assert server_sentence(points_from_levels(levels)) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from open_autoglm.analysis import (
     Report,
+    ResourceSummary,
     build_report,
     render_html,
     summarize_samples,
@@ -142,3 +144,24 @@ def test_run_file_written_by_run_info_reads_back_into_the_report(tmp_path: Path)
     assert report.load == golden.load
     assert report.stages is None  # no records, no spans: said in the notes
     assert any("No span store" in note for note in report.notes)
+
+
+def test_the_html_report_shows_kv_cache_pressure_and_queue_of_an_attached_server() -> None:
+    resources = ResourceSummary(
+        samples=12, server_rss_peak_bytes=2 * 2**30, server_rss_mean_bytes=1.5 * 2**30,
+        gpu_memory_peak_bytes=None, gpu_utilization_mean=None, queue_depth_max=6.0,
+        batch_size_max=2.0, batch_size_mean=1.5, queue_depth_mean=2.5,
+        kv_cache_usage_max=0.9, kv_cache_usage_mean=0.5, preemptions=3,
+    )  # fmt: skip
+    hostile = "http://x/<script>"
+    golden = Report.from_json(json.loads(GOLDEN_REPORT.read_text(encoding="utf-8")))
+    assert golden.run is not None
+    run = dataclasses.replace(golden.run, mode="attached", server_metrics_url=hostile)
+    report = dataclasses.replace(golden, run=run, resources=resources)
+    html = render_html(report)
+    section = html[html.index("Server resources</h2>") :]
+    assert "12 samples of <code>http://x/&lt;script&gt;</code>" in section
+    assert "3 preemptions during the run" in section
+    assert "<td>KV-cache usage</td><td>90.0 %</td><td>50.0 %</td>" in section
+    assert "<td>waiting requests (queue depth)</td><td>6.0</td><td>2.5</td>" in section
+    assert "<td>resident memory (serving)</td><td>2,048.0 MiB</td><td>1,536.0 MiB</td>" in section

@@ -10,7 +10,6 @@ import pytest
 from open_autoglm.instrumented_servers._backend import EngineError, StageTimes
 from open_autoglm.instrumented_servers.backends.vllm import _compat as compat
 from open_autoglm.instrumented_servers.backends.vllm._backend import (
-    _apply_stamps,
     _finish_reason,
     _parse_value,
 )
@@ -58,7 +57,7 @@ def test_stamps_follow_vllms_own_formulas() -> None:
     stamps = compat.read_stamps(stats)
     assert stamps is not None
     stages = StageTimes(enqueued_ns=1, first_token_ns=2, finished_ns=3)
-    _apply_stamps(stages, stamps)
+    compat.apply_stamps(stages, stamps)
     assert stages.scheduled_ns - stages.enqueued_ns == 250_000_000  # queue
     assert stages.first_token_ns - stages.scheduled_ns == 750_000_000  # prefill
     assert stages.finished_ns - stages.first_token_ns == 1_500_000_000  # decode
@@ -69,7 +68,7 @@ def test_stamps_not_yet_reached_keep_ours() -> None:
     stamps = compat.read_stamps(FakeStats(queued_ts=10.0))  # queued, never scheduled
     assert stamps is not None
     stages = StageTimes(enqueued_ns=5, first_token_ns=0)
-    _apply_stamps(stages, stamps)
+    compat.apply_stamps(stages, stamps)
     assert (stages.enqueued_ns, stages.scheduled_ns) == (5, 0)
 
 

@@ -335,7 +335,7 @@ class VllmBackend(Backend):
                         stages.decode_steps += 1
                         stages.batch_size_sum += sum(f.producing for f in self._flights.values())
                     stages.output_tokens += delta.token_count
-                _apply_stamps(stages, delta.stamps)
+                compat.apply_stamps(stages, delta.stamps)
                 if delta.text or delta.token_count:
                     yield TokenDelta(delta.text, delta.token_count)
                 if delta.finished:
@@ -366,23 +366,6 @@ def _finish_reason(reason: str | None) -> FinishReason:
     if reason in ("abort", "error"):
         raise EngineError(f"vLLM ended the request ({reason})")
     return "stop"
-
-
-def _apply_stamps(stages: StageTimes, stamps: compat.EngineStamps | None) -> None:
-    """Take vLLM's own stamps where it reported them (stats on, the default).
-
-    vLLM updates them as the request advances, so a request cut short keeps those it reached.
-    """
-    if stamps is None:
-        return
-    if stamps.queued_ns and stamps.scheduled_ns:
-        stages.enqueued_ns = stamps.queued_ns
-        stages.scheduled_ns = stamps.scheduled_ns
-    if stamps.first_token_ns:
-        stages.first_token_ns = stamps.first_token_ns
-    if stamps.last_token_ns:
-        stages.finished_ns = stamps.last_token_ns
-    stages.preemptions = stamps.preemptions
 
 
 def build(options: BackendOptions) -> VllmBackend:

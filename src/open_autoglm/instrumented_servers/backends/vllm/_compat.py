@@ -26,7 +26,7 @@ from typing import Any, Final
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from open_autoglm.instrumented_servers._backend import SamplingParams
+from open_autoglm.instrumented_servers._backend import SamplingParams, StageTimes
 
 #: Prefix of vLLM's own Prometheus metrics.
 METRIC_PREFIX: Final = "vllm:"
@@ -231,6 +231,23 @@ def read_stamps(metrics: Any) -> EngineStamps | None:
     )
 
 
+def apply_stamps(stages: StageTimes, stamps: EngineStamps | None) -> None:
+    """Take vLLM's own stamps where it reported them (stats on, the default).
+
+    vLLM updates them as the request advances, so a request cut short keeps those it reached.
+    """
+    if stamps is None:
+        return
+    if stamps.queued_ns and stamps.scheduled_ns:
+        stages.enqueued_ns = stamps.queued_ns
+        stages.scheduled_ns = stamps.scheduled_ns
+    if stamps.first_token_ns:
+        stages.first_token_ns = stamps.first_token_ns
+    if stamps.last_token_ns:
+        stages.finished_ns = stamps.last_token_ns
+    stages.preemptions = stamps.preemptions
+
+
 def read_output(output: Any) -> OutputDelta:
     completion = output.outputs[0] if output.outputs else None
     text = str(getattr(completion, "text", "") or "")
@@ -252,6 +269,11 @@ def is_client_error(exc: BaseException) -> bool:
     except ImportError:
         return isinstance(exc, ValueError)
     return isinstance(exc, VLLMClientError | ValueError)
+
+
+def served_registry() -> Any:
+    """The registry vLLM's server serves on ``/metrics`` (multiprocess-aware)."""
+    return _registry()
 
 
 def _registry() -> Any:
@@ -293,3 +315,67 @@ def read_load() -> tuple[int, int] | None:
             else:
                 running += int(sample.value)
     return (waiting, running) if seen else None
+
+
+# ---------------------------------------------------------------- for the instrumentor
+def async_llm_class(module: Any) -> Any:
+    """``AsyncLLM`` of ``vllm.v1.engine.async_llm`` (vLLM >= 0.8, the V1 engine), or None when
+    it is not there or has no ``generate`` (a vLLM whose internals moved)."""
+    cls = getattr(module, "AsyncLLM", None)
+    return cls if cls is not None and callable(getattr(cls, "generate", None)) else None
+
+
+def served_model_name(engine: Any) -> str:
+    """The model name the server answers to (the first served name), ``unknown`` when absent."""
+    config = getattr(engine, "model_config", None)
+    name = getattr(config, "served_model_name", None) or getattr(config, "model", None)
+    if isinstance(name, list | tuple):
+        name = name[0] if name else None
+    return str(name) if name else "unknown"
+
+
+def streams_deltas(params: Any) -> bool:
+    """Whether the request streams (vLLM's server asks for DELTA outputs when ``stream`` is
+    set, FINAL_ONLY otherwise)."""
+    kind = getattr(params, "output_kind", None)
+    return getattr(kind, "name", None) == "DELTA"
+
+
+def max_tokens(params: Any) -> int:
+    value = getattr(params, "max_tokens", None)
+    return int(value) if isinstance(value, int) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputView:
+    """What the instrumentor reads from one ``RequestOutput`` (any output kind)."""
+
+    new_tokens: int  # tokens in this output (all of them for CUMULATIVE/FINAL_ONLY)
+    finished: bool
+    finish_reason: str | None
+    prompt_tokens: int
+    cached_tokens: int
+    #: vLLM's ``RequestStateStats`` (the same object on every output of a request), or None
+    metrics: Any
+
+
+def view_output(output: Any) -> OutputView:
+    completion = output.outputs[0] if getattr(output, "outputs", None) else None
+    prompt_ids = getattr(output, "prompt_token_ids", None)
+    return OutputView(
+        new_tokens=len(getattr(completion, "token_ids", None) or ()),
+        finished=bool(getattr(output, "finished", False)),
+        finish_reason=getattr(completion, "finish_reason", None),
+        prompt_tokens=len(prompt_ids) if prompt_ids is not None else 0,
+        cached_tokens=int(getattr(output, "num_cached_tokens", 0) or 0),
+        metrics=getattr(output, "metrics", None),
+    )
+
+
+def arrival_wall_ns(metrics: Any) -> int:
+    """The request's arrival, Unix ns (``RequestStateStats.arrival_time``); 0 when unknown.
+
+    vLLM stamps it when its renderer starts on the request, before the chat template and
+    tokenization."""
+    value = getattr(metrics, "arrival_time", None)
+    return round(value * 1e9) if isinstance(value, int | float) and value > 0 else 0

@@ -94,6 +94,12 @@ def build_report(
     run_path = run_dir / RUN_FILE
     run = _load_json(run_path, "run metadata") if run_path.exists() else {}
     notes: list[str] = []
+    stop_reason = load.get("stop_reason")
+    if stop_reason:
+        notes.append(
+            f"The run stopped early: {stop_reason}. The figures cover the requests that "
+            "finished; those in flight were cancelled."
+        )
     records = Path(load.get("records_path") or run_dir / RECORDS_FILE)
     if not records.is_absolute() and not records.exists():
         records = run_dir / RECORDS_FILE
@@ -110,9 +116,14 @@ def build_report(
         notes.extend(diagnosis.notes)
         missing = stages.requests - stages.with_server_spans
         if missing:
+            why = (
+                f"the run stopped early: {stop_reason}"
+                if stop_reason
+                else "sampling, or a server without tracing"
+            )
             notes.append(
                 f"{missing} of {stages.requests} successful requests have no server span in "
-                "the store (sampling, or a server without tracing)."
+                f"the store ({why})."
             )
     if run.get("simulated"):
         notes.append(

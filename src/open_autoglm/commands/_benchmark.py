@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from open_autoglm.commands._backend_options import parse_backend_options
 from open_autoglm.commands._choices import (
@@ -295,7 +296,25 @@ def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, st
     return status or result.exit_code
 
 
+#: Above this share of failed requests (failed / finished, all levels) a run says so in one
+#: loud line on stderr. The exit status keeps its documented rule: 0 when any request
+#: succeeded, 1 when none did, and with --fail-on-slo 1 when an objective is broken.
+FAILURE_WARNING_SHARE: Final = 0.10
+
+
 def run(args: argparse.Namespace) -> int:
+    """The command; SIGINT, SIGTERM and SIGHUP stop it as Ctrl-C does (what finished is
+    written, a one-line message, exit 128 + signal), wherever they arrive."""
+    from open_autoglm._signals import handle_stop_signals, raise_interrupted
+
+    with handle_stop_signals(raise_interrupted):
+        try:
+            return _run(args)
+        except KeyboardInterrupt as exc:
+            return _stopped(exc, args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from open_autoglm.loadgen import (
         NullProgress,
         RichProgress,
@@ -313,10 +332,58 @@ def run(args: argparse.Namespace) -> int:
         return apply_gate(args, objectives, report_path, status)
     results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
+    warn_on_failures(results)
     succeeded = sum(level.succeeded for level in results.levels)
     if config.output_path is None:
         return 0 if succeeded else 1
     return apply_gate(args, objectives, config.output_path, 0 if succeeded else 1)
+
+
+def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace) -> int:
+    """Print what a stopped run left (the partial results' summary, then one line on stderr)
+    and return 128 + signal."""
+    from open_autoglm.errors import Interrupted
+    from open_autoglm.loadgen import BenchmarkInterrupted
+
+    stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+    line = f"open-autoglm: {stopped}"
+    if isinstance(exc, BenchmarkInterrupted):
+        results = exc.results
+        print_summary(results, None)
+        finished = sum(level.succeeded + level.failed for level in results.levels)
+        cancelled = sum(level.cancelled for level in results.levels)
+        line += f": {finished} requests finished, {cancelled} in flight cancelled"
+        if args.backend is None:
+            line += f"; partial results in {args.output or Path('results.json')}"
+        elif args.run_dir is not None:
+            line += f"; partial results and report in {args.run_dir}"
+    else:
+        line += " before any request was sent"
+    print(line, file=sys.stderr, flush=True)
+    return stopped.exit_code
+
+
+def warn_on_failures(results: BenchmarkResults) -> None:
+    """One loud line on stderr when more than ``FAILURE_WARNING_SHARE`` of the finished
+    requests failed (the exit status does not say so unless --fail-on-slo is given)."""
+    failed = sum(level.failed for level in results.levels)
+    finished = failed + sum(level.succeeded for level in results.levels)
+    if not finished or failed / finished <= FAILURE_WARNING_SHARE:
+        return
+    errors: dict[str, int] = {}
+    for level in results.levels:
+        for kind, count in level.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    ranked = sorted(errors.items(), key=lambda item: -item[1])[:3]
+    top = ", ".join(f"{kind} {count}" for kind, count in ranked)
+    print(
+        f"open-autoglm: WARNING: {failed} of {finished} requests failed "
+        f"({failed / finished:.0%}; {top}); the exit status is "
+        f"{0 if failed < finished else 1} by the documented rule — add --fail-on-slo "
+        "--max-error-rate to fail such a run",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 #: Stands for the server's address until the managed run knows its port.
@@ -349,17 +416,24 @@ def _run_managed(
     collector's and report's errors reach ``cli.py``, which prints their first line."""
     import time
 
-    from open_autoglm.run import run_managed
+    from open_autoglm.run import ChildDiedError, run_managed
 
     run_dir: Path = args.run_dir or Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
     )
+    args.run_dir = run_dir  # named in the message if the run is stopped
     report_path: Path = args.output or run_dir / "report.json"
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
-    results, report = run_managed(
-        bench, server, run_dir, report_path, progress=progress, prompts=prompts
-    )
-    print_summary(results, dataclasses.replace(bench, output_path=None))
+    try:
+        results, report = run_managed(
+            bench, server, run_dir, report_path, progress=progress, prompts=prompts
+        )
+    except ChildDiedError as exc:  # what finished is written: show it, then the one line
+        print_summary(exc.results, None)
+        print(f"run directory: {run_dir}; report: {report_path}")
+        raise
+    print_summary(results, None)
+    warn_on_failures(results)
     stages = report.stages
     if stages is not None:
         print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
@@ -368,8 +442,9 @@ def _run_managed(
     return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
 
 
-def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:
-    """One paragraph a level on stdout, then where the files went."""
+def print_summary(results: BenchmarkResults, config: BenchmarkConfig | None) -> None:
+    """One paragraph a level on stdout, then where the files went (the results file is named
+    when ``config`` is given)."""
     out = sys.stdout
     for level in results.levels:
         err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"
@@ -389,7 +464,7 @@ def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:
             )
         print(f"  {level.health.statement}", file=out)
     print(results.summary, file=out)
-    if config.output_path is not None:
+    if config is not None and config.output_path is not None:
         print(f"results: {config.output_path}", file=out)
     if results.records_path:
         print(f"records: {results.records_path}", file=out)

@@ -142,6 +142,7 @@ async def _serve(
                 _announce(self, config, ready)
 
         async def shutdown(self, sockets: Any = None) -> None:
+            _withdraw(ready)  # here: after a SIGTERM, run()'s `finally` never runs
             await super().shutdown(sockets)
             # Flush spans here: after serve() returns, uvicorn re-raises the SIGTERM it
             # captured, and the default handler ends the process before any `finally`.
@@ -162,6 +163,12 @@ async def _serve(
     )
     await server.serve()
     return 0 if server.started else 1
+
+
+def _withdraw(ready: Path | None) -> None:
+    """The server no longer accepts requests: its ready file goes (a tiny local unlink)."""
+    if ready is not None:
+        ready.unlink(missing_ok=True)
 
 
 def _announce(server: Any, config: ServerConfig, ready: Path | None) -> None:

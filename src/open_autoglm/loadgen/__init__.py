@@ -48,6 +48,7 @@ from open_autoglm.loadgen._runner import (
     run_benchmark_async,
 )
 from open_autoglm.loadgen._slo import Slo, parse_slo
+from open_autoglm.loadgen._stop import BenchmarkInterrupted, RunStop
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -71,6 +72,7 @@ __all__ = [
     "Api",
     "Arrival",
     "BenchmarkConfig",
+    "BenchmarkInterrupted",
     "BenchmarkResults",
     "Cancelled",
     "ClientHealth",
@@ -98,6 +100,7 @@ __all__ = [
     "RequestRecord",
     "RequestSpec",
     "RichProgress",
+    "RunStop",
     "Slo",
     "Stats",
     "StreamDropped",

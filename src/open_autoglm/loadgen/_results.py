@@ -181,6 +181,9 @@ class BenchmarkResults:
     levels: list[LevelResult] = field(default_factory=list)
     client_bound: bool = False
     summary: str = ""
+    #: why the run ended before its profile did ("stopped by SIGTERM", "the server exited
+    #: with status -9 (SIGKILL)"); ``None`` for a run that went to the end
+    stop_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

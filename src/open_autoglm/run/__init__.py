@@ -2,13 +2,17 @@
 sampler of the server's ``/metrics`` and the hardware probe. The one package that knows every
 part; the ``benchmark`` command calls it."""
 
-from open_autoglm.run._errors import RunDirectoryError, RunError
+from open_autoglm.run._child_watch import ChildDeath, ChildWatch
+from open_autoglm.run._errors import ChildDiedError, RunDirectoryError, RunError
 from open_autoglm.run._hardware import cpu_model, hardware
 from open_autoglm.run._managed_run import prepare_run_dir, run_managed
 from open_autoglm.run._metric_sampler import MetricSampler, parse_sample
 from open_autoglm.run._server import ManagedServer
 
 __all__ = [
+    "ChildDeath",
+    "ChildDiedError",
+    "ChildWatch",
     "ManagedServer",
     "MetricSampler",
     "RunDirectoryError",

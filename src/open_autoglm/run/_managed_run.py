@@ -4,7 +4,15 @@
 embedded collector and ``open-autoglm serve --backend X`` as child processes on free loopback
 ports, points both the server and the load generator at the collector, samples the server's
 ``/metrics`` while the load runs, stops the children (SIGTERM: each flushes what it holds),
-then builds the report from the run directory. Children are stopped on error and on Ctrl-C too.
+then builds the report from the run directory.
+
+Stopping and failing: SIGINT, SIGTERM and SIGHUP stop the load (requests in flight recorded
+as cancelled), stop the children (each as a process group), write the results and the report
+of what finished, then raise :class:`~open_autoglm.errors.Interrupted`. The children are
+watched while the load runs (:class:`ChildWatch`): when one dies the load stops at once, the
+results and the report of what finished are written (its notes say which child died and how),
+and :class:`ChildDiedError` is raised. Children are stopped on any error, and a child whose
+parent is killed outright stops by itself (:mod:`open_autoglm._child_process`).
 """
 
 from __future__ import annotations
@@ -30,15 +38,18 @@ from open_autoglm.analysis import (
     write_html,
 )
 from open_autoglm.collector import CollectorConfig, CollectorProcess
+from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
     BenchmarkConfig,
     BenchmarkResults,
     ProgressReporter,
     Prompt,
+    RunStop,
     run_benchmark,
 )
-from open_autoglm.run._errors import RunDirectoryError
+from open_autoglm.run._child_watch import ChildWatch
+from open_autoglm.run._errors import ChildDiedError, RunDirectoryError
 from open_autoglm.run._hardware import hardware
 from open_autoglm.run._metric_sampler import MetricSampler
 from open_autoglm.run._server import ManagedServer
@@ -68,10 +79,15 @@ def run_managed(
     prompts: Sequence[Prompt] | None = None,
 ) -> tuple[BenchmarkResults, Report]:
     """Run the benchmark against a server of our own; return its results and the report
-    (both also written to files). Ctrl-C: the report of what finished is still written."""
+    (both also written to files).
+
+    Raises :class:`~open_autoglm.errors.Interrupted` on SIGINT/SIGTERM/SIGHUP and
+    :class:`ChildDiedError` when a child dies mid-run, each once the results and the report of
+    what finished are written."""
     prepare_run_dir(run_dir)
     collector_config = CollectorConfig(db_path=run_dir / SPANS_FILE)
-    interrupted: BaseException | None = None
+    interrupted: KeyboardInterrupt | None = None
+    stop = RunStop()
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
         endpoint = collector.http_endpoint
         assert endpoint is not None
@@ -93,22 +109,44 @@ def run_managed(
                 output_path=run_dir / RESULTS_FILE,
                 records_path=run_dir / RECORDS_FILE,
             )
+            watch = ChildWatch({"server": process, "collector": collector}, stop)
             try:
-                results = run_benchmark(
-                    config, progress=progress, prompts=list(prompts) if prompts else None
-                )
+                with watch:
+                    results = run_benchmark(
+                        config,
+                        progress=progress,
+                        prompts=list(prompts) if prompts else None,
+                        stop=stop,
+                    )
             except KeyboardInterrupt as exc:  # partial results are on disk: report them
                 interrupted = exc
             finally:
                 sampler.stop()
-    report = build_report(run_dir)
+    stopped_early = interrupted is not None or watch.death is not None
+    report = _report(run_dir, report_path, tolerate_errors=stopped_early)
+    if interrupted is not None:
+        raise interrupted
+    if watch.death is not None:
+        raise ChildDiedError(watch.death, results, report)
+    assert report is not None
+    return results, report
+
+
+def _report(run_dir: Path, report_path: Path, *, tolerate_errors: bool) -> Report | None:
+    """Build and write the report (JSON, HTML, and ``RUN_DIR/report.json``). After a run that
+    stopped early a report that cannot be built is logged, not raised: the stop is the news."""
+    try:
+        report = build_report(run_dir)
+    except OpenAutoGLMError as exc:
+        if not tolerate_errors:
+            raise
+        logger.error("no report of the stopped run: %s", exc)
+        return None
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
     if report_path.resolve() != (run_dir / "report.json").resolve():
         report.write(run_dir / "report.json")
-    if interrupted is not None:
-        raise interrupted
-    return results, report
+    return report
 
 
 def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:

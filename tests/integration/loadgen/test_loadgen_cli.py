@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,16 @@ from typing import Any
 import pytest
 from loadgen_helpers import Crafted, OtlpReceiver
 
-from open_autoglm.testing import ServerProcess
+from open_autoglm.loadgen import (
+    BenchmarkConfig,
+    EndpointConfig,
+    LengthDistribution,
+    ProfileConfig,
+    RunStop,
+    WorkloadConfig,
+    run_benchmark,
+)
+from open_autoglm.testing import ServerProcess, wait_for
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -119,13 +129,18 @@ def test_datasets_from_the_cli(sim_server: ServerProcess, tmp_path: Path) -> Non
     assert {r["output_tokens"] for r in jl} == {2, 3}
 
 
-def test_ctrl_c_keeps_records_and_writes_partial_results(
-    sim_server: ServerProcess, tmp_path: Path
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+def test_a_stop_signal_keeps_records_and_writes_partial_results(
+    sim_server: ServerProcess, tmp_path: Path, sig: signal.Signals, status: int
 ) -> None:
-    records = tmp_path / "requests.jsonl"
+    """Ctrl-C, `timeout`/CI/`docker stop` (SIGTERM) and a closed terminal (SIGHUP) alike:
+    partial results, the in-flight requests recorded as cancelled, one line, 128 + signal."""
+    records = tmp_path / "out" / "requests.jsonl"
     cmd = [sys.executable, "-m", "open_autoglm", "benchmark", "--url", sim_server.url,
            "--concurrency", "4", "--requests", "100000", "--output-len", "64", "--ignore-eos",
-           "--quiet", "--output", str(tmp_path / "results.json")]  # fmt: skip
+           "--quiet", "--output", str(tmp_path / "out" / "results.json")]  # fmt: skip
     with (tmp_path / "stdout").open("w") as out, (tmp_path / "stderr").open("w") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=tmp_path)
         try:
@@ -135,20 +150,60 @@ def test_ctrl_c_keeps_records_and_writes_partial_results(
                     break
                 assert proc.poll() is None, (tmp_path / "stderr").read_text()
                 time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGINT)
+            os.kill(proc.pid, sig)
             code = proc.wait(30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert code == 130
-    saved = json.loads((tmp_path / "results.json").read_text())
+    stderr = (tmp_path / "stderr").read_text()
+    assert code == status, stderr
+    assert stderr.strip().splitlines() == [stderr.strip()]  # one line, no traceback
+    assert f"stopped by {sig.name}" in stderr
+    assert "results.json" in stderr
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["interrupted"] is True
+    assert saved["stop_reason"] == f"{sig.name} received"
     lines = [json.loads(x) for x in records.read_text().splitlines()]
     assert len(lines) >= 8
-    assert saved["levels"][0]["succeeded"] == sum(1 for r in lines if r["status"] == "ok")
-    # the requests in flight at Ctrl-C are recorded too, as cancelled
-    assert [r for r in lines if r["status"] == "cancelled"]
+    level = saved["levels"][0]
+    assert level["succeeded"] == sum(1 for r in lines if r["status"] == "ok")
+    # the requests in flight at the signal are recorded too, as cancelled: none is lost
+    assert level["cancelled"] == sum(1 for r in lines if r["status"] == "cancelled") > 0
+    assert level["requests"] == len(lines)
+    assert "level 0" in (tmp_path / "stdout").read_text()  # the summary of what finished
+
+
+def test_a_run_stopped_from_another_thread_returns_what_finished(
+    sim_server: ServerProcess, tmp_path: Path
+) -> None:
+    config = BenchmarkConfig(
+        endpoint=EndpointConfig(url=sim_server.url, ignore_eos=True),
+        profile=ProfileConfig(kind="concurrency", concurrency=4, requests=100_000),
+        workload=WorkloadConfig(output_len=LengthDistribution(64)),
+        output_path=tmp_path / "results.json",
+    )
+    stop = RunStop()
+    records = tmp_path / "requests.jsonl"
+
+    def stop_after_some() -> None:
+        wait_for(
+            "records", lambda: records.exists() and len(records.read_bytes().splitlines()) >= 6
+        )
+        stop.stop("the test has seen enough")
+
+    stopper = threading.Thread(target=stop_after_some)
+    stopper.start()
+    results = run_benchmark(config, stop=stop)
+    stopper.join()
+    assert results.interrupted
+    assert results.stop_reason == "the test has seen enough"
+    lines = read_jsonl(records)
+    (level,) = results.levels
+    assert level.succeeded + level.failed + level.cancelled == level.requests == len(lines)
+    assert level.cancelled > 0
+    assert level.failed == 0
+    assert json.loads((tmp_path / "results.json").read_text())["stop_reason"] == results.stop_reason
 
 
 def test_server_spans_carry_the_client_trace(otlp_receiver: OtlpReceiver, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Time to build the whole report (stage breakdown, distributions, diagnosis: critical paths
 and hotspots for E2E and TTFT, load models) of a run with many requests.
 
-The run directory is synthetic (:class:`open_autoglm.analysis._synthetic.SyntheticRun`:
+The run directory is synthetic (:class:`open_autoglm.testing.SyntheticRun`:
 6 spans a request in the collector's schema, records in the load generator's shape, a planted
 queue bottleneck), written once, then ``build_report`` is timed, best of ``--rounds``.
 Target (issue 4): a run of 100k requests analysed in under 10 s on this 2-core machine.
@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from open_autoglm.analysis import build_report
-from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
+from open_autoglm.collector import write_span_store
+from open_autoglm.testing import SyntheticRun
 
 
 def write_run(run_dir: Path, requests: int) -> None:

@@ -36,21 +36,10 @@ from open_autoglm.analysis._prometheus_source import (
     prometheus_summary_of_run,
     query_prometheus,
 )
-from open_autoglm.analysis._report import (
-    METRICS_FILE,
-    RECORDS_FILE,
-    REPORT_VERSION,
-    RESULTS_FILE,
-    RUN_FILE,
-    SPANS_FILE,
-    Report,
-    ReportError,
-    build_report,
-)
+from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
 from open_autoglm.analysis._report_view import ReportReadError
-from open_autoglm.analysis._slo import RUN_METRICS, Objective, SloError, parse_error_rate, parse_slo
+from open_autoglm.analysis._run_directory import RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
-from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
 from open_autoglm.analysis._tempo_source import (
     TempoConfig,
     TempoError,
@@ -62,13 +51,7 @@ from open_autoglm.analysis._tempo_source import (
 
 __all__ = [
     "COMPARE_FORMATS",
-    "METRICS_FILE",
-    "RECORDS_FILE",
     "REPORT_VERSION",
-    "RESULTS_FILE",
-    "RUN_FILE",
-    "RUN_METRICS",
-    "SPANS_FILE",
     "AnalysisError",
     "CompareRow",
     "CriticalPathError",
@@ -79,7 +62,6 @@ __all__ = [
     "HotspotReport",
     "LevelPoint",
     "LoadModels",
-    "Objective",
     "PrometheusConfig",
     "PrometheusError",
     "PrometheusSummary",
@@ -88,9 +70,8 @@ __all__ = [
     "ReportError",
     "ReportReadError",
     "ResourceSummary",
-    "SloError",
+    "RunDirectory",
     "StageBreakdown",
-    "SyntheticRun",
     "TempoConfig",
     "TempoError",
     "TempoFetch",
@@ -104,8 +85,6 @@ __all__ = [
     "find_hotspots",
     "fit_load_models",
     "latency_from_records",
-    "parse_error_rate",
-    "parse_slo",
     "points_from_levels",
     "prometheus_summary_of_run",
     "query_prometheus",
@@ -117,5 +96,4 @@ __all__ = [
     "summarize_samples",
     "trace_sections",
     "write_html",
-    "write_span_store",
 ]

@@ -22,12 +22,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from open_autoglm.analysis._report_view import ReportView, RequestSamples
-from open_autoglm.analysis._slo import (
-    LATENCY_METRICS,
-    Objective,
-    format_value,
-    parse_slo,
-)
+from open_autoglm.objectives import LATENCY_METRICS, Objective, format_value, parse_gate
 
 Verdict = Literal["pass", "FAIL", "REGRESSION", "improved", "n/a"]
 FloatArray = npt.NDArray[np.float64]
@@ -204,7 +199,7 @@ def check_report(
     checks = [_slo_check(view, o, level) for o in objectives]
     if base is not None:
         latency = [o for o in objectives if o.metric in LATENCY_METRICS]
-        for o in latency or parse_slo(_DEFAULT_REGRESSION_STATS):
+        for o in latency or parse_gate(_DEFAULT_REGRESSION_STATS):
             checks.extend(_regression_checks(view, base, o, level, config))
         checks.extend(_error_rate_regression(view, base, level, config))
     return GateResult(str(view.path), None if base is None else str(base.path), tuple(checks))

@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 
+from open_autoglm.loadgen import is_measured, is_ok
+
 FloatArray = npt.NDArray[np.float64]
 ModelName = Literal["decay", "usl"]
 
@@ -187,7 +189,7 @@ def points_from_levels(
     E2E. ``records`` (``requests.jsonl`` lines) add each level's request latencies."""
     by_level: dict[int, list[float]] = {}
     for r in records or ():
-        measured = r.get("phase", "measure") == "measure" and r.get("status", "ok") == "ok"
+        measured = is_measured(r.get("phase"), r.get("status")) and is_ok(r.get("status"))
         if measured and r.get("e2e_s") is not None:
             by_level.setdefault(int(r.get("level", 0)), []).append(float(r["e2e_s"]) * 1e3)
     out = []

@@ -33,6 +33,7 @@ from typing import Any, Final
 import httpx
 
 from open_autoglm.analysis._errors import AnalysisError
+from open_autoglm.analysis._run_directory import RunDirectory
 from open_autoglm.telemetry import names as n
 
 #: Trace ids in exemplars: 32 lowercase hex digits.
@@ -354,7 +355,7 @@ def _exemplar_trace_ids(data: Any, limit: int) -> list[str]:
 
 def run_window(run_dir: Path) -> tuple[float, float]:
     """Start and end (unix seconds) of the run in ``run_dir`` from its ``results.json``."""
-    path = run_dir / "results.json"
+    path = RunDirectory(run_dir).results_path
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
         return results["started_unix_ns"] / 1e9, results["finished_unix_ns"] / 1e9
@@ -368,7 +369,7 @@ def run_window(run_dir: Path) -> tuple[float, float]:
 
 def run_matchers(run_dir: Path) -> dict[str, str]:
     """``model`` and ``backend`` label matchers from the run's ``run.json`` (none if absent)."""
-    path = run_dir / "run.json"
+    path = RunDirectory(run_dir).run_path
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

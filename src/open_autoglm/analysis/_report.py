@@ -1,10 +1,9 @@
 """The report: a versioned, typed JSON document built from a run directory.
 
-A run directory holds what a benchmark left behind: ``results.json`` (the load generator's
-per-level results), ``requests.jsonl`` (one record per request), ``spans.duckdb`` (the span
-store, when a collector ran), ``server_metrics.jsonl`` (samples of the server's /metrics) and
-``run.json`` (what was run: backend, model, hardware). :func:`build_report` reads them all
-and never needs the servers to be alive.
+A run directory (:class:`~open_autoglm.analysis._run_directory.RunDirectory`) holds what a
+benchmark left behind: ``results.json``, ``requests.jsonl``, ``spans.duckdb`` (when a
+collector ran), ``server_metrics.jsonl`` and ``run.json``. :func:`build_report` reads each
+once and never needs the servers to be alive.
 """
 
 from __future__ import annotations
@@ -18,24 +17,37 @@ from typing import Any, Final, Literal
 
 from open_autoglm import __version__
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
-from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
+from open_autoglm.analysis._run_directory import (
+    METRICS_FILE,
+    RECORDS_TABLE,
+    RESULTS_FILE,
+    RUN_FILE,
+    ReportError,
+    RunDirectory,
+)
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
+from open_autoglm.collector import SPANS_FILE
+from open_autoglm.loadgen import RECORDS_FILE
 
 logger = logging.getLogger(__name__)
 
 ReportVersion = Literal["open-autoglm.report/1"]
 REPORT_VERSION: Final[ReportVersion] = "open-autoglm.report/1"
 
-RESULTS_FILE: Final = "results.json"
-RECORDS_FILE: Final = "requests.jsonl"
-SPANS_FILE: Final = "spans.duckdb"
-METRICS_FILE: Final = "server_metrics.jsonl"
-RUN_FILE: Final = "run.json"
-
-
-class ReportError(AnalysisError):
-    """The run directory lacks what a report needs (say which file, and why)."""
+#: The run directory's file names are importable from here too (the managed run reads them).
+__all__ = [
+    "METRICS_FILE",
+    "RECORDS_FILE",
+    "REPORT_VERSION",
+    "RESULTS_FILE",
+    "RUN_FILE",
+    "SPANS_FILE",
+    "Report",
+    "ReportError",
+    "build_report",
+    "distributions",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +77,6 @@ class Report:
         tmp.replace(path)
 
 
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path} is missing: {what}") from None
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path} cannot be read: {exc}") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path} is not a JSON object")
-    return data
-
-
 def build_report(
     run_dir: Path,
     results_path: Path | None = None,
@@ -84,15 +84,18 @@ def build_report(
     spans_path: Path | None = None,
     prometheus: dict[str, Any] | None = None,
 ) -> Report:
-    """The report of the run in ``run_dir`` (files named as in this module).
+    """The report of the run in ``run_dir`` (files named as in :class:`RunDirectory`).
 
     ``spans_path`` replaces ``RUN_DIR/spans.duckdb`` (a store fetched from Tempo);
-    ``prometheus`` is what Prometheus recorded of the run, added to the report as is."""
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir} is not a run directory")
-    load = _load_json(results_path or run_dir / RESULTS_FILE, "the load generator's results")
-    run_path = run_dir / RUN_FILE
-    run = _load_json(run_path, "run metadata") if run_path.exists() else {}
+    ``prometheus`` is what Prometheus recorded of the run, added to the report as is.
+    Raises :class:`ReportError` when the results are missing or a file cannot be read."""
+    with RunDirectory(run_dir, results_path=results_path, spans_path=spans_path) as run:
+        return _build(run.require(), prometheus)
+
+
+def _build(run: RunDirectory, prometheus: dict[str, Any] | None) -> Report:
+    load = run.results()
+    run_info = run.run_info()
     notes: list[str] = []
     stop_reason = load.get("stop_reason")
     if stop_reason:
@@ -100,19 +103,15 @@ def build_report(
             f"The run stopped early: {stop_reason}. The figures cover the requests that "
             "finished; those in flight were cancelled."
         )
-    records = Path(load.get("records_path") or run_dir / RECORDS_FILE)
-    if not records.is_absolute() and not records.exists():
-        records = run_dir / RECORDS_FILE
-    spans = spans_path or run_dir / SPANS_FILE
     stages = None
     diagnosis = None
-    if not spans.exists():
+    if not run.has_spans():
         notes.append("No span store in the run directory: no server stage breakdown.")
-    elif not records.exists() or records.stat().st_size == 0:
+    elif not run.has_records():
         notes.append("No request records: no server stage breakdown.")
     else:
-        stages = stage_breakdown(spans, records)
-        diagnosis = diagnose(spans, records, list(load.get("levels", [])))
+        stages = stage_breakdown(run)
+        diagnosis = diagnose(run, list(load.get("levels", [])))
         notes.extend(diagnosis.notes)
         missing = stages.requests - stages.with_server_spans
         if missing:
@@ -125,7 +124,7 @@ def build_report(
                 f"{missing} of {stages.requests} successful requests have no server span in "
                 f"the store ({why})."
             )
-    if run.get("simulated"):
+    if run_info.get("simulated"):
         notes.append(
             "The backend is the `sim` simulator: these figures measure the tool, not an engine."
         )
@@ -135,43 +134,39 @@ def build_report(
         version=REPORT_VERSION,
         tool_version=__version__,
         created_unix_ns=time.time_ns(),
-        run=run,
+        run=run_info,
         load=load,
-        resources=summarize_samples(run_dir / METRICS_FILE),
+        resources=summarize_samples(run.metrics_path),
         stages=stages,
-        distributions=distributions(records) if records.exists() else [],
+        distributions=distributions(run) if run.records_path.exists() else [],
         diagnosis=diagnosis,
         notes=notes,
         prometheus=prometheus,
     )
 
 
-def distributions(records_path: Path) -> list[dict[str, Any]]:
+def distributions(run: RunDirectory) -> list[dict[str, Any]]:
     """Quantiles 0..100 of TTFT, TPOT and E2E (ms) per level, measured successes only.
 
     DuckDB's ``quantile_cont`` interpolates linearly, as numpy does by default.
     """
-    import duckdb
-
     quantiles = [round(q / 100, 2) for q in range(101)]
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            """
+    rows = (
+        run.database()
+        .execute(
+            f"""
             SELECT level,
                 quantile_cont(ttft_s * 1e3, $q) FILTER (WHERE ttft_s IS NOT NULL),
                 quantile_cont(tpot_s * 1e3, $q) FILTER (WHERE tpot_s IS NOT NULL),
                 quantile_cont(e2e_s * 1e3, $q) FILTER (WHERE e2e_s IS NOT NULL)
-            FROM read_json($path, format = 'newline_delimited', columns = {
-                level: 'BIGINT', phase: 'VARCHAR', status: 'VARCHAR', ttft_s: 'DOUBLE',
-                tpot_s: 'DOUBLE', e2e_s: 'DOUBLE'})
-            WHERE coalesce(phase, 'measure') = 'measure' AND status = 'ok'
+            FROM {RECORDS_TABLE}
+            WHERE measured AND ok
             GROUP BY level ORDER BY level
             """,
-            {"q": quantiles, "path": str(records_path)},
-        ).fetchall()
-    finally:
-        con.close()
+            {"q": quantiles},
+        )
+        .fetchall()
+    )
     out = []
     for level, ttft, tpot, e2e in rows:
         entry: dict[str, Any] = {"level": int(level)}

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from open_autoglm.analysis._errors import AnalysisError
+from open_autoglm.analysis._run_directory import find_records
+from open_autoglm.loadgen import is_measured, is_ok, read_record_dicts
 
 FloatArray = npt.NDArray[np.float64]
 _METRIC_KEYS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}
@@ -111,13 +113,8 @@ class ReportView:
         return (int(rss) if rss else None, int(gpu) if gpu else None)
 
     def records_path(self) -> Path | None:
-        candidates = []
         given = self.load.get("records_path")
-        if given:
-            p = Path(str(given))
-            candidates += [p] if p.is_absolute() else [self.path.parent / p, p]
-        candidates.append(self.path.parent / "requests.jsonl")
-        return next((c for c in candidates if c.is_file()), None)
+        return find_records(self.path.parent, str(given) if given else None)
 
     def samples(self) -> dict[int, RequestSamples] | None:
         """Measured requests per level index from ``requests.jsonl``; None if not found."""
@@ -129,21 +126,19 @@ class ReportView:
             return None
         out: dict[int, RequestSamples] = {}
         try:
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        _add(out, json.loads(line))
-        except (OSError, json.JSONDecodeError, TypeError, ValueError) as exc:
+            for record in read_record_dicts(path):
+                _add(out, record)
+        except (OSError, TypeError, ValueError) as exc:
             raise ReportReadError(f"cannot read request records {path}: {exc}") from None
         self._samples = out
         return out
 
 
 def _add(out: dict[int, RequestSamples], r: dict[str, Any]) -> None:
-    if r.get("phase", "measure") != "measure" or r.get("status") == "cancelled":
+    if not is_measured(r.get("phase"), r.get("status")):
         return
     s = out.setdefault(int(r.get("level", 0)), RequestSamples())
-    if r.get("status", "ok") != "ok":
+    if not is_ok(r.get("status")):
         s.failed += 1
         return
     s.ok += 1

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         Prompt,
     )
     from open_autoglm.run import ManagedServer
+from open_autoglm.objectives import parse_error_rate, split_objectives
 
 
 def register(subparsers: Any) -> None:
@@ -172,7 +173,6 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         parse_body_field,
         parse_header,
         parse_size,
-        parse_slo,
     )
     from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
 
@@ -236,7 +236,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         image_files=tuple(args.image_file),
         seed=args.seed,
     )
-    goodput_terms, _ = split_slo(args.slo)
+    goodput, _ = split_objectives(args.slo)
     try:
         tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
     except TelemetryConfigError as exc:
@@ -245,7 +245,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         endpoint=endpoint,
         profile=profile,
         workload=workload,
-        slo=parse_slo(goodput_terms) if goodput_terms else None,
+        slo=goodput,
         seed=args.seed,
         output_path=args.output or Path("results.json"),
         records_path=args.records,
@@ -254,28 +254,10 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
     )
 
 
-def split_slo(text: str | None) -> tuple[str, str]:
-    """``--slo`` split into per-request goodput terms and run-level gate terms (those with a
-    statistic such as ``p95_e2e`` and the run metrics ``error_rate``, ``rps``, ``tok_s``)."""
-    from open_autoglm.analysis import RUN_METRICS
-
-    goodput: list[str] = []
-    gate: list[str] = []
-    for term in (text or "").split(","):
-        if not term.strip():
-            continue
-        name = term.strip().split("<")[0].split(">")[0].split("=")[0].strip()
-        (gate if "_" in name or name in RUN_METRICS else goodput).append(term.strip())
-    return ",".join(goodput), ",".join(gate)
-
-
 def gate_objectives(args: argparse.Namespace) -> list[Any]:
     """The run-level objectives that ``--fail-on-slo`` checks (raises on a bad one)."""
-    from open_autoglm.analysis import parse_error_rate
-    from open_autoglm.analysis import parse_slo as parse_gate
-
-    _, gate_terms = split_slo(args.slo)
-    objectives: list[Any] = list(parse_gate(gate_terms)) if gate_terms else []
+    _, run_level = split_objectives(args.slo)
+    objectives: list[Any] = list(run_level)
     if args.max_error_rate is not None:
         objectives.append(parse_error_rate(args.max_error_rate))
     if args.fail_on_slo and not objectives:

@@ -39,9 +39,10 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from open_autoglm.analysis import RegressionConfig, check_report, parse_error_rate, parse_slo
+    from open_autoglm.analysis import RegressionConfig, check_report
+    from open_autoglm.objectives import parse_error_rate, parse_gate
 
-    objectives = list(parse_slo(args.slo)) if args.slo is not None else []
+    objectives = list(parse_gate(args.slo)) if args.slo is not None else []
     if args.max_error_rate is not None:
         if any(o.metric == "error_rate" for o in objectives):
             raise UsageError("give the error rate once: in --slo or --max-error-rate")

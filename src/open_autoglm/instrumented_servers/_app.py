@@ -48,7 +48,7 @@ from open_autoglm.instrumented_servers._protocol import (
     model_card,
     parse_body,
 )
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.telemetry import GpuProbe
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class _Service:
         max_tokens = self.resolve_max_tokens(
             body.max_tokens, self.config.default_completion_tokens, prompt
         )
-        record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
+        record = ServedRequest(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
         if self.config.capture_content:
             record.input_messages = prompt_input_messages(prompt)
             record.output_text = []
@@ -136,7 +136,7 @@ class _Service:
             ChatCompletionRequest, await _read_body(request, self.config.max_body_bytes)
         )
         self.check_common(body)
-        record = RequestRecord(OPERATIONS[True], body.model, arrival, 0, body.stream)
+        record = ServedRequest(OPERATIONS[True], body.model, arrival, 0, body.stream)
         started = perf_counter_ns()
         messages, image_bytes = decode_messages(body.messages)
         images: tuple[ImageInput, ...] = tuple(im for m in messages for im in m.images)
@@ -168,7 +168,7 @@ class _Service:
         prompt: str,
         images: tuple[ImageInput, ...],
         max_tokens: int,
-        record: RequestRecord,
+        record: ServedRequest,
         *,
         chat: bool,
     ) -> Response:

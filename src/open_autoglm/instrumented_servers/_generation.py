@@ -23,7 +23,7 @@ from open_autoglm.instrumented_servers._backend import (
 )
 from open_autoglm.instrumented_servers._errors import APIError
 from open_autoglm.instrumented_servers._protocol import usage_dict
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.instrumented_servers._stop import StopMatcher
 from open_autoglm.telemetry import names as n
 
@@ -55,7 +55,7 @@ class Generation:
         events: AsyncGenerator[GenerationEvent, None],
         accepted: Accepted,
         shape: ResponseShape,
-        record: RequestRecord,
+        record: ServedRequest,
         span: Span,
         telemetry: RequestTelemetry,
     ) -> None:

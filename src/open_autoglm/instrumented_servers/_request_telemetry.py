@@ -26,7 +26,7 @@ from open_autoglm.telemetry import names as n
 
 
 @dataclass(slots=True)
-class RequestRecord:
+class ServedRequest:
     """One request as the server saw it; perf_counter_ns stamps."""
 
     operation: str
@@ -128,7 +128,7 @@ class RequestTelemetry:
         self._backend = backend
         self._simulated = simulated
 
-    def finish(self, span: Span, record: RequestRecord) -> None:
+    def finish(self, span: Span, record: ServedRequest) -> None:
         """Record spans and metrics of a finished, failed or cancelled request.
 
         Never raises: instrumentation must not fail a request.
@@ -159,7 +159,7 @@ class RequestTelemetry:
             tpot = (record.last_output_ns - record.first_output_ns) / (record.output_tokens - 1)
             m.tpot.labels(*labels).observe(tpot / 1e9, exemplar)
 
-    def _annotate_server_span(self, span: Span, record: RequestRecord) -> None:
+    def _annotate_server_span(self, span: Span, record: ServedRequest) -> None:
         if not span.is_recording():
             return
         attributes: dict[str, AttributeValue] = {
@@ -192,7 +192,7 @@ class RequestTelemetry:
         span.set_attributes(attributes)
 
     def _stage_spans(
-        self, parent: Span, record: RequestRecord, end_ns: int, exemplar: dict[str, str] | None
+        self, parent: Span, record: ServedRequest, end_ns: int, exemplar: dict[str, str] | None
     ) -> None:
         stages = record.stages
         parent_context = parent.get_span_context()

@@ -29,9 +29,16 @@ from open_autoglm.loadgen._images import (
 from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig, ProfileKind
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
 from open_autoglm.loadgen._records import (
+    MEASURED_SQL,
+    RECORD_COLUMNS,
     RECORD_VERSION,
+    RECORDS_FILE,
     RecordWriter,
     RequestRecord,
+    is_measured,
+    is_ok,
+    load_records_table,
+    read_record_dicts,
     read_records,
 )
 from open_autoglm.loadgen._results import (
@@ -47,7 +54,6 @@ from open_autoglm.loadgen._runner import (
     run_benchmark,
     run_benchmark_async,
 )
-from open_autoglm.loadgen._slo import Slo, parse_slo
 from open_autoglm.loadgen._stop import BenchmarkInterrupted, RunStop
 from open_autoglm.loadgen._workloads import (
     DATASETS,
@@ -66,7 +72,10 @@ __all__ = [
     "DATASETS",
     "DISTRIBUTIONS",
     "IMAGE_FORMATS",
+    "MEASURED_SQL",
     "PROFILES",
+    "RECORDS_FILE",
+    "RECORD_COLUMNS",
     "RECORD_VERSION",
     "RESULTS_VERSION",
     "Api",
@@ -101,7 +110,6 @@ __all__ = [
     "RequestSpec",
     "RichProgress",
     "RunStop",
-    "Slo",
     "Stats",
     "StreamDropped",
     "StreamError",
@@ -111,13 +119,16 @@ __all__ = [
     "assess",
     "build_requests",
     "discover_model",
+    "is_measured",
+    "is_ok",
     "level_rng",
     "load_prompts",
+    "load_records_table",
     "parse_body_field",
     "parse_header",
     "parse_size",
-    "parse_slo",
     "prepare_prompts",
+    "read_record_dicts",
     "read_records",
     "run_benchmark",
     "run_benchmark_async",

@@ -14,7 +14,7 @@ import numpy as np
 from open_autoglm.loadgen._health import ClientHealth
 from open_autoglm.loadgen._profiles import Level
 from open_autoglm.loadgen._records import RequestRecord
-from open_autoglm.loadgen._slo import Slo
+from open_autoglm.objectives import Goodput
 
 ResultsVersion = Literal["open-autoglm.loadgen.results/1"]
 RESULTS_VERSION: ResultsVersion = "open-autoglm.loadgen.results/1"
@@ -65,7 +65,7 @@ class LevelResult:
     max_concurrency: int | None
     started_unix_ns: int
     requests: int  # every record of the level, warm-up and cool-down included
-    measured: int  # records inside the measurement window
+    measured: int  # measured records (RequestRecord.measured): in the window, not cancelled
     succeeded: int
     failed: int
     cancelled: int
@@ -96,11 +96,10 @@ def summarize_level(
     level: Level,
     records: Sequence[RequestRecord],
     started_unix_ns: int,
-    slo: Slo | None,
+    slo: Goodput | None,
     health: ClientHealth,
 ) -> LevelResult:
-    measured = [r for r in records if r.phase == "measure"]
-    finished = [r for r in measured if r.status != "cancelled"]
+    finished = [r for r in records if r.measured]  # the measured rule drops cancelled ones
     ok = [r for r in finished if r.ok]
     failed = [r for r in finished if not r.ok]
     errors = Counter(r.error_type or "unknown" for r in failed)
@@ -136,7 +135,7 @@ def summarize_level(
         max_concurrency=level.max_concurrency,
         started_unix_ns=started_unix_ns,
         requests=len(records),
-        measured=len(measured),
+        measured=len(finished),
         succeeded=len(ok),
         failed=len(failed),
         cancelled=sum(1 for r in records if r.status == "cancelled"),

@@ -35,7 +35,6 @@ from open_autoglm.loadgen._results import (
     LevelResult,
     summarize_level,
 )
-from open_autoglm.loadgen._slo import Slo
 from open_autoglm.loadgen._stop import BenchmarkInterrupted, RunStop
 from open_autoglm.loadgen._tokens import TokenCounter, make_token_counter
 from open_autoglm.loadgen._workloads import (
@@ -45,6 +44,7 @@ from open_autoglm.loadgen._workloads import (
     build_requests,
     load_prompts,
 )
+from open_autoglm.objectives import Goodput
 from open_autoglm.telemetry import TracingConfig, make_tracer_provider, names
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class BenchmarkConfig:
     endpoint: EndpointConfig
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    slo: Slo | None = None
+    slo: Goodput | None = None
     seed: int = 0
     output_path: Path | None = Path("results.json")
     records_path: Path | None = None  # default: requests.jsonl beside output_path
@@ -333,7 +333,7 @@ class _Run:
                 await self._open(index, level, origin, records)
         finally:
             loop_lags = await monitor.stop()
-            measured = [r for r in records if r.phase == "measure" and r.status != "cancelled"]
+            measured = [r for r in records if r.measured]
             health = assess([r.sched_lag_s for r in measured], loop_lags, cpu.read())
             result = summarize_level(index, level, records, started_unix, self.config.slo, health)
             self.results.append(result)

@@ -27,20 +27,12 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import (
-    METRICS_FILE,
-    RECORDS_FILE,
-    RESULTS_FILE,
-    RUN_FILE,
-    SPANS_FILE,
-    Report,
-    build_report,
-    write_html,
-)
+from open_autoglm.analysis import Report, RunDirectory, build_report, write_html
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
+    RECORDS_FILE,
     BenchmarkConfig,
     BenchmarkResults,
     ProgressReporter,
@@ -61,10 +53,11 @@ logger = logging.getLogger(__name__)
 
 def prepare_run_dir(run_dir: Path) -> None:
     """Create ``run_dir``; refuse one that holds another run (records would be mixed)."""
-    for name in (RECORDS_FILE, SPANS_FILE):
-        if (run_dir / name).exists():
+    files = RunDirectory(run_dir)
+    for path in (run_dir / RECORDS_FILE, files.spans_path):
+        if path.exists():
             raise RunDirectoryError(
-                f"{run_dir} already holds a run ({name}); choose a new --run-dir"
+                f"{run_dir} already holds a run ({path.name}); choose a new --run-dir"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -85,7 +78,8 @@ def run_managed(
     :class:`ChildDiedError` when a child dies mid-run, each once the results and the report of
     what finished are written."""
     prepare_run_dir(run_dir)
-    collector_config = CollectorConfig(db_path=run_dir / SPANS_FILE)
+    files = RunDirectory(run_dir)
+    collector_config = CollectorConfig(db_path=files.spans_path)
     interrupted: KeyboardInterrupt | None = None
     stop = RunStop()
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
@@ -99,14 +93,14 @@ def run_managed(
             log_path=run_dir / "server.log",
         ) as process:
             _write_run_file(run_dir, server, process.url)
-            sampler = MetricSampler(process.url, run_dir / METRICS_FILE).start()
+            sampler = MetricSampler(process.url, files.metrics_path).start()
             config = dataclasses.replace(
                 bench,
                 endpoint=dataclasses.replace(bench.endpoint, url=process.url),
                 tracing=TracingConfig(
                     service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
                 ),
-                output_path=run_dir / RESULTS_FILE,
+                output_path=files.results_path,
                 records_path=run_dir / RECORDS_FILE,
             )
             watch = ChildWatch({"server": process, "collector": collector}, stop)
@@ -144,8 +138,9 @@ def _report(run_dir: Path, report_path: Path, *, tolerate_errors: bool) -> Repor
         return None
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
-    if report_path.resolve() != (run_dir / "report.json").resolve():
-        report.write(run_dir / "report.json")
+    own = RunDirectory(run_dir).report_path
+    if report_path.resolve() != own.resolve():
+        report.write(own)
     return report
 
 
@@ -165,4 +160,4 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         "hardware": hardware(),
         "started_unix_ns": time.time_ns(),
     }
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    (RunDirectory(run_dir).run_path).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import numpy as np
 import pytest
@@ -105,13 +104,10 @@ def report(observed_run: ObservedRun) -> dict[str, Any]:
 
 
 def _stage_durations_s(run_dir: Path, stage: str) -> np.ndarray:
-    con = duckdb.connect(str(run_dir / "spans.duckdb"), read_only=True)
-    try:
-        rows = con.execute(
+    with SpanStore(run_dir / "spans.duckdb") as store:
+        rows = store.connection.execute(
             "SELECT duration_ns FROM spans WHERE name = ? AND kind = 'INTERNAL'", [stage]
         ).fetchall()
-    finally:
-        con.close()
     return np.sort(np.asarray([r[0] for r in rows], dtype=np.float64) / 1e9)
 
 

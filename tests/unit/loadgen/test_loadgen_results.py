@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from open_autoglm.loadgen import Level, RequestRecord, Stats, assess, parse_slo
+from open_autoglm.loadgen import Level, RequestRecord, Stats, assess
 from open_autoglm.loadgen._results import summarize_level
+from open_autoglm.objectives import parse_goodput
 
 
 def record(i: int, ttft: float, e2e: float, out: int = 5, status: str = "ok") -> RequestRecord:
@@ -36,7 +37,7 @@ def test_level_summary() -> None:
     warm.phase = "warmup"
     health = assess([0.0001] * 4, [0.0005] * 10, 0.2)
     level = Level(mode="concurrency", value=2, requests=5)
-    result = summarize_level(0, level, [*records, warm], 0, parse_slo("ttft<=200ms"), health)
+    result = summarize_level(0, level, [*records, warm], 0, parse_goodput("ttft<=200ms"), health)
     assert (result.requests, result.measured, result.succeeded, result.failed) == (5, 4, 2, 2)
     assert result.errors == {"500": 1, "ReadTimeout": 1}
     assert result.error_rate == 0.5

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from open_autoglm.instrumented_servers import BackendLoad, StageTimes
 from open_autoglm.instrumented_servers._metrics import ServerMetrics
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.telemetry import TracingConfig, TrackingTracerProvider, make_tracer_provider
 from open_autoglm.telemetry import names as n
 
@@ -39,7 +39,7 @@ def _run(provider: TracerProvider, detokenize_ns: int) -> tuple[list[ReadableSpa
     telemetry = RequestTelemetry(provider, metrics, "onnxruntime", simulated=False)
     t0 = perf_counter_ns()
     server = provider.get_tracer("test").start_span("POST /v1/chat/completions")
-    record = RequestRecord("chat", "m", t0, 16, False, stages=_stages(t0, detokenize_ns))
+    record = ServedRequest("chat", "m", t0, 16, False, stages=_stages(t0, detokenize_ns))
     record.output_tokens, record.finish_reason = 5, "stop"
     record.first_output_ns, record.last_output_ns = t0 + 10 * MS, t0 + 50 * MS
     telemetry.finish(server, record)

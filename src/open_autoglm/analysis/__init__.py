@@ -13,7 +13,12 @@ from open_autoglm.analysis._critical_path import (
 )
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._errors import AnalysisError
-from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
+from open_autoglm.analysis._gate import (
+    GateResult,
+    GateUndecidedError,
+    RegressionConfig,
+    check_report,
+)
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
     HotspotReport,
@@ -58,6 +63,7 @@ __all__ = [
     "CriticalPaths",
     "Diagnosis",
     "GateResult",
+    "GateUndecidedError",
     "HotspotConfig",
     "HotspotReport",
     "LevelPoint",

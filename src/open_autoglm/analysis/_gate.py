@@ -8,6 +8,11 @@ the statistic recomputed each time) and the change counts as a regression when i
 interval lies above zero and the change itself is above ``min_change`` (5% by default). A
 one-sided Mann-Whitney U p-value is reported beside it. The error rate regresses when a
 one-sided Fisher exact test says the new rate is higher (p < 0.05).
+
+The gate never passes a run it could not judge: a report (or baseline) with no finished
+measured request, or whose records are not its own (their counts differ from its results,
+as when two runs shared one ``requests.jsonl``), and a gate where no check could be
+measured at all, raise :class:`GateUndecidedError` with the reason (``check`` exits 2).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._report_view import ReportView, RequestSamples
 from open_autoglm.objectives import LATENCY_METRICS, Objective, format_value, parse_gate
 
@@ -30,6 +36,11 @@ _DEFAULT_REGRESSION_STATS: Final = "p50_e2e<=1s,p95_e2e<=1s,p95_ttft<=1s"
 _MIN_SAMPLES: Final = 20
 _LEVEL_STATS: Final = {"mean": "mean", "median": "median", "p50": "median", "p90": "p90",
                        "p95": "p95", "p99": "p99", "max": "max", "min": "min"}  # fmt: skip
+
+
+class GateUndecidedError(AnalysisError):
+    """The gate cannot judge: no data, records that are not the run's own, or no check that
+    could be measured. The message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,17 +203,57 @@ def check_report(
     level: int | None = None,
     regression: RegressionConfig | None = None,
 ) -> GateResult:
-    """Check ``objectives`` on ``report``; with ``baseline``, add regression checks."""
+    """Check ``objectives`` on ``report``; with ``baseline``, add regression checks.
+
+    Raises :class:`GateUndecidedError` when it cannot judge (module docstring)."""
     view = report if isinstance(report, ReportView) else ReportView.open(report)
     base = baseline if isinstance(baseline, ReportView | None) else ReportView.open(baseline)
     config = regression or RegressionConfig()
+    _require_data(view, level)
+    if base is not None:
+        _require_data(base, level)
     checks = [_slo_check(view, o, level) for o in objectives]
     if base is not None:
         latency = [o for o in objectives if o.metric in LATENCY_METRICS]
         for o in latency or parse_gate(_DEFAULT_REGRESSION_STATS):
             checks.extend(_regression_checks(view, base, o, level, config))
         checks.extend(_error_rate_regression(view, base, level, config))
+    if all(c.verdict == "n/a" for c in checks):
+        notes = "; ".join(dict.fromkeys(c.note for c in checks if c.note)) or "no check"
+        raise GateUndecidedError(f"cannot judge {view.path}: no check could be measured ({notes})")
     return GateResult(str(view.path), None if base is None else str(base.path), tuple(checks))
+
+
+def _require_data(view: ReportView, level: int | None) -> None:
+    """Raise :class:`GateUndecidedError` unless ``view`` has finished measured requests and
+    its records (when found) are its own: per level, as many as its results count."""
+    levels = _levels(view, level)
+    counted = [(i, lv, _finished(lv)) for i, lv in levels]
+    if all(n == 0 for _, _, n in counted):  # no level, or each says none finished
+        raise GateUndecidedError(
+            f"cannot judge {view.path}: no measured request finished in it (no data)"
+        )
+    samples = view.samples()
+    if samples is None:
+        return
+    for index, lv, expected in counted:
+        if expected is None:
+            continue
+        s = samples.get(index, RequestSamples())
+        if s.ok + s.failed != expected:
+            raise GateUndecidedError(
+                f"cannot judge {view.path}: its records {view.records_path()} hold "
+                f"{s.ok + s.failed} measured requests of level {_level_label(lv, index)}, its "
+                f"results {expected}: they are not this run's records"
+            )
+
+
+def _finished(lv: dict[str, Any]) -> int | None:
+    """Succeeded + failed measured requests of a level, ``None`` when it does not say."""
+    ok, bad = lv.get("succeeded"), lv.get("failed")
+    if ok is None or bad is None:
+        return None
+    return int(ok) + int(bad)
 
 
 def _slo_check(view: ReportView, objective: Objective, level: int | None) -> CheckResult:

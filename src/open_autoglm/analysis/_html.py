@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from open_autoglm.analysis._report import Report
+from open_autoglm.analysis._report import Report, write_atomically
 from open_autoglm.analysis._stages import STAGE_COLUMNS, TTFT_PARTS
 from open_autoglm.analysis._svg import bar_chart, cdf_chart, fit_chart, stacked_bars, waterfall
 
@@ -261,7 +261,4 @@ def _diagnosis_section(report: Report) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, render_html(report))

@@ -71,10 +71,19 @@ class Report:
         return asdict(self)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, json.dumps(self.to_json(), indent=2, default=str) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it, so a reader never
+    sees half a file. :class:`ReportError` when ``path`` is a directory, device or FIFO: the
+    rename would replace it (``/dev/null`` included, for root)."""
+    if path.exists() and not path.is_file():
+        raise ReportError(f"{path} is not a regular file: not written there")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def build_report(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import input_dir, output_file
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         write_html,
     )
 
-    output: Path = args.output or args.run_dir / "report.json"
+    input_dir(args.run_dir, "run directory")
+    output = output_file(args.output or args.run_dir / "report.json", "--output")
     try:
         spans_path, prometheus = _sources(args)
         report = build_report(args.run_dir, spans_path=spans_path, prometheus=prometheus)

@@ -26,6 +26,7 @@ from open_autoglm.commands._choices import (
     PROFILES,
 )
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._run_files import RunFiles, check_inputs, plan_run_files
 
 if TYPE_CHECKING:
     from open_autoglm.loadgen import (
@@ -68,11 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     managed.add_argument("--device", help="server device: auto, cpu or cuda")
     managed.add_argument(
         "--target-tpot", type=float, metavar="MS", help="server's adaptive batching target"
-    )
-    managed.add_argument(
-        "--run-dir",
-        type=Path,
-        help="where records, spans and samples go (default: runs/TIME-BACKEND)",
     )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
@@ -141,12 +137,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--max-error-rate", help="with --fail-on-slo: e.g. 0.5%%")
     out.add_argument(
+        "--run-dir",
+        type=Path,
+        help="a new directory for this run's results and records (and, managed, spans, "
+        "samples, logs, report); default: runs/TIME-BACKEND, or runs/TIME-url with --url and "
+        "no --output. A directory that holds a run already is refused",
+    )
+    out.add_argument(
         "--output",
         type=Path,
-        help="results JSON (default results.json); in a managed run, the report JSON "
-        "(default RUN_DIR/report.json), with report.html beside it",
+        help="--url: the results JSON (records beside it: requests.jsonl beside results.json, "
+        "NAME.requests.jsonl beside NAME.json); managed: the report JSON (default "
+        "RUN_DIR/report.json), with report.html beside it",
     )
-    out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
+    out.add_argument(
+        "--records",
+        type=Path,
+        help="--url: the records file (never overwritten: an existing one is refused)",
+    )
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
     out.add_argument("--quiet", action="store_true", help="no live progress")
 
@@ -161,8 +169,9 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_config(args: argparse.Namespace) -> BenchmarkConfig:
-    """The frozen config for ``args``; raises :class:`UsageError` on a mistake in the flags
+def build_config(args: argparse.Namespace, files: RunFiles | None = None) -> BenchmarkConfig:
+    """The frozen config for ``args``, writing to ``files`` (default: planned from ``args``,
+    :func:`plan_run_files`); raises :class:`UsageError` on a mistake in the flags or a path,
     and :class:`open_autoglm.loadgen.ConfigError` on a value the load generator refuses."""
     from open_autoglm.loadgen import (
         BenchmarkConfig,
@@ -183,6 +192,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         )
     if args.url and args.backend:
         raise UsageError("--url and --backend exclude each other")
+    check_inputs(args)
     endpoint = EndpointConfig(
         url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
@@ -241,14 +251,15 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
     except TelemetryConfigError as exc:
         raise UsageError(str(exc)) from None
+    files = files or plan_run_files(args)
     return BenchmarkConfig(
         endpoint=endpoint,
         profile=profile,
         workload=workload,
         slo=goodput,
         seed=args.seed,
-        output_path=args.output or Path("results.json"),
-        records_path=args.records,
+        output_path=files.results,
+        records_path=files.records,
         tracing=tracing,
         tokenizer_path=args.tokenizer,
     )
@@ -304,16 +315,20 @@ def _run(args: argparse.Namespace) -> int:
         run_benchmark,
     )
 
-    config = build_config(args)
+    files = plan_run_files(args)  # every path checked before anything is sent
+    args.run_dir = files.run_dir  # named in the message if the run is stopped
+    config = build_config(args, files)
     objectives = gate_objectives(args)
     server = managed_server(args) if args.backend else None
     prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     if server is not None:
-        status, report_path = _run_managed(args, server, config, prompts, progress)
+        status, report_path = _run_managed(args, files, server, config, prompts, progress)
         return apply_gate(args, objectives, report_path, status)
     results = run_benchmark(config, progress=progress, prompts=prompts)
     print_summary(results, config)
+    if files.run_dir is not None:
+        print(f"run directory: {files.run_dir}")
     warn_on_failures(results)
     succeeded = sum(level.succeeded for level in results.levels)
     if config.output_path is None:
@@ -335,10 +350,11 @@ def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace) -> int:
         finished = sum(level.succeeded + level.failed for level in results.levels)
         cancelled = sum(level.cancelled for level in results.levels)
         line += f": {finished} requests finished, {cancelled} in flight cancelled"
-        if args.backend is None:
-            line += f"; partial results in {args.output or Path('results.json')}"
+        if args.backend is None and args.output is not None:
+            line += f"; partial results in {args.output}"
         elif args.run_dir is not None:
-            line += f"; partial results and report in {args.run_dir}"
+            what = "partial results and report" if args.backend else "partial results"
+            line += f"; {what} in {args.run_dir}"
     else:
         line += " before any request was sent"
     print(line, file=sys.stderr, flush=True)
@@ -358,11 +374,15 @@ def warn_on_failures(results: BenchmarkResults) -> None:
             errors[kind] = errors.get(kind, 0) + count
     ranked = sorted(errors.items(), key=lambda item: -item[1])[:3]
     top = ", ".join(f"{kind} {count}" for kind, count in ranked)
+    rule = (
+        "the run exits 1: no request succeeded"
+        if failed == finished
+        else "the exit status stays 0 as some succeeded; add --fail-on-slo --max-error-rate "
+        "to fail such a run"
+    )
     print(
         f"open-autoglm: WARNING: {failed} of {finished} requests failed "
-        f"({failed / finished:.0%}; {top}); the exit status is "
-        f"{0 if failed < finished else 1} by the documented rule — add --fail-on-slo "
-        "--max-error-rate to fail such a run",
+        f"({failed / finished:.0%}: {top}); {rule}",
         file=sys.stderr,
         flush=True,
     )
@@ -389,6 +409,7 @@ def managed_server(args: argparse.Namespace) -> ManagedServer:
 
 def _run_managed(
     args: argparse.Namespace,
+    files: RunFiles,
     server: ManagedServer,
     config: BenchmarkConfig,
     prompts: list[Prompt],
@@ -396,15 +417,11 @@ def _run_managed(
 ) -> tuple[int, Path]:
     """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
     collector's and report's errors reach ``cli.py``, which prints their first line."""
-    import time
-
     from open_autoglm.run import ChildDiedError, run_managed
 
-    run_dir: Path = args.run_dir or Path("runs") / (
-        time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
-    )
-    args.run_dir = run_dir  # named in the message if the run is stopped
-    report_path: Path = args.output or run_dir / "report.json"
+    assert files.run_dir is not None
+    assert files.report is not None
+    run_dir, report_path = files.run_dir, files.report
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
     try:
         results, report = run_managed(

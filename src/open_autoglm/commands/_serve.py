@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from open_autoglm.commands._backend_options import parse_backend_options
 from open_autoglm.commands._choices import BACKENDS, SERVER_MAX_BODY_BYTES
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import output_file
 
 if TYPE_CHECKING:
     from open_autoglm.instrumented_servers import ServerConfig
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.telemetry import names as n
 
     extra = parse_backend_options(args.backend_option)
+    if args.ready_file is not None:
+        output_file(args.ready_file, "--ready-file")
     try:
         config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
         tracing = TracingConfig.from_env(

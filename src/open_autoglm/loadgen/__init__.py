@@ -14,6 +14,7 @@ from open_autoglm.loadgen._errors import (
     LoadgenError,
     MalformedStream,
     ReadTimeout,
+    RecordsExistError,
     RequestError,
     StreamDropped,
     StreamError,
@@ -40,6 +41,7 @@ from open_autoglm.loadgen._records import (
     load_records_table,
     read_record_dicts,
     read_records,
+    records_beside,
 )
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
@@ -105,6 +107,7 @@ __all__ = [
     "Prompt",
     "ReadTimeout",
     "RecordWriter",
+    "RecordsExistError",
     "RequestError",
     "RequestRecord",
     "RequestSpec",
@@ -130,6 +133,7 @@ __all__ = [
     "prepare_prompts",
     "read_record_dicts",
     "read_records",
+    "records_beside",
     "run_benchmark",
     "run_benchmark_async",
     "synthetic_image",

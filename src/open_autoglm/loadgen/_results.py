@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from open_autoglm.loadgen._errors import ConfigError
 from open_autoglm.loadgen._health import ClientHealth
 from open_autoglm.loadgen._profiles import Level
 from open_autoglm.loadgen._records import RequestRecord
@@ -188,6 +189,11 @@ class BenchmarkResults:
         return asdict(self)
 
     def write(self, path: Path) -> None:
+        """Write the document to ``path`` atomically (a temporary file renamed over it).
+        Raises :class:`ConfigError` when ``path`` is a directory, device or FIFO: the rename
+        would replace it (``/dev/null`` included, for root)."""
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path} is not a regular file: results not written there")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")

@@ -28,7 +28,7 @@ from open_autoglm.loadgen._endpoint import EndpointConfig
 from open_autoglm.loadgen._health import CpuMeter, LoopLagMonitor, assess
 from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter
-from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord
+from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord, records_beside
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
@@ -66,7 +66,9 @@ class BenchmarkConfig:
     slo: Goodput | None = None
     seed: int = 0
     output_path: Path | None = Path("results.json")
-    records_path: Path | None = None  # default: requests.jsonl beside output_path
+    #: default: beside ``output_path``, ``requests.jsonl`` for ``results.json`` and
+    #: ``NAME.requests.jsonl`` for ``NAME.json``; never overwritten (RecordsExistError)
+    records_path: Path | None = None
     tracing: TracingConfig | None = None  # None or no endpoint: traceparent ids, no spans
     tokenizer_path: Path | None = None
 
@@ -74,9 +76,7 @@ class BenchmarkConfig:
     def resolved_records_path(self) -> Path | None:
         if self.records_path is not None:
             return self.records_path
-        if self.output_path is not None:
-            return self.output_path.parent / "requests.jsonl"
-        return None
+        return None if self.output_path is None else records_beside(self.output_path)
 
 
 def prepare_prompts(config: BenchmarkConfig) -> list[Prompt]:
@@ -282,12 +282,22 @@ def _results(
         profile=asdict(config.profile),
         slo=config.slo.describe() if config.slo else None,
         seed=config.seed,
-        records_path=str(records_path) if records_path else None,
+        records_path=_named_from(config.output_path, records_path),
         levels=levels,
         client_bound=bool(bound),
         summary=summary,
         stop_reason=stop_reason if interrupted else None,
     )
+
+
+def _named_from(results: Path | None, records: Path | None) -> str | None:
+    """The records file as the results name it: its name alone when it sits beside the
+    results (the pair moves together), else its absolute path — never a guess."""
+    if records is None:
+        return None
+    if results is not None and records.parent.resolve() == results.parent.resolve():
+        return records.name
+    return str(records.resolve())
 
 
 class _Run:

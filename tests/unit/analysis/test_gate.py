@@ -218,7 +218,7 @@ def test_a_missing_or_foreign_report_is_exit_2(
 ) -> None:
     code, _, err = run_cli(capsys, str(tmp_path / "nope.json"), "--slo", "p95_e2e<=1s")
     assert code == 2
-    assert "no report at" in err
+    assert "no such file" in err
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"hello": "world"}))
     code, _, err = run_cli(capsys, str(other), "--slo", "p95_e2e<=1s")

@@ -11,8 +11,9 @@ one-sided Fisher exact test says the new rate is higher (p < 0.05).
 
 The gate never passes a run it could not judge: a report (or baseline) with no finished
 measured request, or whose records are not its own (their counts differ from its results,
-as when two runs shared one ``requests.jsonl``), and a gate where no check could be
-measured at all, raise :class:`GateUndecidedError` with the reason (``check`` exits 2).
+as when two runs shared one ``requests.jsonl``), raises :class:`GateUndecidedError` with the
+reason; a gate where a check could not be measured (too few requests to tell a change from
+noise, no records) and none failed is undecided, exit code 2, its last line saying why.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ _LEVEL_STATS: Final = {"mean": "mean", "median": "median", "p50": "median", "p90
 
 
 class GateUndecidedError(AnalysisError):
-    """The gate cannot judge: no data, records that are not the run's own, or no check that
-    could be measured. The message says which and why."""
+    """The gate cannot judge: no data, or records that are not the run's own. The message
+    says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,22 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return not any(c.failed for c in self.checks)
+        """Every check was measured and none failed."""
+        return not any(c.failed for c in self.checks) and not self.unjudged
+
+    @property
+    def unjudged(self) -> list[CheckResult]:
+        """The checks that could not be measured (verdict n/a), when none failed: the gate
+        cannot pass what it did not see, so such a gate is undecided."""
+        if any(c.failed for c in self.checks):
+            return []
+        return [c for c in self.checks if c.verdict == "n/a"]
 
     @property
     def exit_code(self) -> int:
+        """0 passed, 1 a check failed, 2 undecided (a check could not be measured)."""
+        if self.unjudged:
+            return 2
         return 0 if self.passed else 1
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +109,7 @@ class GateResult:
             "report": self.report,
             "baseline": self.baseline,
             "passed": self.passed,
+            "undecided": bool(self.unjudged),
             "checks": [c.to_json() for c in self.checks],
         }
 
@@ -104,9 +118,16 @@ class GateResult:
         rows = [(c.check, c.level, c.measured, c.limit, c.verdict) for c in self.checks]
         lines = _markdown(header, rows) if markdown else _aligned(header, rows)
         failed = [c for c in self.checks if c.failed]
+        unjudged = self.unjudged
         if failed:
             why = "; ".join(f"{c.check} {c.measured} ({c.limit})" for c in failed)
             lines.append(f"gate: FAIL, {len(failed)} of {len(self.checks)} checks: {why}")
+        elif unjudged:
+            why = "; ".join(dict.fromkeys(f"{c.note or 'not measured'}" for c in unjudged))
+            lines.append(
+                f"gate: CANNOT JUDGE, {len(unjudged)} of {len(self.checks)} checks could not be "
+                f"measured: {why}"
+            )
         else:
             lines.append(f"gate: PASS, {len(self.checks)} checks")
         for c in self.checks:
@@ -218,9 +239,8 @@ def check_report(
         for o in latency or parse_gate(_DEFAULT_REGRESSION_STATS):
             checks.extend(_regression_checks(view, base, o, level, config))
         checks.extend(_error_rate_regression(view, base, level, config))
-    if all(c.verdict == "n/a" for c in checks):
-        notes = "; ".join(dict.fromkeys(c.note for c in checks if c.note)) or "no check"
-        raise GateUndecidedError(f"cannot judge {view.path}: no check could be measured ({notes})")
+    if not checks:
+        raise GateUndecidedError(f"cannot judge {view.path}: no check to make")
     return GateResult(str(view.path), None if base is None else str(base.path), tuple(checks))
 
 

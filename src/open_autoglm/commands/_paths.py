@@ -65,7 +65,7 @@ def output_file(path: Path, flag: str) -> Path:
     file, under a directory (existing, or to be made under one) that can be written."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the parents say why
         mode = None
     except OSError as exc:
         raise UsageError(f"{flag} {path}: cannot be used ({exc.strerror})") from None
@@ -80,7 +80,7 @@ def output_dir(path: Path, flag: str) -> Path:
     """A directory that exists or can be made, and can be written."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the parents say why
         mode = None
     except OSError as exc:
         raise UsageError(f"{flag} {path}: cannot be used ({exc.strerror})") from None
@@ -98,7 +98,7 @@ def _writable_dir(directory: Path, flag: str, path: Path) -> None:
         try:
             mode = existing.stat().st_mode
             break
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if existing.parent == existing:
                 raise UsageError(f"{flag} {path}: no such location") from None
             existing = existing.parent

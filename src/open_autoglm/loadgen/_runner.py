@@ -98,11 +98,15 @@ def run_benchmark(
     requests in flight are recorded as cancelled, the partial results are written, and
     :class:`BenchmarkInterrupted` (a :class:`KeyboardInterrupt` carrying the signal and the
     partial results) propagates to the caller. ``stop.stop(reason)`` from another thread ends
-    the run the same way but returns the partial results, ``stop_reason`` set.
+    the run the same way but returns the partial results, ``stop_reason`` set. A second
+    signal raises :class:`~open_autoglm.errors.Interrupted` at once (records already written
+    stay on disk; the results may not be written).
     """
     stop = stop if stop is not None else RunStop()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.signum is not None:  # a second signal: the loop did not unwind (blocked)
+            raise Interrupted(signum)
         stop.stop(f"{Interrupted.name_of(signum)} received", signum)
 
     with handle_stop_signals(on_signal), asyncio.Runner(loop_factory=_loop_factory()) as runner:

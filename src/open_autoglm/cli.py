@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from open_autoglm import __version__
 from open_autoglm._child_process import watch_parent
+from open_autoglm._redact import redact_text
 from open_autoglm.commands import COMMAND_MODULES
 from open_autoglm.errors import Interrupted, OpenAutoGLMError
 
@@ -56,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except OpenAutoGLMError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = redact_text(str(exc)).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
         print(f"open-autoglm: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -96,7 +96,12 @@ def test_every_package_tree_is_under_the_one_root(error: type[Exception]) -> Non
 
 @pytest.mark.parametrize(
     "error",
-    [analysis.ReportError, objectives.ObjectiveError, loadgen.ConfigError, models.ModelPreparationError],
+    [
+        analysis.ReportError,
+        objectives.ObjectiveError,
+        loadgen.ConfigError,
+        models.ModelPreparationError,
+    ],
 )
 def test_library_errors_are_not_the_command_lines_usage_error(error: type[Exception]) -> None:
     assert not issubclass(error, UsageError)

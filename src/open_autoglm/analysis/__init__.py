@@ -19,6 +19,7 @@ from open_autoglm.analysis._gate import (
     RegressionConfig,
     check_report,
 )
+from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
     HotspotReport,
@@ -28,8 +29,10 @@ from open_autoglm.analysis._hotspots import (
 )
 from open_autoglm.analysis._html import render_html, write_html
 from open_autoglm.analysis._load_models import (
+    FitSummary,
     LevelPoint,
     LoadModels,
+    LoadModelsSummary,
     fit_load_models,
     points_from_levels,
 )
@@ -41,9 +44,15 @@ from open_autoglm.analysis._prometheus_source import (
     prometheus_summary_of_run,
     query_prometheus,
 )
-from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
+from open_autoglm.analysis._report import (
+    REPORT_VERSION,
+    Distribution,
+    Report,
+    RunInfo,
+    build_report,
+)
 from open_autoglm.analysis._report_view import ReportReadError
-from open_autoglm.analysis._run_directory import RunDirectory
+from open_autoglm.analysis._run_directory import ReportError, RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.analysis._tempo_source import (
     TempoConfig,
@@ -62,12 +71,16 @@ __all__ = [
     "CriticalPathError",
     "CriticalPaths",
     "Diagnosis",
+    "Distribution",
+    "FitSummary",
     "GateResult",
     "GateUndecidedError",
+    "Hardware",
     "HotspotConfig",
     "HotspotReport",
     "LevelPoint",
     "LoadModels",
+    "LoadModelsSummary",
     "PrometheusConfig",
     "PrometheusError",
     "PrometheusSummary",
@@ -77,6 +90,7 @@ __all__ = [
     "ReportReadError",
     "ResourceSummary",
     "RunDirectory",
+    "RunInfo",
     "StageBreakdown",
     "TempoConfig",
     "TempoError",

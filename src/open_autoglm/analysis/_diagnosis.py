@@ -6,6 +6,7 @@ store and records; the report embeds the result and the HTML shows it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +16,15 @@ import numpy as np
 from open_autoglm.analysis._critical_path import CriticalPathError, CriticalPaths, critical_paths
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
+    HotspotReport,
     find_hotspots,
     span_attributes,
 )
-from open_autoglm.analysis._load_models import fit_load_models, points_from_levels
+from open_autoglm.analysis._load_models import (
+    LoadModelsSummary,
+    fit_load_models,
+    points_from_levels,
+)
 from open_autoglm.analysis._run_directory import RECORDS_TABLE, RunDirectory
 from open_autoglm.analysis._stages import WaterfallSpan, waterfalls
 
@@ -30,10 +36,11 @@ BOOTSTRAP_SAMPLES_PER_LEVEL = 2000
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    #: hotspots of E2E and of TTFT (each with plain-words summary and example trace ids)
-    hotspots: dict[str, dict[str, Any]]
-    #: decay and USL fits over the levels, or why not
-    load_models: dict[str, Any] | None
+    #: hotspots of E2E and of TTFT, by metric (each with plain-words summary and example trace
+    #: ids); a metric whose critical paths could not be built is absent (see ``notes``)
+    hotspots: dict[str, HotspotReport]
+    #: decay and USL fits over the levels (None under three levels)
+    load_models: LoadModelsSummary | None
     #: waterfalls of the hotspots' example traces, by trace id
     examples: dict[str, list[WaterfallSpan]]
     summary: list[str] = field(default_factory=list)
@@ -85,14 +92,15 @@ def _bootstrap_records(records: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     return out
 
 
-def diagnose(run: RunDirectory, levels: list[dict[str, Any]]) -> Diagnosis:
-    """Hotspots of the slow requests and load models over ``levels`` (the results' levels),
-    from the run's span store and records (see :meth:`RunDirectory.database`)."""
+def diagnose(run: RunDirectory, levels: Sequence[Mapping[str, Any]]) -> Diagnosis:
+    """Hotspots of the slow requests (E2E and TTFT) and load models over ``levels`` (the load
+    generator's per-level results as JSON), from the run's span store and records (see
+    :meth:`RunDirectory.database`)."""
     con = run.database()
     records = _read_records(con)
     ok = int(records["ok"].sum())
     quantile = slow_quantile(ok)
-    hotspots: dict[str, dict[str, Any]] = {}
+    hotspots: dict[str, HotspotReport] = {}
     summary: list[str] = []
     notes: list[str] = []
     example_ids: list[str] = []
@@ -109,15 +117,15 @@ def diagnose(run: RunDirectory, levels: list[dict[str, Any]]) -> Diagnosis:
             span_attributes(con, paths),
             config,
         )
-        hotspots[metric] = found.to_json()
+        hotspots[metric] = found
         summary.extend(found.summary[:1])  # the rest are in the hotspot tables
         if found.top is not None:
             example_ids.extend(found.top.example_trace_ids)
     load_models = None
     if len(levels) >= MIN_LEVELS_FOR_FIT:
         points = points_from_levels(levels, _bootstrap_records(records))
-        load_models = fit_load_models(points).to_json()
-        summary.extend(load_models["summary"])
+        load_models = fit_load_models(points).report()
+        summary.extend(load_models.summary)
     elif len(levels) > 1:
         notes.append(
             f"{len(levels)} levels: a load model needs at least {MIN_LEVELS_FOR_FIT} "

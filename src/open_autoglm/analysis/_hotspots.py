@@ -151,18 +151,21 @@ class Trend:
         return asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HotspotReport:
+    """The hotspots of one metric; fields in the order of the report's JSON
+    (``diagnosis.hotspots.e2e|ttft``)."""
+
     metric: Metric
     quantile: float
     threshold_ms: float | None
     slow_requests: int
     baseline_requests: int
+    summary: tuple[str, ...]  # plain-words sentences, most important first
+    note: str | None = None
     hotspots: tuple[Hotspot, ...]  # flagged first, by excess ms
     attributes: tuple[AttributeFinding, ...]
     trends: tuple[Trend, ...]
-    summary: tuple[str, ...]  # plain-words sentences, most important first
-    note: str | None = None
     config: HotspotConfig = field(default_factory=HotspotConfig)
 
     @property

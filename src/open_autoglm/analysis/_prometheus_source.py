@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import pydantic
 
 from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._run_directory import RunDirectory
@@ -121,6 +122,15 @@ class PrometheusSummary:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PrometheusSummary:
+        """The summary back from :meth:`to_json`'s document; :class:`PrometheusError` when a
+        field is missing or of the wrong type."""
+        try:
+            return pydantic.TypeAdapter(cls).validate_python(data)
+        except pydantic.ValidationError as exc:
+            raise PrometheusError(f"not a Prometheus summary: {exc.errors()[0]}") from None
 
 
 def quantile_key(q: float) -> str:

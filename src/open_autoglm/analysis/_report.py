@@ -4,50 +4,83 @@ A run directory (:class:`~open_autoglm.analysis._run_directory.RunDirectory`) ho
 benchmark left behind: ``results.json``, ``requests.jsonl``, ``spans.duckdb`` (when a
 collector ran), ``server_metrics.jsonl`` and ``run.json``. :func:`build_report` reads each
 once and never needs the servers to be alive.
+
+The report is typed to its leaves: the load generator's :class:`BenchmarkResults`, the
+:class:`RunInfo` of ``run.json``, the :class:`ResourceSummary`, the stage breakdown, the
+diagnosis and the :class:`PrometheusSummary`. :meth:`Report.to_json` is the versioned document
+(``open-autoglm.report/1``) and :meth:`Report.from_json` reads one back, validated.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
+
+import pydantic
 
 from open_autoglm import __version__
+from open_autoglm import _strict_json as strict_json
+from open_autoglm._redact import redact_url
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
+from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
-from open_autoglm.analysis._run_directory import (
-    METRICS_FILE,
-    RECORDS_TABLE,
-    RESULTS_FILE,
-    RUN_FILE,
-    ReportError,
-    RunDirectory,
-)
+from open_autoglm.analysis._prometheus_source import PrometheusSummary
+from open_autoglm.analysis._run_directory import RECORDS_TABLE, ReportError, RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
-from open_autoglm.collector import SPANS_FILE
-from open_autoglm.loadgen import RECORDS_FILE
+from open_autoglm.loadgen import BenchmarkResults, ConfigError
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
+DistributionMetric = Literal["ttft_ms", "tpot_ms", "e2e_ms"]
 ReportVersion = Literal["open-autoglm.report/1"]
 REPORT_VERSION: Final[ReportVersion] = "open-autoglm.report/1"
 
-#: The run directory's file names are importable from here too (the managed run reads them).
-__all__ = [
-    "METRICS_FILE",
-    "RECORDS_FILE",
-    "REPORT_VERSION",
-    "RESULTS_FILE",
-    "RUN_FILE",
-    "SPANS_FILE",
-    "Report",
-    "ReportError",
-    "build_report",
-    "distributions",
-]
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What was run (``run.json``, written by the managed run; absent for an external
+    server). Every field may be missing from an older file."""
+
+    mode: str | None = None  # "managed"
+    backend: str | None = None
+    model: str | None = None
+    simulated: bool = False
+    #: where the engine ran, as the server's /health says (``device``, ``execution_provider``,
+    #: ``kv_cache``, ...)
+    runtime: dict[str, str] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+    url: str | None = None
+    hardware: Hardware | None = None
+    started_unix_ns: int | None = None
+
+    def write(self, path: Path) -> None:
+        """``run.json``: every field, in this order."""
+        text = strict_json.dumps(asdict(self), indent=2)
+        path.write_text(text + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """One level's 101 quantiles (0..100) of TTFT, TPOT and E2E in ms (None: no value); the
+    CDFs of the HTML. In JSON a metric without values is left out."""
+
+    level: int
+    ttft_ms: list[float] | None = None
+    tpot_ms: list[float] | None = None
+    e2e_ms: list[float] | None = None
+
+    def metric(self, key: DistributionMetric) -> list[float] | None:
+        value: list[float] | None = getattr(self, key)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +88,40 @@ class Report:
     version: ReportVersion
     tool_version: str
     created_unix_ns: int
-    run: dict[str, Any]  # backend, model, simulated, hardware, server args, url
-    load: dict[str, Any]  # the load generator's results document, levels included
+    #: backend, model, simulated, hardware, server args, url (None: no ``run.json``, ``{}``
+    #: in JSON)
+    run: RunInfo | None
+    load: BenchmarkResults  # the load generator's results document, levels included
     resources: ResourceSummary
     stages: StageBreakdown | None
     #: per level, 101 quantiles (0..100) of TTFT, TPOT and E2E in ms: the CDFs of the HTML
-    distributions: list[dict[str, Any]] = field(default_factory=list)
+    distributions: list[Distribution] = field(default_factory=list)
     #: hotspots of the slow requests, load models over the levels (None without spans)
     diagnosis: Diagnosis | None = None
     notes: list[str] = field(default_factory=list)
-    #: the server's side from Prometheus (``analyze --prometheus``): PrometheusSummary.to_json()
-    prometheus: dict[str, Any] | None = None
+    #: the server's side from Prometheus (``analyze --prometheus``)
+    prometheus: PrometheusSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["run"] = out["run"] or {}
+        out["distributions"] = [d.to_json() for d in self.distributions]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Report:
+        """A report document back as a :class:`Report`; :class:`ReportError` names the first
+        field that is missing or of the wrong type."""
+        doc = dict(data)
+        if doc.get("run") == {}:
+            doc["run"] = None
+        try:
+            return _REPORT.validate_python(doc)
+        except (pydantic.ValidationError, ConfigError) as exc:
+            raise ReportError(f"not an {REPORT_VERSION} report: {_first_error(exc)}") from None
 
     def write(self, path: Path) -> None:
-        write_atomically(path, json.dumps(self.to_json(), indent=2, default=str) + "\n")
+        write_atomically(path, strict_json.dumps(self.to_json(), indent=2, default=str) + "\n")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -86,12 +136,41 @@ def write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+_REPORT: Final = pydantic.TypeAdapter(Report)
+_RESULTS: Final = pydantic.TypeAdapter(BenchmarkResults)
+_RUN: Final = pydantic.TypeAdapter(RunInfo)
+
+
+def _first_error(exc: pydantic.ValidationError | ConfigError) -> str:
+    """The first field in error and why (a config rejected as built: its message)."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "document"
+    return f"{where}: {error['msg']} ({exc.error_count()} error(s))"
+
+
+def _validated(adapter: pydantic.TypeAdapter[_T], data: dict[str, Any], path: Path) -> _T:
+    try:
+        return adapter.validate_python(data)
+    except (pydantic.ValidationError, ConfigError) as exc:
+        raise ReportError(f"{path} is not what a report needs: {_first_error(exc)}") from None
+
+
+def _redact_endpoint(load: dict[str, Any]) -> None:
+    """A results file written before URLs were stripped of credentials may hold a password:
+    the report never copies it."""
+    endpoint = load.get("endpoint")
+    if isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
+        endpoint["url"] = redact_url(endpoint["url"])
+
+
 def build_report(
     run_dir: Path,
     results_path: Path | None = None,
     *,
     spans_path: Path | None = None,
-    prometheus: dict[str, Any] | None = None,
+    prometheus: PrometheusSummary | None = None,
 ) -> Report:
     """The report of the run in ``run_dir`` (files named as in :class:`RunDirectory`).
 
@@ -102,11 +181,14 @@ def build_report(
         return _build(run.require(), prometheus)
 
 
-def _build(run: RunDirectory, prometheus: dict[str, Any] | None) -> Report:
-    load = run.results()
-    run_info = run.run_info()
+def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
+    load_doc = run.results()
+    _redact_endpoint(load_doc)
+    load = _validated(_RESULTS, load_doc, run.results_path)
+    run_doc = run.run_info()
+    run_info = _validated(_RUN, run_doc, run.run_path) if run_doc else None
     notes: list[str] = []
-    stop_reason = load.get("stop_reason")
+    stop_reason = load.stop_reason
     if stop_reason:
         notes.append(
             f"The run stopped early: {stop_reason}. The figures cover the requests that "
@@ -120,7 +202,7 @@ def _build(run: RunDirectory, prometheus: dict[str, Any] | None) -> Report:
         notes.append("No request records: no server stage breakdown.")
     else:
         stages = stage_breakdown(run)
-        diagnosis = diagnose(run, list(load.get("levels", [])))
+        diagnosis = diagnose(run, load_doc.get("levels", []))
         notes.extend(diagnosis.notes)
         missing = stages.requests - stages.with_server_spans
         if missing:
@@ -133,12 +215,12 @@ def _build(run: RunDirectory, prometheus: dict[str, Any] | None) -> Report:
                 f"{missing} of {stages.requests} successful requests have no server span in "
                 f"the store ({why})."
             )
-    if run_info.get("simulated"):
+    if run_info is not None and run_info.simulated:
         notes.append(
             "The backend is the `sim` simulator: these figures measure the tool, not an engine."
         )
-    if load.get("client_bound"):
-        notes.append(str(load.get("summary", "The client was the bottleneck.")))
+    if load.client_bound:
+        notes.append(load.summary)
     return Report(
         version=REPORT_VERSION,
         tool_version=__version__,
@@ -154,7 +236,7 @@ def _build(run: RunDirectory, prometheus: dict[str, Any] | None) -> Report:
     )
 
 
-def distributions(run: RunDirectory) -> list[dict[str, Any]]:
+def distributions(run: RunDirectory) -> list[Distribution]:
     """Quantiles 0..100 of TTFT, TPOT and E2E (ms) per level, measured successes only.
 
     DuckDB's ``quantile_cont`` interpolates linearly, as numpy does by default.
@@ -176,11 +258,11 @@ def distributions(run: RunDirectory) -> list[dict[str, Any]]:
         )
         .fetchall()
     )
-    out = []
-    for level, ttft, tpot, e2e in rows:
-        entry: dict[str, Any] = {"level": int(level)}
-        for key, values in (("ttft_ms", ttft), ("tpot_ms", tpot), ("e2e_ms", e2e)):
-            if values:
-                entry[key] = [round(v, 4) for v in values]
-        out.append(entry)
-    return out
+
+    def ms(values: list[float] | None) -> list[float] | None:
+        return [round(v, 4) for v in values] if values else None
+
+    return [
+        Distribution(int(level), ttft_ms=ms(ttft), tpot_ms=ms(tpot), e2e_ms=ms(e2e))
+        for level, ttft, tpot, e2e in rows
+    ]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._paths import input_dir, output_file
+
+if TYPE_CHECKING:
+    from open_autoglm.analysis import PrometheusSummary
 
 
 def register(subparsers: Any) -> None:
@@ -60,11 +63,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | None]:
+def _sources(args: argparse.Namespace) -> tuple[Path | None, PrometheusSummary | None]:
     """Spans from Tempo and the Prometheus summary, when asked for (printed as fetched)."""
     from open_autoglm.analysis import TempoConfig, fetch_run_traces, prometheus_summary_of_run
 
-    spans_path = prometheus = None
+    spans_path: Path | None = None
+    prometheus: PrometheusSummary | None = None
     if args.tempo and args.run_dir.is_dir():
         fetched = fetch_run_traces(
             args.run_dir, TempoConfig(url=args.tempo), args.run_dir / "tempo_spans.duckdb"
@@ -74,5 +78,5 @@ def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | No
     if args.prometheus and args.run_dir.is_dir():
         summary = prometheus_summary_of_run(args.run_dir, args.prometheus)
         print(f"prometheus: {summary.e2e.count or 0:.0f} requests in the run's window")
-        prometheus = summary.to_json()
+        prometheus = summary
     return spans_path, prometheus

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 from pathlib import Path
@@ -72,7 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
-    target.add_argument("--api-key", help="sent as 'Authorization: Bearer KEY'")
+    target.add_argument(
+        "--api-key",
+        help="sent as 'Authorization: Bearer KEY' (visible in `ps`: prefer --api-key-file or "
+        "$OPENAI_API_KEY, read when the URL and headers carry no credentials); never written",
+    )
+    target.add_argument("--api-key-file", type=Path, help="read the API key from this file")
     target.add_argument(
         "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra header"
     )
@@ -120,7 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument(
         "--image-file", action="append", default=[], type=Path, help="use these images"
     )
-    work.add_argument("--tokenizer", type=Path, help="tokenizer.json for token counts")
+    work.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="for token counts: a tokenizer.json, a folder with one, or a model id in the local "
+        "Hugging Face cache (default: an estimate)",
+    )
     work.add_argument("--seed", type=int, default=0)
 
     out = parser.add_argument_group("output")
@@ -179,6 +190,8 @@ def build_config(args: argparse.Namespace, files: RunFiles | None = None) -> Ben
         LengthDistribution,
         ProfileConfig,
         WorkloadConfig,
+        api_key_from,
+        carries_credentials,
         parse_body_field,
         parse_header,
         parse_size,
@@ -193,12 +206,15 @@ def build_config(args: argparse.Namespace, files: RunFiles | None = None) -> Ben
     if args.url and args.backend:
         raise UsageError("--url and --backend exclude each other")
     check_inputs(args)
+    headers = dict(parse_header(h) for h in args.header)
+    from_env = bool(args.url) and not carries_credentials(args.url, headers)
+    key = api_key_from(args.api_key, args.api_key_file, os.environ, use_environment=from_env)
     endpoint = EndpointConfig(
         url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
         model=args.model,
-        api_key=args.api_key,
-        headers=dict(parse_header(h) for h in args.header),
+        api_key=key.value if key else None,
+        headers=headers,
         extra_body=dict(parse_body_field(b) for b in args.body),
         ignore_eos=args.ignore_eos,
         timeout_s=args.timeout,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,9 @@ def run_check(args: argparse.Namespace) -> int:
         regression=RegressionConfig(min_change=args.min_change),
     )
     if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2))
+        from open_autoglm import _strict_json as strict_json
+
+        print(strict_json.dumps(result.to_json(), indent=2))
     else:
         print(result.table(markdown=args.format == "markdown"))
     return result.exit_code

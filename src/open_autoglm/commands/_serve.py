@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._backend_options import parse_backend_options
-from open_autoglm.commands._choices import BACKENDS, SERVER_MAX_BODY_BYTES
+from open_autoglm.commands._choices import (
+    BACKENDS,
+    SERVER_BODY_TIMEOUT_S,
+    SERVER_HEADER_TIMEOUT_S,
+    SERVER_MAX_BODY_BYTES,
+)
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._paths import output_file
 
@@ -68,6 +73,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES)
     p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=SERVER_HEADER_TIMEOUT_S,
+        metavar="S",
+        help="most seconds to receive a request's headers, then 408 and close "
+        f"(default {SERVER_HEADER_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=SERVER_BODY_TIMEOUT_S,
+        metavar="S",
+        help="most seconds between two pieces of a request body (one shorter than its "
+        f"Content-Length), then 408 and close (default {SERVER_BODY_TIMEOUT_S:g})",
+    )
+    p.add_argument(
         "--ready-file",
         type=Path,
         help="write {url, port, pid} as JSON here once the server accepts requests",
@@ -91,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
     if args.ready_file is not None:
         output_file(args.ready_file, "--ready-file")
     try:
-        config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            max_body_bytes=args.max_body_bytes,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+        )
         tracing = TracingConfig.from_env(
             n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
         )
@@ -125,7 +152,7 @@ async def _serve(
 ) -> int:
     import uvicorn
 
-    from open_autoglm.instrumented_servers import create_app
+    from open_autoglm.instrumented_servers import create_app, timed_http_protocol
     from open_autoglm.telemetry import GpuProbe, make_tracer_provider
     from open_autoglm.telemetry import names as n
 
@@ -158,6 +185,7 @@ async def _serve(
             app,
             host=config.host,
             port=config.port,
+            http=timed_http_protocol(config.header_timeout_s, config.body_timeout_s),
             log_level="warning",
             access_log=False,
             lifespan="on",

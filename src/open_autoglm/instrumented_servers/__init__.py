@@ -17,9 +17,11 @@ from open_autoglm.instrumented_servers._backend import (
     SamplingParams,
     StageTimes,
     TokenDelta,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from open_autoglm.instrumented_servers._errors import ServerError
+from open_autoglm.instrumented_servers._read_timeouts import timed_http_protocol
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
@@ -50,8 +52,10 @@ __all__ = [
     "ServerStartError",
     "StageTimes",
     "TokenDelta",
+    "TokenLogprob",
     "UnknownBackendError",
     "backend_names",
     "build_backend",
     "create_app",
+    "timed_http_protocol",
 ]

@@ -1,18 +1,22 @@
 """The load generator: workloads, arrival processes and load profiles, the streaming client,
 per-request records, results, live progress and client-health checks."""
 
+from open_autoglm.loadgen._api_key import api_key_from, carries_credentials
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
 from open_autoglm.loadgen._errors import (
+    AbnormalFinish,
     Cancelled,
     ConfigError,
     ConnectError,
     DatasetError,
+    GenerationAborted,
     HTTPStatusError,
     IncompleteStream,
     LoadgenError,
     MalformedStream,
+    NoOutput,
     ReadTimeout,
     RecordsExistError,
     RequestError,
@@ -46,8 +50,10 @@ from open_autoglm.loadgen._records import (
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     Stats,
+    summarize_level,
 )
 from open_autoglm.loadgen._runner import (
     BenchmarkConfig,
@@ -56,7 +62,9 @@ from open_autoglm.loadgen._runner import (
     run_benchmark,
     run_benchmark_async,
 )
+from open_autoglm.loadgen._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
 from open_autoglm.loadgen._stop import BenchmarkInterrupted, RunStop
+from open_autoglm.loadgen._tokens import cached_tokenizer, make_token_counter
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -72,6 +80,7 @@ __all__ = [
     "APIS",
     "ARRIVALS",
     "DATASETS",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DISTRIBUTIONS",
     "IMAGE_FORMATS",
     "MEASURED_SQL",
@@ -80,6 +89,7 @@ __all__ = [
     "RECORD_COLUMNS",
     "RECORD_VERSION",
     "RESULTS_VERSION",
+    "AbnormalFinish",
     "Api",
     "Arrival",
     "BenchmarkConfig",
@@ -92,6 +102,9 @@ __all__ = [
     "DatasetError",
     "EncodedImage",
     "EndpointConfig",
+    "EndpointSummary",
+    "EventTooLarge",
+    "GenerationAborted",
     "HTTPStatusError",
     "ImageFormat",
     "IncompleteStream",
@@ -100,6 +113,7 @@ __all__ = [
     "LevelResult",
     "LoadgenError",
     "MalformedStream",
+    "NoOutput",
     "NullProgress",
     "ProfileConfig",
     "ProfileKind",
@@ -113,20 +127,26 @@ __all__ = [
     "RequestSpec",
     "RichProgress",
     "RunStop",
+    "SSEEvent",
+    "SSEParser",
     "Stats",
     "StreamDropped",
     "StreamError",
     "StreamingClient",
     "WorkloadConfig",
+    "api_key_from",
     "arrival_offsets",
     "assess",
     "build_requests",
+    "cached_tokenizer",
+    "carries_credentials",
     "discover_model",
     "is_measured",
     "is_ok",
     "level_rng",
     "load_prompts",
     "load_records_table",
+    "make_token_counter",
     "parse_body_field",
     "parse_header",
     "parse_size",
@@ -136,5 +156,6 @@ __all__ = [
     "records_beside",
     "run_benchmark",
     "run_benchmark_async",
+    "summarize_level",
     "synthetic_image",
 ]

@@ -104,12 +104,15 @@ class RequestRecord:
     e2e_s: float | None = None
     tpot_s: float | None = None
     done_s: float | None = None  # the response's last byte, from the level's start
-    chunk_offsets_s: list[float] = field(default_factory=list)  # content chunks, from sent
+    chunk_offsets_s: list[float] = field(default_factory=list)  # output chunks, from sent
     input_tokens: int | None = None
     output_tokens: int | None = None
     output_tokens_source: Literal["usage", "tokenizer"] | None = None
     finish_reason: str | None = None
     trace_id: str | None = None
+    answer_ttft_s: float | None = None  # first answer (non-reasoning) output, from sent
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details, else re-tokenized
+    streamed: bool = True  # False: one JSON answer to a streaming request (TTFT = E2E)
 
     @property
     def ok(self) -> bool:
@@ -121,7 +124,7 @@ class RequestRecord:
         return is_measured(self.phase, self.status)
 
     def itl_s(self) -> list[float]:
-        """Gaps between consecutive content chunks."""
+        """Gaps between consecutive output chunks."""
         offsets = self.chunk_offsets_s
         return [b - a for a, b in itertools.pairwise(offsets)]
 

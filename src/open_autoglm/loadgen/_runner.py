@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,6 +33,7 @@ from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord, re
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     summarize_level,
 )
@@ -213,6 +215,7 @@ async def _run_to_end(
         results = _results(
             config, model, run.results, started, interrupted, records_path, stop.reason
         )
+        results = dataclasses.replace(results, tokenizer=counter.name)
         if config.output_path is not None:
             results.write(config.output_path)
         run.progress.close()
@@ -264,26 +267,24 @@ def _results(
         )
     if interrupted:
         summary = f"Stopped early: {stop_reason or 'interrupted'}; partial results. " + summary
-    workload = asdict(config.workload)
-    workload["image_files"] = [str(p) for p in config.workload.image_files]
     return BenchmarkResults(
         version=RESULTS_VERSION,
         tool_version=__version__,
         started_unix_ns=started,
         finished_unix_ns=time.time_ns(),
         interrupted=interrupted,
-        endpoint={
-            "url": endpoint.request_url,
-            "api": endpoint.api,
-            "model": model,
-            "ignore_eos": endpoint.ignore_eos,
-            "timeout_s": endpoint.timeout_s,
-            "headers": sorted(endpoint.headers),  # names only: values may be secrets
-            "extra_body": dict(endpoint.extra_body),
-            "api_key": endpoint.api_key is not None,
-        },
-        workload=workload,
-        profile=asdict(config.profile),
+        endpoint=EndpointSummary(
+            url=endpoint.request_url,
+            api=endpoint.api,
+            model=model,
+            ignore_eos=endpoint.ignore_eos,
+            timeout_s=endpoint.timeout_s,
+            headers=sorted(endpoint.headers),  # names only: values may be secrets
+            extra_body=dict(endpoint.extra_body),
+            api_key=endpoint.api_key is not None,
+        ),
+        workload=config.workload,
+        profile=config.profile,
         slo=config.slo.describe() if config.slo else None,
         seed=config.seed,
         records_path=_named_from(config.output_path, records_path),

@@ -18,7 +18,6 @@ parent is killed outright stops by itself (:mod:`open_autoglm._child_process`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import Report, RunDirectory, build_report, write_html
+from open_autoglm.analysis import Report, RunDirectory, RunInfo, build_report, write_html
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.instrumented_servers import ServerProcess
@@ -149,15 +148,14 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         health = httpx.get(f"{url}/health", timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
         health = {}
-    run = {
-        "mode": "managed",
-        "backend": server.backend,
-        "model": health.get("model", server.model),
-        "simulated": bool(health.get("simulated", False)),
-        "runtime": health.get("runtime") or {},
-        "server_args": server.server_args(),
-        "url": url,
-        "hardware": hardware(),
-        "started_unix_ns": time.time_ns(),
-    }
-    (RunDirectory(run_dir).run_path).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    RunInfo(
+        mode="managed",
+        backend=server.backend,
+        model=health.get("model", server.model),
+        simulated=bool(health.get("simulated", False)),
+        runtime={str(k): str(v) for k, v in (health.get("runtime") or {}).items()},
+        server_args=server.server_args(),
+        url=url,
+        hardware=hardware(),
+        started_unix_ns=time.time_ns(),
+    ).write(RunDirectory(run_dir).run_path)

@@ -21,7 +21,18 @@ import numpy as np
 import numpy.typing as npt
 
 from open_autoglm.collector import SPANS_FILE, write_span_store
-from open_autoglm.loadgen import RECORDS_FILE
+from open_autoglm.loadgen import (
+    RECORDS_FILE,
+    RESULTS_VERSION,
+    BenchmarkResults,
+    ClientHealth,
+    EndpointSummary,
+    Level,
+    ProfileConfig,
+    RequestRecord,
+    WorkloadConfig,
+    summarize_level,
+)
 from open_autoglm.telemetry import names
 
 _SERVER: Final = names.server_span_name("/v1/chat/completions")
@@ -177,14 +188,53 @@ class SyntheticRun:
         return spans, events, records
 
     def write(self, directory: Path) -> Path:
-        """``spans.duckdb`` and ``requests.jsonl`` in ``directory``; returns the store path."""
+        """``spans.duckdb``, ``requests.jsonl`` and the load generator's ``results.json`` (its
+        levels summarised from the records, as a run would) in ``directory``; returns the
+        store path."""
         directory.mkdir(parents=True, exist_ok=True)
         spans, events, records = self.generate()
         store = write_span_store(directory / SPANS_FILE, spans, events)
         with (directory / RECORDS_FILE).open("w", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record) + "\n")
+        self._results(records, directory / RECORDS_FILE).write(directory / "results.json")
         return store
+
+    def _results(self, records: list[dict[str, Any]], records_path: Path) -> BenchmarkResults:
+        health = ClientHealth(None, None, None, None, None, None, 0.0, False, "not measured")
+        levels = []
+        for index, level in enumerate(self.levels):
+            mine = [_request(r, self.started_unix_ns) for r in records if r["level"] == index]
+            spec = Level(mode="concurrency", value=level, requests=len(mine))
+            levels.append(summarize_level(index, spec, mine, self.started_unix_ns, None, health))
+        return BenchmarkResults(
+            version=RESULTS_VERSION,
+            tool_version="synthetic",
+            started_unix_ns=self.started_unix_ns,
+            finished_unix_ns=self.started_unix_ns,
+            interrupted=False,
+            endpoint=EndpointSummary(
+                "http://127.0.0.1/v1", "chat", self.model, False, 600.0, [], {}, False
+            ),
+            workload=WorkloadConfig(),
+            profile=ProfileConfig(
+                kind="step", step_levels=tuple(map(float, self.levels)), requests=1
+            ),
+            slo=None,
+            seed=self.seed,
+            records_path=str(records_path),
+            levels=levels,
+        )
+
+
+def _request(r: dict[str, Any], start_ns: int) -> RequestRecord:
+    sent = (r["sent_unix_ns"] - start_ns) / 1e9
+    return RequestRecord(
+        index=r["index"], level=r["level"], phase="measure", scheduled_s=sent, sched_lag_s=0.0,
+        queue_s=0.0, sent_s=sent, sent_unix_ns=r["sent_unix_ns"], ttft_s=r["ttft_s"],
+        e2e_s=r["e2e_s"], done_s=sent + r["e2e_s"], output_tokens=r["output_tokens"],
+        input_tokens=r["input_tokens"], trace_id=r["trace_id"],
+    )  # fmt: skip
 
 
 def _json(key: str, value: Any) -> str:

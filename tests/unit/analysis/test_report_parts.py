@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from open_autoglm.analysis import Report, ResourceSummary, render_html, summarize_samples
+from open_autoglm.analysis import (
+    Report,
+    build_report,
+    render_html,
+    summarize_samples,
+)
 from open_autoglm.analysis._svg import _nice_max, cdf_chart, stacked_bars, waterfall
 from open_autoglm.run import parse_sample
 from open_autoglm.telemetry import names as n
+
+GOLDEN_REPORT = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
 
 SCRAPE = f"""# TYPE {n.METRIC_PROCESS_RSS} gauge
 {n.METRIC_PROCESS_RSS} 1.5e+08
@@ -67,32 +74,29 @@ def test_charts_escape_text_and_handle_empty_data() -> None:
 
 def test_html_escapes_model_names_and_errors() -> None:
     hostile = "<img src=x onerror=alert(1)>"
-    report = Report(
-        version="open-autoglm.report/1",
-        tool_version="0",
-        created_unix_ns=0,
-        run={"backend": "sim", "model": hostile, "simulated": True},
-        load={
-            "endpoint": {"url": hostile},
-            "levels": [
-                {
-                    "index": 0,
-                    "label": hostile,
-                    "succeeded": 1,
-                    "failed": 1,
-                    "errors": {hostile: 1},
-                    "ttft_ms": {},
-                    "tpot_ms": {},
-                    "itl_ms": {},
-                    "e2e_ms": {},
-                }
-            ],
-        },
-        resources=ResourceSummary(0, None, None, None, None, None, None, None),
-        stages=None,
-        notes=[hostile],
-    )
+    doc = json.loads(GOLDEN_REPORT.read_text(encoding="utf-8"))
+    doc["run"]["model"] = hostile
+    doc["load"]["endpoint"]["url"] = hostile
+    doc["load"]["levels"][0]["label"] = hostile
+    doc["load"]["levels"][0]["errors"] = {hostile: 1}
+    doc["notes"] = [hostile]
+    report = Report.from_json(doc)
     html = render_html(report)
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "simulated backend" in html
+
+
+def test_run_file_written_by_run_info_reads_back_into_the_report(tmp_path: Path) -> None:
+    golden = Report.from_json(json.loads(GOLDEN_REPORT.read_text(encoding="utf-8")))
+    assert golden.run is not None
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    golden.run.write(run_dir / "run.json")
+    golden.load.write(run_dir / "results.json")
+    report = build_report(run_dir)
+    assert report.run == golden.run
+    assert report.to_json()["run"] == json.loads((run_dir / "run.json").read_text())
+    assert report.load == golden.load
+    assert report.stages is None  # no records, no spans: said in the notes
+    assert any("No span store" in note for note in report.notes)

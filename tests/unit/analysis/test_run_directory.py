@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
@@ -19,11 +18,6 @@ from open_autoglm.testing import SyntheticRun
 
 def _run(directory: Path, requests: int, seed: int) -> Path:
     SyntheticRun(requests=requests, seed=seed, levels=(4,)).write(directory)
-    results = {"version": "open-autoglm.loadgen.results/1", "endpoint": {},
-               "levels": [{"index": 0, "label": "concurrency=4", "mode": "concurrency",
-                           "target": 4, "measured": requests, "succeeded": requests,
-                           "failed": 0, "e2e_ms": {"mean": 30.0}}]}  # fmt: skip
-    (directory / "results.json").write_text(json.dumps(results))
     return directory
 
 
@@ -65,7 +59,7 @@ def test_a_report_opens_the_span_store_and_reads_the_records_once(
     monkeypatch.setattr(run_directory, "load_records_table", counting_load)
     report = build_report(run)
     assert report.diagnosis is not None
-    assert report.distributions[0]["level"] == 0
+    assert report.distributions[0].level == 0
     assert opened == [run / "spans.duckdb"]
     assert loads == [run / "requests.jsonl"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from open_autoglm.telemetry import names as n
@@ -89,3 +90,36 @@ async def test_no_exemplars_when_tracing_is_off() -> None:
         await backend.stop()
     assert f"{n.METRIC_TTFT}_count" in text
     assert "trace_id" not in text
+
+
+def _error_total(text: str) -> float:
+    lines = re.findall(n.METRIC_REQUEST_ERRORS + r"_total\{[^}]*\} ([0-9.e+-]+)$", text, re.M)
+    return sum(float(v) for v in lines)
+
+
+async def test_a_context_length_rejection_is_counted_once(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = await make_app(max_model_len="64")
+    body = {**CHAT, "messages": [{"role": "user", "content": "w " * 200}], "max_tokens": 8}
+    r = await app.client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "context_length_exceeded"
+    text = (await app.client.get("/metrics")).text
+    assert _error_total(text) == 1
+    assert 'error_type="ContextLengthError"' in text
+
+
+async def test_each_queue_full_429_is_counted_once(make_app) -> None:  # type: ignore[no-untyped-def]
+    # one running slot, one queue place, a slow step: of 6 concurrent requests 4 find the queue full
+    app = await make_app(max_batch_size="1", max_queue="1", decode_base_ms="200")
+
+    body = {**CHAT, "max_tokens": 2, "ignore_eos": True}
+    first = asyncio.ensure_future(app.client.post("/v1/chat/completions", json=body))
+    await asyncio.sleep(0)  # let it be scheduled before the rest queue behind it
+    rest = await asyncio.gather(
+        *(app.client.post("/v1/chat/completions", json=body) for _ in range(5))
+    )
+    statuses = [(await first).status_code, *(r.status_code for r in rest)]
+    rejected = statuses.count(429)
+    assert rejected >= 1
+    text = (await app.client.get("/metrics")).text
+    assert _error_total(text) == rejected

@@ -13,6 +13,10 @@ measured step time (``instrumented_servers._adaptive_batching``); with no prefil
 should settle at the largest ``cap`` with ``decode_base + decode_per_seq * cap <= target``.
 Fault knobs: ``error_rate`` fails a request at a random token, ``stall_rate``/``stall_ms``
 pause a whole step (a GC pause, a slow kernel).
+
+Log probabilities are those of the simulator's own sampler: every output token is one word of
+``_WORDS`` drawn uniformly, so each has logprob ``-ln(len(_WORDS))``; the alternatives are the
+words after it in the list. They describe the simulator, not any language model.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from open_autoglm.instrumented_servers._backend import (
     GenerationRequest,
     ImageInput,
     StageTimes,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers._batching import (
     BatchSequence,
@@ -52,6 +57,7 @@ _WORDS: Final = (
     "two may first like its model token batch queue latency trace span decode "
     "prefill cache server request"
 ).split()
+_WORD_LOGPROB: Final = -math.log(len(_WORDS))  # the sampler draws each word uniformly
 _IMAGE_PATCH: Final = 28
 _IMAGE_TOKENS_UNKNOWN_SIZE: Final = 256
 
@@ -135,6 +141,9 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
     name = "sim"
     simulated = True
     accepts_images = True  # counts one token per 28x28 patch
+    supports_logprobs = True
+    accepts_token_ids = True
+    vocab_size = SimpleTokenizer.vocab_size
 
     def __init__(
         self, model_name: str, config: SimConfig, adaptive: AdaptiveBatchingConfig | None = None
@@ -165,7 +174,8 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
 
     # ------------------------------------------------------------------ engine
     def tokenize(self, request: GenerationRequest) -> Prompt:
-        tokens = self.tokenizer.count(request.prompt)
+        ids = request.prompt_token_ids
+        tokens = len(ids) if ids is not None else self.tokenizer.count(request.prompt)
         return Prompt(tokens + sum(image_tokens(image) for image in request.images))
 
     def new_sequence(
@@ -209,8 +219,18 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
     def _next_token(seq: _SimSequence) -> Output:
         if seq.fail_at is not None and seq.generated >= seq.fail_at:
             return EngineError("simulated engine fault (error_rate)")
-        word = " " + seq.rng.choice(_WORDS)
-        return Token(word, seq.finish_reason if seq.generated + 1 >= seq.target_tokens else None)
+        word = seq.rng.choice(_WORDS)
+        top = seq.request.sampling.logprobs
+        reason = seq.finish_reason if seq.generated + 1 >= seq.target_tokens else None
+        return Token(" " + word, reason, None if top is None else _logprob(word, top))
+
+
+def _logprob(word: str, top: int) -> TokenLogprob:
+    start = _WORDS.index(word)
+    alternatives = [_WORDS[(start + i) % len(_WORDS)] for i in range(top)]
+    return TokenLogprob(
+        " " + word, _WORD_LOGPROB, tuple((" " + w, _WORD_LOGPROB) for w in alternatives)
+    )
 
 
 def build(options: BackendOptions) -> SimBackend:

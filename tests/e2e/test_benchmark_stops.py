@@ -151,9 +151,14 @@ def test_a_child_that_dies_mid_run_stops_the_run_and_is_named(tmp_path: Path, vi
     assert last.startswith(f"open-autoglm: error: {said}")
     results = _no_record_lost(run)
     assert results["stop_reason"] == said
-    # it stopped sending: not thousands of requests to a dead port
-    connect_errors = sum(1 for r in run.records() if r["error_type"] == "ConnectError")
-    assert connect_errors <= 8
+    # it stopped sending at once: no stream of requests to a dead port. The port closes a
+    # little before the kernel reports the death, so a few refusals may come in between
+    # (more on a loaded machine); they all fall within a short window, never minutes.
+    records = run.records()
+    refused = [r["sent_unix_ns"] for r in records if r["error_type"] == "ConnectError"]
+    if refused:
+        window_s = (max(r["sent_unix_ns"] for r in records) - min(refused)) / 1e9
+        assert window_s < 2.0, (len(refused), window_s)
     if victim == "server":
         report = json.loads((run.run_dir / "report.json").read_text())
         assert any(said in note for note in report["notes"])

@@ -49,6 +49,13 @@ def register(subparsers: Any) -> None:
             "Send a streaming load to an OpenAI-compatible server and record TTFT, TPOT, ITL "
             "and E2E per request (requests.jsonl) and per level (results JSON)."
         ),
+        epilog=(
+            "Exit status: 0 when any request succeeded, 1 when none did (or, with "
+            "--fail-on-slo, an objective is broken), 2 on a usage error or a child of a managed "
+            "run that died mid-run, 128+N when stopped by signal N (SIGINT 130, SIGTERM 143, "
+            "SIGHUP 129: what finished is written first). Above 10% failed requests one "
+            "WARNING line says so whatever the status."
+        ),
     )
     add_arguments(parser)
     parser.set_defaults(run=run)

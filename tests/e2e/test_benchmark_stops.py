@@ -101,7 +101,9 @@ def _no_record_lost(run: Run) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+    ("sig", "status"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)],
+    ids=["SIGTERM", "SIGINT", "SIGHUP"],
 )
 def test_a_signal_stops_the_children_and_writes_results_and_report(
     tmp_path: Path, sig: signal.Signals, status: int

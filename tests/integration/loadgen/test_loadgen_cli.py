@@ -208,7 +208,9 @@ def test_datasets_from_the_cli(sim_server: ServerProcess, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+    ("sig", "status"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
 def test_a_stop_signal_keeps_records_and_writes_partial_results(
     sim_server: ServerProcess, tmp_path: Path, sig: signal.Signals, status: int

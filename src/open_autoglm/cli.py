@@ -19,6 +19,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from open_autoglm import __version__
 from open_autoglm._child_process import watch_parent
@@ -27,8 +28,34 @@ from open_autoglm.commands import COMMAND_MODULES
 from open_autoglm.errors import Interrupted, OpenAutoGLMError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already gives it or there
+    is none (no value, an off switch, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or not action.option_strings
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+        ):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+class Parser(argparse.ArgumentParser):
+    """``open-autoglm``'s parsers, sub-commands' included: help shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="open-autoglm",
         description="Benchmark LLM inference servers and explain their latency.",
     )
@@ -37,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level for messages on stderr (default: WARNING)",
+        help="log level for messages on stderr",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:

@@ -107,14 +107,17 @@ def _headline(levels: Sequence[LevelResult], report: Report) -> str:
     best = max(levels, key=lambda lv: lv.output_token_throughput)
     rss = report.resources.server_rss_peak_bytes
     gpu = report.resources.gpu_memory_peak_bytes
+    load = report.resources.server_rss_load_peak_bytes
     kpis = [
         ("requests ok", _fmt(sum(lv.succeeded for lv in levels))),
         ("failed", _fmt(sum(lv.failed for lv in levels))),
         ("best output tok/s", _fmt(best.output_token_throughput)),
         ("TTFT p99 (best level)", _fmt(best.ttft_ms.p99, unit=" ms")),
-        ("server RSS peak", _fmt(rss / 2**20 if rss else None, unit=" MiB")),
-        ("GPU memory peak", _fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
+        ("server RSS peak, serving", _fmt(rss / 2**20 if rss else None, unit=" MiB")),
+        ("GPU memory peak, serving", _fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
     ]
+    if load:  # the model's preparation and load, apart from serving
+        kpis.append(("server RSS peak, model load", _fmt(load / 2**20, unit=" MiB")))
     cells = "".join(f"<div class='kpi'>{escape(k)}<b>{v}</b></div>" for k, v in kpis)
     return f"<div class='headline'>{cells}</div>"
 

@@ -9,14 +9,15 @@ What it asks (metric names from the telemetry contract):
   born inside it, which is every series of a server started for the run. A server restart
   inside the window (a counter reset) makes the difference meaningless; the answer says so
   through a negative count.
-* Queue depth, running batch size, RSS, GPU memory and utilisation as ``query_range`` series
-  over the window: peak and mean.
+* Queue depth, running batch size, RSS (``process_resident_memory_bytes``), GPU memory and
+  utilisation as ``query_range`` series over the window: peak and mean; the server's own
+  serving and model-load peaks of resident memory.
 * ``/api/v1/query_exemplars``: the ``trace_id`` exemplars of the latency histograms, for
   links from a slow bucket to the trace that landed in it.
 
-Only series with the run's ``model`` and ``backend`` labels (from ``run.json``) are read; RSS
-and GPU series carry no such labels and are matched to the same scrape targets by
-``instance`` and ``job``.
+Only series with the run's model and provider (backend) labels, ``gen_ai_request_model`` and
+``gen_ai_provider_name`` (from ``run.json``), are read; process and GPU series carry no such
+labels and are matched to the same scrape targets by ``instance`` and ``job``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class PrometheusConfig:
     timeout_s: float = 10.0
     max_concurrency: int = 8
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
-    #: Label matchers every server series must carry (``{"model": ..., "backend": ...}``).
+    #: Label matchers every server series must carry
+    #: (``{"gen_ai_request_model": ..., "gen_ai_provider_name": ...}``).
     matchers: Mapping[str, str] = field(default_factory=dict)
     #: Seconds after the run's end still read: the scrape that follows the last request.
     settle_s: float = 30.0
@@ -114,11 +116,12 @@ class PrometheusSummary:
     queue_depth: GaugeSummary
     batch_size: GaugeSummary
     rss_bytes: GaugeSummary
-    peak_rss_bytes: float | None
+    peak_rss_bytes: float | None  # the server's serving peak (its high-water mark since load)
     gpu_memory_used_bytes: GaugeSummary
     gpu_utilization: GaugeSummary
     exemplar_trace_ids: list[str]
     queries: int
+    load_peak_rss_bytes: float | None = None  # while the server prepared and loaded the model
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +142,8 @@ def quantile_key(q: float) -> str:
 
 
 def selector(matchers: Mapping[str, str]) -> str:
-    """``{model="m",backend="b"}`` (empty string for no matchers), values escaped."""
+    """``{gen_ai_provider_name="b",gen_ai_request_model="m"}`` (empty string for no matchers),
+    values escaped."""
     if not matchers:
         return ""
     parts = [f"{k}={json.dumps(v)}" for k, v in sorted(matchers.items())]
@@ -254,6 +258,7 @@ def query_prometheus(
         "batch_size": f"sum({n.METRIC_BATCH_SIZE}{sel})",
         "rss_bytes": f"max{w.of_targets(n.METRIC_PROCESS_RSS)}",
         "peak_rss_bytes": f"max{w.of_targets(n.METRIC_PROCESS_PEAK_RSS)}",
+        "load_peak_rss_bytes": f"max{w.of_targets(n.METRIC_PROCESS_LOAD_PEAK_RSS)}",
         "gpu_memory_used_bytes": f"sum{w.of_targets(n.METRIC_GPU_MEMORY_USED)}",
         "gpu_utilization": f"avg{w.of_targets(n.METRIC_GPU_UTILIZATION)}",
     }
@@ -326,6 +331,7 @@ def query_prometheus(
         batch_size=gauges["batch_size"],
         rss_bytes=gauges["rss_bytes"],
         peak_rss_bytes=gauges["peak_rss_bytes"].max,
+        load_peak_rss_bytes=gauges["load_peak_rss_bytes"].max,
         gpu_memory_used_bytes=gauges["gpu_memory_used_bytes"],
         gpu_utilization=gauges["gpu_utilization"],
         exemplar_trace_ids=_exemplar_trace_ids(answers["exemplars"], config.exemplar_limit),
@@ -378,7 +384,8 @@ def run_window(run_dir: Path) -> tuple[float, float]:
 
 
 def run_matchers(run_dir: Path) -> dict[str, str]:
-    """``model`` and ``backend`` label matchers from the run's ``run.json`` (none if absent)."""
+    """Model and provider (backend) label matchers from the run's ``run.json`` (none if
+    absent)."""
     path = RunDirectory(run_dir).run_path
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
@@ -387,7 +394,7 @@ def run_matchers(run_dir: Path) -> dict[str, str]:
     if not isinstance(run, dict):
         return {}
     out = {}
-    for label, key in ((n.LABEL_MODEL, "model"), (n.LABEL_BACKEND, "backend")):
+    for label, key in ((n.LABEL_MODEL, "model"), (n.LABEL_PROVIDER, "backend")):
         if isinstance(run.get(key), str) and run[key]:
             out[label] = run[key]
     return out

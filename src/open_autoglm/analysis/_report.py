@@ -27,7 +27,11 @@ from open_autoglm import _strict_json as strict_json
 from open_autoglm._redact import redact_url
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._hardware import Hardware
-from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
+from open_autoglm.analysis._metric_samples import (
+    ResourceSummary,
+    measured_windows,
+    summarize_samples,
+)
 from open_autoglm.analysis._prometheus_source import PrometheusSummary
 from open_autoglm.analysis._run_directory import RECORDS_TABLE, ReportError, RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
@@ -227,7 +231,9 @@ def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
         created_unix_ns=time.time_ns(),
         run=run_info,
         load=load,
-        resources=summarize_samples(run.metrics_path),
+        resources=summarize_samples(
+            run.metrics_path, run.memory_path, measured_windows(run.records_path)
+        ),
         stages=stages,
         distributions=distributions(run) if run.records_path.exists() else [],
         diagnosis=diagnosis,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 RESULTS_FILE: Final = "results.json"
 METRICS_FILE: Final = "server_metrics.jsonl"
+MEMORY_FILE: Final = "server_memory.jsonl"  # peak memory per interval (run/_memory_watch.py)
 RUN_FILE: Final = "run.json"
 REPORT_FILE: Final = "report.json"
 REPORT_HTML_FILE: Final = "report.html"
@@ -69,6 +70,7 @@ class RunDirectory:
         self.results_path = results_path or path / RESULTS_FILE
         self.spans_path = spans_path or path / SPANS_FILE
         self.metrics_path = path / METRICS_FILE
+        self.memory_path = path / MEMORY_FILE
         self.run_path = path / RUN_FILE
         self.report_path = path / REPORT_FILE
         self.html_path = path / REPORT_HTML_FILE

@@ -12,15 +12,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._backend_options import parse_backend_options
+from open_autoglm.commands._benchmark_output import (
+    print_summary,
+    stopped,
+    to_stdout,
+    warn_on_failures,
+    write_stdout,
+)
 from open_autoglm.commands._choices import (
     APIS,
     ARRIVALS,
+    BACKENDS,
     DATASETS,
     DISTRIBUTIONS,
     IMAGE_FORMATS,
@@ -32,7 +39,6 @@ from open_autoglm.commands._run_files import RunFiles, check_inputs, plan_run_fi
 if TYPE_CHECKING:
     from open_autoglm.loadgen import (
         BenchmarkConfig,
-        BenchmarkResults,
         ProfileKind,
         ProgressReporter,
         Prompt,
@@ -98,18 +104,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--ignore-eos", action="store_true", help="ask for exactly max_tokens")
     target.add_argument("--timeout", type=float, default=600.0, help="per request, s")
+    target.add_argument(
+        "--provider",
+        help="gen_ai.provider.name on the client spans (default: openai, the API spoken; "
+        "in a managed run, the backend)",
+    )
 
     load = parser.add_argument_group("load profile")
     load.add_argument("--profile", choices=PROFILES, help="default: from the options given")
     load.add_argument("--concurrency", type=int, help="closed loop: requests in flight")
     load.add_argument("--rate", type=float, help="open loop: requests per second")
-    load.add_argument("--arrival", choices=ARRIVALS, default="poisson")
+    load.add_argument(
+        "--arrival", choices=ARRIVALS, default="poisson",
+        help="open loop: how arrivals are spaced (poisson: exponential gaps)",
+    )  # fmt: skip
     load.add_argument(
         "--burstiness", type=float, default=1.0, help="gamma shape (<1 burstier, 1 = Poisson)"
     )
     load.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
     load.add_argument("--levels", help="step profile: comma-separated levels, e.g. 1,2,4,8")
-    load.add_argument("--level-kind", choices=("concurrency", "rate"), default="concurrency")
+    load.add_argument(
+        "--level-kind", choices=("concurrency", "rate"), default="concurrency",
+        help="step profile: what --levels count",
+    )  # fmt: skip
     load.add_argument("--sweep-levels", type=int, default=6, help="sweep: rate levels between")
     load.add_argument("--sweep-concurrency", type=int, default=64, help="sweep: saturation level")
     load.add_argument("--requests", type=int, help="requests per level")
@@ -118,18 +135,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--cooldown", type=float, default=0.0, help="seconds excluded at the end")
 
     work = parser.add_argument_group("workload")
-    work.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    work.add_argument(
+        "--dataset", choices=DATASETS, default="synthetic", help="where the prompts come from"
+    )
     work.add_argument("--dataset-path", type=Path, help="ShareGPT JSON or JSONL file")
     work.add_argument("--input-len", type=int, default=128, help="prompt tokens (synthetic)")
-    work.add_argument("--input-dist", choices=DISTRIBUTIONS, default="fixed")
-    work.add_argument("--input-spread", type=float, default=0.0)
+    work.add_argument(
+        "--input-dist", choices=DISTRIBUTIONS, default="fixed",
+        help="distribution of prompt lengths around --input-len",
+    )  # fmt: skip
+    work.add_argument(
+        "--input-spread", type=float, default=0.0,
+        help="spread of prompt lengths (uniform: half-width, normal/lognormal: sigma)",
+    )  # fmt: skip
     work.add_argument("--output-len", type=int, help="max_tokens (default 64, or the dataset's)")
-    work.add_argument("--output-dist", choices=DISTRIBUTIONS, default="fixed")
-    work.add_argument("--output-spread", type=float, default=0.0)
+    work.add_argument(
+        "--output-dist", choices=DISTRIBUTIONS, default="fixed",
+        help="distribution of max_tokens around --output-len",
+    )  # fmt: skip
+    work.add_argument(
+        "--output-spread", type=float, default=0.0,
+        help="spread of max_tokens (as --input-spread)",
+    )  # fmt: skip
     work.add_argument("--prefix-len", type=int, default=0, help="shared prefix tokens")
     work.add_argument("--images", type=int, default=0, help="images per chat request")
     work.add_argument("--image-size", default="512x512", help="WIDTHxHEIGHT of synthetic images")
-    work.add_argument("--image-format", choices=IMAGE_FORMATS, default="png")
+    work.add_argument(
+        "--image-format", choices=IMAGE_FORMATS, default="png",
+        help="encoding of synthetic images",
+    )  # fmt: skip
     work.add_argument(
         "--image-file", action="append", default=[], type=Path, help="use these images"
     )
@@ -139,7 +173,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="for token counts: a tokenizer.json, a folder with one, or a model id in the local "
         "Hugging Face cache (default: an estimate)",
     )
-    work.add_argument("--seed", type=int, default=0)
+    work.add_argument("--seed", type=int, default=0, help="seed of prompts, lengths and arrivals")
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -166,7 +200,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="--url: the results JSON (records beside it: requests.jsonl beside results.json, "
         "NAME.requests.jsonl beside NAME.json); managed: the report JSON (default "
-        "RUN_DIR/report.json), with report.html beside it",
+        "RUN_DIR/report.json), with report.html beside it; '-' writes the JSON to standard "
+        "output (the summary then goes to standard error; the files go to the run directory)",
     )
     out.add_argument(
         "--records",
@@ -225,6 +260,7 @@ def build_config(args: argparse.Namespace, files: RunFiles | None = None) -> Ben
         extra_body=dict(parse_body_field(b) for b in args.body),
         ignore_eos=args.ignore_eos,
         timeout_s=args.timeout,
+        **({"provider": args.provider} if args.provider else {}),
     )
     kind: ProfileKind = args.profile or (
         "step"
@@ -308,14 +344,8 @@ def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, st
     from open_autoglm.analysis import check_report
 
     result = check_report(report, objectives)
-    print(result.table())
+    print(result.table(), file=sys.stderr if to_stdout(args) else sys.stdout)
     return status or result.exit_code
-
-
-#: Above this share of failed requests (failed / finished, all levels) a run says so in one
-#: loud line on stderr. The exit status keeps its documented rule: 0 when any request
-#: succeeded, 1 when none did, and with --fail-on-slo 1 when an objective is broken.
-FAILURE_WARNING_SHARE: Final = 0.10
 
 
 def run(args: argparse.Namespace) -> int:
@@ -327,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             return _run(args)
         except KeyboardInterrupt as exc:
-            return _stopped(exc, args)
+            return stopped(exc, args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -343,82 +373,55 @@ def _run(args: argparse.Namespace) -> int:
     config = build_config(args, files)
     objectives = gate_objectives(args)
     server = managed_server(args) if args.backend else None
-    prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
-    progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     if server is not None:
-        status, report_path = _run_managed(args, files, server, config, prompts, progress)
-        return apply_gate(args, objectives, report_path, status)
-    results = run_benchmark(config, progress=progress, prompts=prompts)
-    print_summary(results, config)
+        _check_backend_installed(server.backend)
+    human = sys.stderr if to_stdout(args) else sys.stdout
+    progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
+    progress.phase(f"preparing {config.workload.pool_size} prompts ({config.workload.dataset})")
+    try:  # the display ends however the run does (a server that never started, Ctrl-C)
+        prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
+        if server is not None:
+            status, report_path = _run_managed(
+                args, files, server, config, prompts, progress, human
+            )
+            return apply_gate(args, objectives, report_path, status)
+        results = run_benchmark(config, progress=progress, prompts=prompts)
+    finally:
+        progress.close()
+    print_summary(results, config, out=human)
     if files.run_dir is not None:
-        print(f"run directory: {files.run_dir}")
+        print(f"run directory: {files.run_dir}", file=human)
     warn_on_failures(results)
     succeeded = sum(level.succeeded for level in results.levels)
+    status = 0 if succeeded else 1
+    if to_stdout(args):
+        write_stdout(results.to_json())
     if config.output_path is None:
-        return 0 if succeeded else 1
-    return apply_gate(args, objectives, config.output_path, 0 if succeeded else 1)
-
-
-def _stopped(exc: KeyboardInterrupt, args: argparse.Namespace) -> int:
-    """Print what a stopped run left (the partial results' summary, then one line on stderr)
-    and return 128 + signal."""
-    from open_autoglm.errors import Interrupted
-    from open_autoglm.loadgen import BenchmarkInterrupted
-
-    stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
-    line = f"open-autoglm: {stopped}"
-    if isinstance(exc, BenchmarkInterrupted):
-        results = exc.results
-        print_summary(results, None)
-        finished = sum(level.succeeded + level.failed for level in results.levels)
-        cancelled = sum(level.cancelled for level in results.levels)
-        line += f": {finished} requests finished, {cancelled} in flight cancelled"
-        if args.backend is None and args.output is not None:
-            line += f"; partial results in {args.output}"
-        elif args.run_dir is not None:
-            what = "partial results and report" if args.backend else "partial results"
-            line += f"; {what} in {args.run_dir}"
-    else:
-        line += " before any request was sent"
-    print(line, file=sys.stderr, flush=True)
-    return stopped.exit_code
-
-
-def warn_on_failures(results: BenchmarkResults) -> None:
-    """One loud line on stderr when more than ``FAILURE_WARNING_SHARE`` of the finished
-    requests failed (the exit status does not say so unless --fail-on-slo is given)."""
-    failed = sum(level.failed for level in results.levels)
-    finished = failed + sum(level.succeeded for level in results.levels)
-    if not finished or failed / finished <= FAILURE_WARNING_SHARE:
-        return
-    errors: dict[str, int] = {}
-    for level in results.levels:
-        for kind, count in level.errors.items():
-            errors[kind] = errors.get(kind, 0) + count
-    ranked = sorted(errors.items(), key=lambda item: -item[1])[:3]
-    top = ", ".join(f"{kind} {count}" for kind, count in ranked)
-    rule = (
-        "the run exits 1: no request succeeded"
-        if failed == finished
-        else "the exit status stays 0 as some succeeded; add --fail-on-slo --max-error-rate "
-        "to fail such a run"
-    )
-    print(
-        f"open-autoglm: WARNING: {failed} of {finished} requests failed "
-        f"({failed / finished:.0%}: {top}); {rule}",
-        file=sys.stderr,
-        flush=True,
-    )
+        return status
+    return apply_gate(args, objectives, config.output_path, status)
 
 
 #: Stands for the server's address until the managed run knows its port.
 _MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
 
 
+def _check_backend_installed(backend: str) -> None:
+    """A backend whose engine is not installed: one line naming the extra, before anything
+    starts (the server would fail the same way, after the collector had started)."""
+    from open_autoglm.instrumented_servers import MissingEngineError, check_backend_installed
+
+    try:
+        check_backend_installed(backend)
+    except MissingEngineError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def managed_server(args: argparse.Namespace) -> ManagedServer:
     """The typed server of a managed run (``--backend`` and the flags under it)."""
     from open_autoglm.run import ManagedServer
 
+    if args.backend not in BACKENDS:
+        raise UsageError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
     return ManagedServer(
         backend=args.backend,
         model=args.model,
@@ -437,6 +440,7 @@ def _run_managed(
     config: BenchmarkConfig,
     prompts: list[Prompt],
     progress: ProgressReporter,
+    human: Any,
 ) -> tuple[int, Path]:
     """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
     collector's and report's errors reach ``cli.py``, which prints their first line."""
@@ -445,48 +449,26 @@ def _run_managed(
     assert files.run_dir is not None
     assert files.report is not None
     run_dir, report_path = files.run_dir, files.report
+    json_to_stdout = to_stdout(args)
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
     try:
         results, report = run_managed(
             bench, server, run_dir, report_path, progress=progress, prompts=prompts
         )
     except ChildDiedError as exc:  # what finished is written: show it, then the one line
-        print_summary(exc.results, None)
-        print(f"run directory: {run_dir}; report: {report_path}")
+        print_summary(exc.results, None, out=human)
+        print(f"run directory: {run_dir}; report: {report_path}", file=human)
         raise
-    print_summary(results, None)
+    print_summary(results, None, out=human)
     warn_on_failures(results)
     stages = report.stages
     if stages is not None:
-        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
-    print(f"run directory: {run_dir}")
-    print(f"report: {report_path} and {report_path.with_suffix('.html')}")
-    return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
-
-
-def print_summary(results: BenchmarkResults, config: BenchmarkConfig | None) -> None:
-    """One paragraph a level on stdout, then where the files went (the results file is named
-    when ``config`` is given)."""
-    out = sys.stdout
-    for level in results.levels:
-        err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"
-        ttft, tpot, e2e = level.ttft_ms, level.tpot_ms, level.e2e_ms
         print(
-            f"level {level.index} {level.label}: {level.succeeded} ok, {level.failed} failed "
-            f"(errors: {err}); {level.request_throughput:.2f} req/s, "
-            f"{level.output_token_throughput:.1f} output tok/s",
-            file=out,
+            f"{stages.with_server_spans}/{stages.requests} requests joined to server spans",
+            file=human,
         )
-        if ttft.count:
-            print(
-                f"  TTFT p50 {ttft.median:.1f} ms p99 {ttft.p99:.1f} ms; "
-                f"TPOT p50 {tpot.median or 0:.2f} ms; E2E p50 {e2e.median:.1f} ms"
-                + (f"; goodput {level.goodput:.2f} req/s" if level.goodput is not None else ""),
-                file=out,
-            )
-        print(f"  {level.health.statement}", file=out)
-    print(results.summary, file=out)
-    if config is not None and config.output_path is not None:
-        print(f"results: {config.output_path}", file=out)
-    if results.records_path:
-        print(f"records: {results.records_path}", file=out)
+    print(f"run directory: {run_dir}", file=human)
+    print(f"report: {report_path} and {report_path.with_suffix('.html')}", file=human)
+    if json_to_stdout:
+        write_stdout(report.to_json())
+    return (0 if sum(level.succeeded for level in results.levels) else 1), report_path

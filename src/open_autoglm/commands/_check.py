@@ -35,7 +35,10 @@ def register(subparsers: Any) -> None:
         default=0.05,
         help="relative change that counts as a regression when beyond noise (default 0.05)",
     )
-    check.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    check.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text",
+        help="how the verdict is printed",
+    )  # fmt: skip
     check.set_defaults(run=run_check)
 
 

@@ -60,10 +60,12 @@ def plan_run_files(args: argparse.Namespace) -> RunFiles:
     """The files of the run ``args`` describes, each checked (:mod:`._paths`); raises
     :class:`UsageError` with one line on a path that cannot be used or holds another run."""
     managed = bool(args.backend)
+    # ``--output -``: the JSON goes to stdout, the files to the run directory as usual
+    output: Path | None = None if str(args.output) == "-" else args.output
     if managed and args.records is not None:
         raise UsageError("--records is for --url runs; a managed run keeps them in --run-dir")
     run_dir: Path | None = args.run_dir
-    if run_dir is None and (managed or args.output is None):
+    if run_dir is None and (managed or output is None):
         run_dir = default_run_dir(args.backend if managed else "url")
     if run_dir is not None:
         output_dir(run_dir, "--run-dir")
@@ -74,10 +76,10 @@ def plan_run_files(args: argparse.Namespace) -> RunFiles:
                 )
     if managed:
         assert run_dir is not None
-        report = output_file(args.output or run_dir / REPORT_NAME, "--output")
+        report = output_file(output or run_dir / REPORT_NAME, "--output")
         return RunFiles(run_dir, run_dir / RESULTS_NAME, run_dir / RECORDS_NAME, report)
-    if args.output is not None:
-        results = output_file(args.output, "--output")
+    if output is not None:
+        results = output_file(output, "--output")
     else:
         assert run_dir is not None
         results = run_dir / RESULTS_NAME

@@ -71,14 +71,17 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="make no spans at all (metrics stay; exemplars go): the overhead baseline",
     )
-    p.add_argument("--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES)
+    p.add_argument(
+        "--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES,
+        help="largest request body accepted (413 above)",
+    )  # fmt: skip
     p.add_argument(
         "--header-timeout",
         type=float,
         default=SERVER_HEADER_TIMEOUT_S,
         metavar="S",
         help="most seconds to receive a request's headers, then 408 and close "
-        f"(default {SERVER_HEADER_TIMEOUT_S:g})",
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--body-timeout",
@@ -86,7 +89,7 @@ def register(subparsers: Any) -> None:
         default=SERVER_BODY_TIMEOUT_S,
         metavar="S",
         help="most seconds between two pieces of a request body (one shorter than its "
-        f"Content-Length), then 408 and close (default {SERVER_BODY_TIMEOUT_S:g})",
+        "Content-Length), then 408 and close (default: %(default)s)",
     )
     p.add_argument(
         "--ready-file",

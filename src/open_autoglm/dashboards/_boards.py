@@ -245,10 +245,29 @@ def _resources() -> Board:
                 (
                     PromQuery(joined_to_server(n.METRIC_PROCESS_RSS), legend="{{instance}} RSS"),
                     PromQuery(
-                        joined_to_server(n.METRIC_PROCESS_PEAK_RSS), legend="{{instance}} peak"
+                        joined_to_server(n.METRIC_PROCESS_PEAK_RSS),
+                        legend="{{instance}} serving peak",
+                    ),
+                    PromQuery(
+                        joined_to_server(n.METRIC_PROCESS_LOAD_PEAK_RSS),
+                        legend="{{instance}} model-load peak",
                     ),
                 ),
+                "RSS (process_resident_memory_bytes); the serving peak is the kernel's "
+                "high-water mark since the model had loaded; the model-load peak covers "
+                "preparing and loading it.",
                 unit="bytes",
+                width=12,
+            ),
+            Panel(
+                "Process CPU",
+                (
+                    PromQuery(
+                        joined_to_server(f"{n.METRIC_PROCESS_CPU}_total", rate=True),
+                        legend="{{instance}} cores",
+                    ),
+                ),
+                "CPU seconds per second of the server process (process_cpu_seconds_total).",
                 width=12,
             ),
             Panel(

@@ -25,9 +25,11 @@ from open_autoglm.instrumented_servers._read_timeouts import timed_http_protocol
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
+    MissingEngineError,
     UnknownBackendError,
     backend_names,
     build_backend,
+    check_backend_installed,
 )
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "GenerationEvent",
     "GenerationRequest",
     "ImageInput",
+    "MissingEngineError",
     "QueueFullError",
     "SamplingParams",
     "ServerConfig",
@@ -56,6 +59,7 @@ __all__ = [
     "UnknownBackendError",
     "backend_names",
     "build_backend",
+    "check_backend_installed",
     "create_app",
     "timed_http_protocol",
 ]

@@ -357,6 +357,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await backend.start()
+        metrics.memory.loaded()  # the model is ready: its load peak apart from serving's
         try:
             yield
         finally:

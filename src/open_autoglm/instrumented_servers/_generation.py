@@ -245,33 +245,41 @@ class Generation:
         completed = False
         with_logprobs = self._shape.logprobs
         offset = 0
+        # Chat streams open with a role-only chunk. It goes out with the first token, as
+        # vLLM sends it, not before prefill: clients that time TTFT from the first chunk
+        # (``vllm bench serve`` on chat) would otherwise measure the time to accept.
+        role = (head + '"","role":"assistant"' + tail).encode() if self._shape.chat else b""
         try:
-            if self._shape.chat:
-                yield (head + '"","role":"assistant"' + tail).encode()
             async for event in self._events:
                 if isinstance(event, TokenDelta):
                     text, stopped = self._on_delta(event)
                     if with_logprobs and event.logprobs:
-                        yield self._logprob_chunk(text, event.logprobs, offset)
+                        yield role + self._logprob_chunk(text, event.logprobs, offset)
+                        role = b""
                         offset += sum(len(e.token) for e in event.logprobs)
                     elif text:
-                        yield (head + dumps(text) + tail).encode()
+                        yield role + (head + dumps(text) + tail).encode()
+                        role = b""
+                    elif role:
+                        yield role
+                        role = b""
                     if stopped:
                         finish = "stop"
                         break
                 elif isinstance(event, Finished):
                     rest = self._flush()
                     if rest:
-                        yield (head + dumps(rest) + tail).encode()
+                        yield role + (head + dumps(rest) + tail).encode()
+                        role = b""
                     finish = event.finish_reason
             self._record.finish_reason = finish
             completed = True
-            yield self._final_chunks(finish) + _DONE
+            yield role + self._final_chunks(finish) + _DONE
         except EngineError as exc:
             self._record.error_type = type(exc).__name__
             error = APIError(500, str(exc), type="server_error", code="engine_error")
             completed = True
-            yield f"data: {json.dumps(error.body())}\n\n".encode() + _DONE
+            yield role + f"data: {json.dumps(error.body())}\n\n".encode() + _DONE
         finally:
             await self._close(completed)
 

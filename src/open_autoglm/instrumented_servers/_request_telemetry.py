@@ -164,13 +164,14 @@ class RequestTelemetry:
             return
         attributes: dict[str, AttributeValue] = {
             n.GEN_AI_OPERATION_NAME: record.operation,
+            n.GEN_AI_PROVIDER_NAME: self._backend,
             n.GEN_AI_REQUEST_MODEL: record.model,
             n.GEN_AI_RESPONSE_MODEL: record.model,
             n.GEN_AI_REQUEST_MAX_TOKENS: record.max_tokens,
             n.GEN_AI_USAGE_INPUT_TOKENS: record.prompt_tokens,
             n.GEN_AI_USAGE_OUTPUT_TOKENS: record.output_tokens,
             n.ATTR_BACKEND: self._backend,
-            n.ATTR_STREAM: record.stream,
+            n.GEN_AI_REQUEST_STREAM: record.stream,
         }
         if record.response_id:
             attributes[n.GEN_AI_RESPONSE_ID] = record.response_id

@@ -67,6 +67,7 @@ class StreamingClient:
         self._ids = random.Random(int.from_bytes(os.urandom(16), "big"))
         self._counter = counter
         self._url = endpoint.request_url
+        self._server = endpoint.server_address
         self._headers = endpoint.request_headers()
         self._span_name = names.client_span_name(endpoint.operation, model)
         self._chat = endpoint.api == "chat"
@@ -101,8 +102,12 @@ class StreamingClient:
                 kind=SpanKind.CLIENT,
                 attributes={
                     names.GEN_AI_OPERATION_NAME: self.endpoint.operation,
+                    names.GEN_AI_PROVIDER_NAME: self.endpoint.provider,
                     names.GEN_AI_REQUEST_MODEL: self.model,
                     names.GEN_AI_REQUEST_MAX_TOKENS: spec.max_tokens,
+                    names.GEN_AI_REQUEST_STREAM: spec.stream,
+                    names.SERVER_ADDRESS: self._server[0],
+                    names.SERVER_PORT: self._server[1],
                     names.ATTR_LEVEL: record.level,
                 },
             )
@@ -216,6 +221,10 @@ class StreamingClient:
                 span.set_attribute(names.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, record.ttft_s)
             if record.finish_reason:
                 span.set_attribute(names.GEN_AI_RESPONSE_FINISH_REASONS, [record.finish_reason])
+            if state.response_id:
+                span.set_attribute(names.GEN_AI_RESPONSE_ID, state.response_id)
+            if state.response_model is not None:
+                span.set_attribute(names.GEN_AI_RESPONSE_MODEL, state.response_model)
             if record.error_type is not None:
                 span.set_attribute(names.ERROR_TYPE, record.error_type)
                 span.set_status(Status(StatusCode.ERROR, record.error_type))

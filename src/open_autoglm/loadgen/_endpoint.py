@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from open_autoglm._redact import redact_url
 from open_autoglm.loadgen._errors import ConfigError
+from open_autoglm.telemetry import names
 
 Api = Literal["chat", "completions"]
 APIS: tuple[Api, ...] = ("chat", "completions")
@@ -47,6 +48,9 @@ class EndpointConfig:
     max_event_bytes: int = 16 * 1024 * 1024
     #: ``Basic ...`` from the credentials that were in ``url``; None when it had none.
     url_authorization: str | None = field(default=None, repr=False, init=False)
+    #: ``gen_ai.provider.name`` of the CLIENT spans: ``openai`` for an OpenAI-compatible
+    #: server we know nothing more of (as the conventions ask), the backend in a managed run.
+    provider: str = names.PROVIDER_OPENAI
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
@@ -74,6 +78,8 @@ class EndpointConfig:
             raise ConfigError(f"--timeout must be > 0, got {self.timeout_s}")
         if self.read_buffer_bytes < 65536:
             raise ConfigError("the read buffer must be at least 64 KiB")
+        if not self.provider:
+            raise ConfigError("the provider name must not be empty")
         if self.max_event_bytes < 1024:
             raise ConfigError(
                 f"the event size limit must be at least 1 KiB, got {self.max_event_bytes}"
@@ -95,6 +101,13 @@ class EndpointConfig:
         if url.endswith(_PATHS[self.api]):
             return url
         return self.base_url + _PATHS[self.api]
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """Host and port the requests go to (the scheme's default port when none is given)."""
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.hostname or "", port
 
     @property
     def operation(self) -> str:

@@ -339,7 +339,9 @@ class _Run:
         cpu = CpuMeter()
         started_unix = time.time_ns()
         origin = time.perf_counter_ns()
-        self.progress.level_started(index, level.label, level.requests, level.duration_s)
+        self.progress.level_started(
+            index, level.label, level.requests, level.duration_s, level.warmup_s
+        )
         try:
             if level.mode == "concurrency":
                 end = level.duration_s

@@ -137,6 +137,8 @@ class StreamState:
         "prompt_tokens",
         "reasoning_texts",
         "reasoning_tokens",
+        "response_id",
+        "response_model",
         "streamed",
         "texts",
     )
@@ -160,6 +162,8 @@ class StreamState:
         self.completion_tokens: int | None = None
         self.reasoning_tokens: int | None = None
         self.streamed = True
+        self.response_id: str | None = None  # the first chunk's ``id`` and ``model``
+        self.response_model: str | None = None
 
     def feed_stream_start(self, content_type: str = "text/event-stream") -> None:
         """The response's headers arrived: a JSON content type is read as one document."""
@@ -317,6 +321,8 @@ class StreamState:
                 raise MalformedStream(f"data is not a JSON object: {str(message)[:80]}")
             if message.get("error") or message.get("object") == "error":
                 raise StreamError(f"the server sent an error in the stream: {error_text(message)}")
+            if self.response_id is None:
+                self._identity(message)
             choices = message.get("choices")
             if choices:
                 if type(choices) is not list:
@@ -356,6 +362,14 @@ class StreamState:
             usage = message.get("usage")
             if usage is not None:
                 self._usage(usage)
+
+    def _identity(self, message: dict[str, Any]) -> None:
+        """The response's ``id`` and ``model`` (``gen_ai.response.*``), from its first chunk;
+        values that are not strings are left out (they are not ours to judge)."""
+        response_id, model = message.get("id"), message.get("model")
+        self.response_id = response_id[:256] if type(response_id) is str else ""
+        if type(model) is str and model:
+            self.response_model = model[:256]
 
     def _delta(self, choice: dict[str, Any]) -> tuple[bool, bool]:
         """(any output, answer output) of one chat choice; its text kept for counting."""

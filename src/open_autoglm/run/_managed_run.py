@@ -3,8 +3,10 @@
 :func:`run_managed` (``open-autoglm benchmark --backend X``, no ``--url``) starts the
 embedded collector and ``open-autoglm serve --backend X`` as child processes on free loopback
 ports, points both the server and the load generator at the collector, samples the server's
-``/metrics`` while the load runs, stops the children (SIGTERM: each flushes what it holds),
-then builds the report from the run directory.
+``/metrics`` while the load runs and watches its peak memory from the moment it is spawned
+(:class:`ServerMemoryWatch`: the model load apart, then interval by interval), stops the
+children (SIGTERM: each flushes what it holds), then builds the report from the run
+directory.
 
 Stopping and failing: SIGINT, SIGTERM and SIGHUP stop the load (requests in flight recorded
 as cancelled), stop the children (each as a process group), write the results and the report
@@ -42,9 +44,11 @@ from open_autoglm.loadgen import (
 from open_autoglm.run._child_watch import ChildWatch
 from open_autoglm.run._errors import ChildDiedError, RunDirectoryError
 from open_autoglm.run._hardware import hardware
+from open_autoglm.run._log_follower import LogFollower
+from open_autoglm.run._memory_watch import ServerMemoryWatch
 from open_autoglm.run._metric_sampler import MetricSampler
 from open_autoglm.run._server import ManagedServer
-from open_autoglm.telemetry import TracingConfig
+from open_autoglm.telemetry import GpuProbe, TracingConfig
 from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
@@ -81,40 +85,63 @@ def run_managed(
     collector_config = CollectorConfig(db_path=files.spans_path)
     interrupted: KeyboardInterrupt | None = None
     stop = RunStop()
+    say = progress.phase if progress is not None else (lambda _text: None)
+    say("starting the collector")
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
         endpoint = collector.http_endpoint
         assert endpoint is not None
         env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-        with ServerProcess(
-            server.serve_args(endpoint),
-            env=env,
-            timeout_s=server.start_timeout_s,
-            log_path=run_dir / "server.log",
-        ) as process:
-            _write_run_file(run_dir, server, process.url)
-            sampler = MetricSampler(process.url, files.metrics_path).start()
-            config = dataclasses.replace(
-                bench,
-                endpoint=dataclasses.replace(bench.endpoint, url=process.url),
-                tracing=TracingConfig(
-                    service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
-                ),
-                output_path=files.results_path,
-                records_path=run_dir / RECORDS_FILE,
-            )
-            watch = ChildWatch({"server": process, "collector": collector}, stop)
-            try:
-                with watch:
-                    results = run_benchmark(
-                        config,
-                        progress=progress,
-                        prompts=list(prompts) if prompts else None,
-                        stop=stop,
-                    )
-            except KeyboardInterrupt as exc:  # partial results are on disk: report them
-                interrupted = exc
-            finally:
-                sampler.stop()
+        memory = ServerMemoryWatch(files.memory_path, gpu=GpuProbe())
+        starting = f"starting the server ({server.backend}"
+        say(starting + "): preparing and loading the model")
+        # the server's own words while it starts (model preparation can take minutes)
+        follower = LogFollower(run_dir / "server.log", lambda line: say(f"{starting}): {line}"))
+
+        def spawned(pid: int) -> None:
+            memory.attach(pid)
+            follower.start()
+
+        try:
+            with ServerProcess(
+                server.serve_args(endpoint),
+                env=env,
+                timeout_s=server.start_timeout_s,
+                log_path=run_dir / "server.log",
+                on_spawn=spawned,
+            ) as process:
+                follower.stop()
+                memory.serving()
+                say(f"server ready ({server.backend}); starting the load")
+                _write_run_file(run_dir, server, process.url)
+                sampler = MetricSampler(process.url, files.metrics_path).start()
+                config = dataclasses.replace(
+                    bench,
+                    endpoint=dataclasses.replace(
+                        bench.endpoint, url=process.url, provider=_provider(bench, server)
+                    ),
+                    tracing=TracingConfig(
+                        service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
+                    ),
+                    output_path=files.results_path,
+                    records_path=run_dir / RECORDS_FILE,
+                )
+                watch = ChildWatch({"server": process, "collector": collector}, stop)
+                try:
+                    with watch:
+                        results = run_benchmark(
+                            config,
+                            progress=progress,
+                            prompts=list(prompts) if prompts else None,
+                            stop=stop,
+                        )
+                except KeyboardInterrupt as exc:  # partial results are on disk: report them
+                    interrupted = exc
+                finally:
+                    sampler.stop()
+                    memory.stop()  # (also below, when the server never started)
+        finally:
+            follower.stop()
+            memory.stop()
     stopped_early = interrupted is not None or watch.death is not None
     report = _report(run_dir, report_path, tolerate_errors=stopped_early)
     if interrupted is not None:
@@ -141,6 +168,12 @@ def _report(run_dir: Path, report_path: Path, *, tolerate_errors: bool) -> Repor
     if report_path.resolve() != own.resolve():
         report.write(own)
     return report
+
+
+def _provider(bench: BenchmarkConfig, server: ManagedServer) -> str:
+    """The client spans' ``gen_ai.provider.name``: the backend, unless the user named one."""
+    given = bench.endpoint.provider
+    return server.backend if given == n.PROVIDER_OPENAI else given
 
 
 def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:

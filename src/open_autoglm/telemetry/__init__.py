@@ -12,8 +12,10 @@ from open_autoglm.telemetry._env import ENV_CACHE_DIR, ENV_CAPTURE_CONTENT
 from open_autoglm.telemetry._probes import (
     GpuProbe,
     GpuSample,
+    peak_rss_bytes_of,
     process_peak_rss_bytes,
     process_rss_bytes,
+    reset_peak_rss,
 )
 from open_autoglm.telemetry._tracing import (
     TelemetryConfigError,
@@ -41,6 +43,8 @@ __all__ = [
     "make_exporter",
     "make_tracer_provider",
     "names",
+    "peak_rss_bytes_of",
     "process_peak_rss_bytes",
     "process_rss_bytes",
+    "reset_peak_rss",
 ]

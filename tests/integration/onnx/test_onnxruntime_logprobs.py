@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from open_autoglm.instrumented_servers.backends.onnxruntime._backend import OnnxRuntimeBackend, OrtConfig
 from prometheus_client import CollectorRegistry
 
 from open_autoglm.instrumented_servers import ChatMessage, create_app
+from open_autoglm.instrumented_servers.backends.onnxruntime._backend import (
+    OnnxRuntimeBackend,
+    OrtConfig,
+)
 from open_autoglm.instrumented_servers.models import Variant
 
 pytestmark = pytest.mark.slow

@@ -30,7 +30,13 @@ from open_autoglm.collector import write_span_store
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "report_run"
 GOLDEN_JSON = FIXTURE / "golden_report.json"
 GOLDEN_HTML = FIXTURE / "golden_report.html"
-RUN_FILES = ("results.json", "requests.jsonl", "run.json", "server_metrics.jsonl")
+RUN_FILES = (
+    "results.json",
+    "requests.jsonl",
+    "run.json",
+    "server_metrics.jsonl",
+    "server_memory.jsonl",
+)
 UPDATE = os.environ.get("OAG_UPDATE_GOLDEN") == "1"
 
 
@@ -89,6 +95,9 @@ def test_report_json_equals_the_golden_file(report: Report) -> None:
     assert set(data["diagnosis"]["hotspots"]) == {"e2e", "ttft"}
     assert data["diagnosis"]["load_models"] is not None
     assert data["resources"]["samples"] == 12
+    # peak memory measures serving: the load (240 MB) and the warm-up spike (400 MB) apart
+    assert data["resources"]["server_rss_peak_bytes"] < 170_000_000
+    assert data["resources"]["server_rss_load_peak_bytes"] == 240_000_000
     assert data["prometheus"]["queries"] == 14
     assert [d["level"] for d in data["distributions"]] == [0, 1, 2, 3, 4]
 

@@ -53,17 +53,24 @@ async def test_counters_gauges_and_stage_labels(make_app) -> None:  # type: igno
         assert match, pattern
         return float(match.group(1))
 
-    assert (
-        value(
-            n.METRIC_GENERATION_TOKENS + r'_total\{backend="sim",model="sim-llm",operation="chat"\}'
-        )
-        == 3
-    )
+    tokens = re.search(n.METRIC_GENERATION_TOKENS + r"_total\{([^}]*)\} ([0-9.e+-]+)$", text, re.M)
+    assert tokens
+    # the GenAI conventions' attribute names as labels; the provider is the backend
+    assert dict(re.findall(r'(\w+)="([^"]*)"', tokens.group(1))) == {
+        n.LABEL_MODEL: "sim-llm",
+        n.LABEL_PROVIDER: "sim",
+        n.LABEL_OPERATION: "chat",
+    }
+    assert float(tokens.group(2)) == 3
     assert value(n.METRIC_REQUESTS + r'_total\{[^}]*finish_reason="length"[^}]*\}') == 1
     assert value(n.METRIC_REQUEST_ERRORS + r'_total\{[^}]*error_type="404"[^}]*\}') == 1
     assert value(n.METRIC_QUEUE_DEPTH + r"\{[^}]*\}") == 0
     assert value(n.METRIC_BATCH_SIZE + r"\{[^}]*\}") == 0
+    # prometheus_client's standard process families, not names of our own
+    assert n.METRIC_PROCESS_RSS == "process_resident_memory_bytes"
     assert value(n.METRIC_PROCESS_RSS) > 10_000_000
+    assert value(n.METRIC_PROCESS_CPU + "_total") > 0
+    assert value(n.METRIC_PROCESS_PEAK_RSS) >= 10_000_000
     for stage in ("tokenize", "queue", "prefill", "decode"):
         assert value(n.METRIC_STAGE_DURATION + r'_count\{[^}]*stage="' + stage + r'"\}') == 1
 

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import pytest
+
 from open_autoglm.instrumented_servers.backends.sim._backend import _WORDS, SimBackend
 
 CHAT: dict[str, Any] = {

@@ -45,7 +45,8 @@ def _run(provider: TracerProvider, detokenize_ns: int) -> tuple[list[ReadableSpa
     telemetry.finish(server, record)
     server.end()
     provider.shutdown()
-    labels = {"model": "m", "backend": "onnxruntime", "operation": "chat", "stage": "detokenize"}
+    labels = {n.LABEL_MODEL: "m", n.LABEL_PROVIDER: "onnxruntime", n.LABEL_OPERATION: "chat",
+              n.LABEL_STAGE: "detokenize"}  # fmt: skip
     observed = registry.get_sample_value(f"{n.METRIC_STAGE_DURATION}_sum", labels) or 0.0
     return list(exporter.get_finished_spans()), observed
 

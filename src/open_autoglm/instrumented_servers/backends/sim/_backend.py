@@ -12,7 +12,10 @@ load-generator benchmarks use that). With ``--target-tpot`` the batch cap adapts
 measured step time (``instrumented_servers._adaptive_batching``); with no prefill cost it
 should settle at the largest ``cap`` with ``decode_base + decode_per_seq * cap <= target``.
 Fault knobs: ``error_rate`` fails a request at a random token, ``stall_rate``/``stall_ms``
-pause a whole step (a GC pause, a slow kernel).
+pause a whole step (a GC pause, a slow kernel). ``prepare_mb`` stands in for a model's
+preparation: at start it allocates that many MiB, touches every page, and frees them, as a
+GGUF-to-ONNX conversion does inside the onnxruntime server (a test of peak-memory reporting;
+nothing is prepared).
 
 Log probabilities are those of the simulator's own sampler: every output token is one word of
 ``_WORDS`` drawn uniformly, so each has logprob ``-ln(len(_WORDS))``; the alternatives are the
@@ -76,13 +79,15 @@ class SimConfig:
     error_rate: float = 0.0
     stall_rate: float = 0.0
     stall_ms: float = 0.0
+    prepare_mb: float = 0.0  # a simulated model preparation: MiB allocated and freed at start
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_model_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sim option {name} must be at least 1")
-        for name in ("prefill_ms_per_token", "decode_base_ms", "decode_per_seq_ms", "stall_ms"):
+        for name in ("prefill_ms_per_token", "decode_base_ms", "decode_per_seq_ms", "stall_ms",
+                     "prepare_mb"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"sim option {name} must not be negative")
         for name in ("error_rate", "stall_rate"):
@@ -159,6 +164,11 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
         self.config = config
         self.tokenizer = SimpleTokenizer()
         self._fault_rng = random.Random(config.seed)
+
+    async def start(self) -> None:
+        if self.config.prepare_mb > 0:
+            _simulate_preparation(int(self.config.prepare_mb * 2**20))
+        await super().start()
 
     # ------------------------------------------------------------------ interface
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
@@ -240,3 +250,10 @@ def build(options: BackendOptions) -> SimBackend:
         SimConfig.from_options(options),
         None if target is None else AdaptiveBatchingConfig(target),
     )
+
+
+def _simulate_preparation(size: int) -> None:
+    """Allocate ``size`` bytes, make every page resident, free them (``prepare_mb``)."""
+    block = bytearray(size)
+    block[::4096] = b"\x01" * len(range(0, size, 4096))
+    del block

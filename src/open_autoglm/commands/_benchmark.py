@@ -34,6 +34,7 @@ from open_autoglm.commands._choices import (
     PROFILES,
 )
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._report_options import add_report_arguments, report_options
 from open_autoglm.commands._run_files import RunFiles, check_inputs, plan_run_files
 
 if TYPE_CHECKING:
@@ -210,6 +211,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
     out.add_argument("--quiet", action="store_true", help="no live progress")
+    add_report_arguments(
+        parser.add_argument_group("report (managed run): what report.json and report.html show")
+    )
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -453,7 +457,13 @@ def _run_managed(
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
     try:
         results, report = run_managed(
-            bench, server, run_dir, report_path, progress=progress, prompts=prompts
+            bench,
+            server,
+            run_dir,
+            report_path,
+            progress=progress,
+            prompts=prompts,
+            options=report_options(args),
         )
     except ChildDiedError as exc:  # what finished is written: show it, then the one line
         print_summary(exc.results, None, out=human)

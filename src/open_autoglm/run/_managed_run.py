@@ -28,7 +28,14 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import Report, RunDirectory, RunInfo, build_report, write_html
+from open_autoglm.analysis import (
+    Report,
+    ReportOptions,
+    RunDirectory,
+    RunInfo,
+    build_report,
+    write_html,
+)
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.instrumented_servers import ServerProcess
@@ -73,9 +80,10 @@ def run_managed(
     *,
     progress: ProgressReporter | None = None,
     prompts: Sequence[Prompt] | None = None,
+    options: ReportOptions | None = None,
 ) -> tuple[BenchmarkResults, Report]:
     """Run the benchmark against a server of our own; return its results and the report
-    (both also written to files).
+    (both also written to files; ``options``: what the report shows).
 
     Raises :class:`~open_autoglm.errors.Interrupted` on SIGINT/SIGTERM/SIGHUP and
     :class:`ChildDiedError` when a child dies mid-run, each once the results and the report of
@@ -143,7 +151,7 @@ def run_managed(
             follower.stop()
             memory.stop()
     stopped_early = interrupted is not None or watch.death is not None
-    report = _report(run_dir, report_path, tolerate_errors=stopped_early)
+    report = _report(run_dir, report_path, options, tolerate_errors=stopped_early)
     if interrupted is not None:
         raise interrupted
     if watch.death is not None:
@@ -152,11 +160,13 @@ def run_managed(
     return results, report
 
 
-def _report(run_dir: Path, report_path: Path, *, tolerate_errors: bool) -> Report | None:
+def _report(
+    run_dir: Path, report_path: Path, options: ReportOptions | None, *, tolerate_errors: bool
+) -> Report | None:
     """Build and write the report (JSON, HTML, and ``RUN_DIR/report.json``). After a run that
     stopped early a report that cannot be built is logged, not raised: the stop is the news."""
     try:
-        report = build_report(run_dir)
+        report = build_report(run_dir, options=options)
     except OpenAutoGLMError as exc:
         if not tolerate_errors:
             raise

@@ -4,7 +4,11 @@ Each subcommand lives in :mod:`open_autoglm.commands`, in a module with
 ``register(subparsers)``; the parser stores a ``run(args) -> int`` function as ``args.run``.
 Mistakes are reported as one line on stderr with exit code 2, never a traceback: this is the
 one place that maps :class:`~open_autoglm.errors.OpenAutoGLMError` (the library's errors and
-the command line's :class:`~open_autoglm.commands.UsageError`) to an exit code.
+the command line's :class:`~open_autoglm.commands.UsageError`) to an exit code. A stop by
+SIGINT, SIGTERM or SIGHUP (:class:`~open_autoglm.errors.Interrupted`) exits 128 + signal.
+Started as a child of another ``open-autoglm`` (a managed run's server and collector), the
+process watches its parent and stops when the parent is gone
+(:func:`open_autoglm._child_process.watch_parent`).
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from open_autoglm import __version__
+from open_autoglm._child_process import watch_parent
 from open_autoglm._redact import redact_text
 from open_autoglm.commands import COMMAND_MODULES
-from open_autoglm.errors import OpenAutoGLMError
+from open_autoglm.errors import Interrupted, OpenAutoGLMError
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -74,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    watch_parent()
     try:
         status: int = args.run(args)
     except OpenAutoGLMError as exc:
@@ -81,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = text.splitlines()[0] if text else type(exc).__name__
         print(f"open-autoglm: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("open-autoglm: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"open-autoglm: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     return status

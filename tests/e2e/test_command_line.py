@@ -53,7 +53,10 @@ def test_output_dash_writes_the_results_json_to_stdout(
     assert results["levels"][0]["succeeded"] == 4
     assert "level 0" in done.stderr  # the human summary went to stderr
     assert not (tmp_path / "-").exists()
-    assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 4
+    # the files go to a run directory of their own, as without --output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert len((run_dir / "requests.jsonl").read_text().splitlines()) == 4
+    assert json.loads((run_dir / "results.json").read_text())["levels"] == results["levels"]
 
 
 @pytest.mark.slow

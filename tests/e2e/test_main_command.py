@@ -155,7 +155,7 @@ def test_bad_command_lines_fail_in_one_line(tmp_path: Path) -> None:
         (["benchmark", "--backend", "sim", "--url", "http://127.0.0.1:9"], "exclude"),
         (["benchmark", "--backend", "nope", "--requests", "1", "--run-dir", str(tmp_path / "r")],
          "unknown backend"),
-        (["analyze", str(tmp_path / "missing")], "not a run directory"),
+        (["analyze", str(tmp_path / "missing")], "no such directory"),
     ]  # fmt: skip
     for args, needle in cases:
         proc = subprocess.run(

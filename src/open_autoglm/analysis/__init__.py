@@ -14,7 +14,12 @@ from open_autoglm.analysis._critical_path import (
 )
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._errors import AnalysisError
-from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
+from open_autoglm.analysis._gate import (
+    GateResult,
+    GateUndecidedError,
+    RegressionConfig,
+    check_report,
+)
 from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
@@ -78,6 +83,7 @@ __all__ = [
     "Distribution",
     "FitSummary",
     "GateResult",
+    "GateUndecidedError",
     "Hardware",
     "HotspotConfig",
     "HotspotReport",

@@ -8,6 +8,12 @@ the statistic recomputed each time) and the change counts as a regression when i
 interval lies above zero and the change itself is above ``min_change`` (5% by default). A
 one-sided Mann-Whitney U p-value is reported beside it. The error rate regresses when a
 one-sided Fisher exact test says the new rate is higher (p < 0.05).
+
+The gate never passes a run it could not judge: a report (or baseline) with no finished
+measured request, or whose records are not its own (their counts differ from its results,
+as when two runs shared one ``requests.jsonl``), raises :class:`GateUndecidedError` with the
+reason; a gate where a check could not be measured (too few requests to tell a change from
+noise, no records) and none failed is undecided, exit code 2, its last line saying why.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._report_view import (
     LevelView,
     ReportReadError,
@@ -37,6 +44,11 @@ _MIN_SAMPLES: Final = 20
 _LEVEL_STATS: Final[dict[str, StatName]] = {
     "mean": "mean", "median": "median", "p50": "median", "p90": "p90", "p95": "p95",
     "p99": "p99", "max": "max", "min": "min"}  # fmt: skip
+
+
+class GateUndecidedError(AnalysisError):
+    """The gate cannot judge: no data, or records that are not the run's own. The message
+    says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +93,22 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return not any(c.failed for c in self.checks)
+        """Every check was measured and none failed."""
+        return not any(c.failed for c in self.checks) and not self.unjudged
+
+    @property
+    def unjudged(self) -> list[CheckResult]:
+        """The checks that could not be measured (verdict n/a), when none failed: the gate
+        cannot pass what it did not see, so such a gate is undecided."""
+        if any(c.failed for c in self.checks):
+            return []
+        return [c for c in self.checks if c.verdict == "n/a"]
 
     @property
     def exit_code(self) -> int:
+        """0 passed, 1 a check failed, 2 undecided (a check could not be measured)."""
+        if self.unjudged:
+            return 2
         return 0 if self.passed else 1
 
     def to_json(self) -> dict[str, Any]:
@@ -92,6 +116,7 @@ class GateResult:
             "report": self.report,
             "baseline": self.baseline,
             "passed": self.passed,
+            "undecided": bool(self.unjudged),
             "checks": [c.to_json() for c in self.checks],
         }
 
@@ -100,9 +125,16 @@ class GateResult:
         rows = [(c.check, c.level, c.measured, c.limit, c.verdict) for c in self.checks]
         lines = _markdown(header, rows) if markdown else _aligned(header, rows)
         failed = [c for c in self.checks if c.failed]
+        unjudged = self.unjudged
         if failed:
             why = "; ".join(f"{c.check} {c.measured} ({c.limit})" for c in failed)
             lines.append(f"gate: FAIL, {len(failed)} of {len(self.checks)} checks: {why}")
+        elif unjudged:
+            why = "; ".join(dict.fromkeys(f"{c.note or 'not measured'}" for c in unjudged))
+            lines.append(
+                f"gate: CANNOT JUDGE, {len(unjudged)} of {len(self.checks)} checks could not be "
+                f"measured: {why}"
+            )
         else:
             lines.append(f"gate: PASS, {len(self.checks)} checks")
         for c in self.checks:
@@ -188,17 +220,54 @@ def check_report(
     level: int | None = None,
     regression: RegressionConfig | None = None,
 ) -> GateResult:
-    """Check ``objectives`` on ``report``; with ``baseline``, add regression checks."""
+    """Check ``objectives`` on ``report``; with ``baseline``, add regression checks.
+
+    Raises :class:`GateUndecidedError` when it cannot judge (module docstring)."""
     view = report if isinstance(report, ReportView) else ReportView.open(report)
     base = baseline if isinstance(baseline, ReportView | None) else ReportView.open(baseline)
     config = regression or RegressionConfig()
+    _require_data(view, level)
+    if base is not None:
+        _require_data(base, level)
     checks = [_slo_check(view, o, level) for o in objectives]
     if base is not None:
         latency = [o for o in objectives if o.metric in LATENCY_METRICS]
         for o in latency or parse_gate(_DEFAULT_REGRESSION_STATS):
             checks.extend(_regression_checks(view, base, o, level, config))
         checks.extend(_error_rate_regression(view, base, level, config))
+    if not checks:
+        raise GateUndecidedError(f"cannot judge {view.path}: no check to make")
     return GateResult(str(view.path), None if base is None else str(base.path), tuple(checks))
+
+
+def _require_data(view: ReportView, level: int | None) -> None:
+    """Raise :class:`GateUndecidedError` unless ``view`` has finished measured requests and
+    its records (when found) are its own: per level, as many as its results count."""
+    counted = [(lv, _finished(lv)) for lv in _levels(view, level)]
+    if all(n == 0 for _, n in counted):  # no level, or each says none finished
+        raise GateUndecidedError(
+            f"cannot judge {view.path}: no measured request finished in it (no data)"
+        )
+    samples = view.samples()
+    if samples is None:
+        return
+    for lv, expected in counted:
+        if expected is None:
+            continue
+        s = samples.get(lv.index, RequestSamples())
+        if s.ok + s.failed != expected:
+            raise GateUndecidedError(
+                f"cannot judge {view.path}: its records {view.records_path()} hold "
+                f"{s.ok + s.failed} measured requests of level {lv.name}, its results "
+                f"{expected}: they are not this run's records"
+            )
+
+
+def _finished(lv: LevelView) -> int | None:
+    """Succeeded + failed measured requests of a level, ``None`` when it does not say."""
+    if lv.succeeded is None or lv.failed is None:
+        return None
+    return lv.succeeded + lv.failed
 
 
 def _slo_check(view: ReportView, objective: Objective, level: int | None) -> CheckResult:

@@ -24,7 +24,7 @@ from open_autoglm.analysis._level_summary import (
     percentile_key,
     summarize_levels,
 )
-from open_autoglm.analysis._report import Report
+from open_autoglm.analysis._report import Report, write_atomically
 from open_autoglm.analysis._svg import WaterfallScale
 from open_autoglm.analysis._svg_line import DASHES, Line, line_chart
 from open_autoglm.loadgen import LevelResult
@@ -202,7 +202,4 @@ def _against_load(report: Report) -> str:
 
 
 def write_html(report: Report, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, render_html(report))

@@ -178,11 +178,19 @@ class Report:
             raise ReportError(f"not an {REPORT_VERSION} report: {_first_error(exc)}") from None
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        text = strict_json.dumps(self.to_json(), indent=2, default=str)
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, strict_json.dumps(self.to_json(), indent=2, default=str) + "\n")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it, so a reader never
+    sees half a file. :class:`ReportError` when ``path`` is a directory, device or FIFO: the
+    rename would replace it (``/dev/null`` included, for root)."""
+    if path.exists() and not path.is_file():
+        raise ReportError(f"{path} is not a regular file: not written there")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 _REPORT: Final = pydantic.TypeAdapter(Report)
@@ -268,6 +276,12 @@ def _build(
     load = _validated(_RESULTS, load_doc, run.results_path)
     run_doc = run.run_info()
     run_info = _validated(_RUN, run_doc, run.run_path) if run_doc else None
+    stop_reason = load.stop_reason
+    if stop_reason:
+        notes.append(
+            f"The run stopped early: {stop_reason}. The figures cover the requests that "
+            "finished; those in flight were cancelled."
+        )
     stages = None
     diagnosis = None
     if not run.has_spans():
@@ -280,9 +294,14 @@ def _build(
         notes.extend(diagnosis.notes)
         missing = stages.requests - stages.with_server_spans
         if missing:
+            why = (
+                f"the run stopped early: {stop_reason}"
+                if stop_reason
+                else "sampling, or a server without tracing"
+            )
             notes.append(
                 f"{missing} of {stages.requests} successful requests have no server span in "
-                "the store (sampling, or a server without tracing)."
+                f"the store ({why})."
             )
     if run_info is not None and run_info.simulated:
         notes.append(

@@ -102,6 +102,13 @@ class CollectorProcess:
     def pid(self) -> int | None:
         return self._child.pid if self._child is not None else None
 
+    def wait_exited(self) -> int:
+        """Block until the child has exited (without reaping it); its exit status, negative
+        when a signal killed it. For a watcher thread: ``stop`` still works meanwhile."""
+        if self._child is None:
+            raise RuntimeError("the child was never started")
+        return self._child.wait_exited()
+
     @property
     def returncode(self) -> int | None:
         """The child's exit status once it has exited, else ``None``."""

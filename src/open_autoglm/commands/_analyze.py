@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import input_dir, output_file
 from open_autoglm.commands._report_options import add_report_arguments, report_options
 
 if TYPE_CHECKING:
@@ -53,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
         write_html,
     )
 
+    input_dir(args.run_dir, "run directory")
     to_stdout = args.output is not None and str(args.output) == "-"
     human = sys.stderr if to_stdout else sys.stdout
     output: Path = args.run_dir / "report.json" if to_stdout or not args.output else args.output
+    output_file(output, "--output")
     options = report_options(args)
     try:
         spans_path, prometheus = _sources(args, human)

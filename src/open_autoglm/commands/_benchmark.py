@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._backend_options import parse_backend_options
+from open_autoglm.commands._benchmark_output import (
+    print_summary,
+    stopped,
+    to_stdout,
+    warn_on_failures,
+    write_stdout,
+)
 from open_autoglm.commands._choices import (
     APIS,
     ARRIVALS,
@@ -31,11 +38,11 @@ from open_autoglm.commands._choices import (
 )
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._report_options import add_report_arguments, report_options
+from open_autoglm.commands._run_files import RunFiles, check_inputs, plan_run_files
 
 if TYPE_CHECKING:
     from open_autoglm.loadgen import (
         BenchmarkConfig,
-        BenchmarkResults,
         ProfileKind,
         ProgressReporter,
         Prompt,
@@ -51,6 +58,13 @@ def register(subparsers: Any) -> None:
         description=(
             "Send a streaming load to an OpenAI-compatible server and record TTFT, TPOT, ITL "
             "and E2E per request (requests.jsonl) and per level (results JSON)."
+        ),
+        epilog=(
+            "Exit status: 0 when any request succeeded, 1 when none did (or, with "
+            "--fail-on-slo, an objective is broken), 2 on a usage error or a child of a managed "
+            "run that died mid-run, 128+N when stopped by signal N (SIGINT 130, SIGTERM 143, "
+            "SIGHUP 129: what finished is written first). Above 10% failed requests one "
+            "WARNING line says so whatever the status."
         ),
     )
     add_arguments(parser)
@@ -102,12 +116,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     managed.add_argument("--device", help="server device: auto, cpu or cuda")
     managed.add_argument(
         "--target-tpot", type=float, metavar="MS", help="server's adaptive batching target"
-    )
-    managed.add_argument(
-        "--run-dir",
-        type=Path,
-        help="where records, spans and samples go, also in an attached run (default: "
-        "runs/TIME-BACKEND, runs/TIME-attached)",
     )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
@@ -214,13 +222,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--max-error-rate", help="with --fail-on-slo: e.g. 0.5%%")
     out.add_argument(
+        "--run-dir",
+        type=Path,
+        help="a new directory for this run's results and records (and, managed, spans, "
+        "samples, logs, report); default: runs/TIME-BACKEND, or runs/TIME-url with --url and "
+        "no --output. A directory that holds a run already is refused",
+    )
+    out.add_argument(
         "--output",
         type=Path,
-        help="results JSON (default results.json); in a managed or attached run, the report "
-        "JSON (default RUN_DIR/report.json), with report.html beside it; '-' writes the JSON "
-        "to standard output (the summary then goes to standard error)",
+        help="--url: the results JSON (records beside it: requests.jsonl beside results.json, "
+        "NAME.requests.jsonl beside NAME.json); managed or attached: the report JSON (default "
+        "RUN_DIR/report.json), with report.html beside it; '-' writes the JSON to standard "
+        "output (the summary then goes to standard error; the files go to the run directory)",
     )
-    out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
+    out.add_argument(
+        "--records",
+        type=Path,
+        help="--url: the records file (never overwritten: an existing one is refused)",
+    )
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
     out.add_argument("--quiet", action="store_true", help="no live progress")
     add_report_arguments(
@@ -248,8 +268,9 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_config(args: argparse.Namespace) -> BenchmarkConfig:
-    """The frozen config for ``args``; raises :class:`UsageError` on a mistake in the flags
+def build_config(args: argparse.Namespace, files: RunFiles | None = None) -> BenchmarkConfig:
+    """The frozen config for ``args``, writing to ``files`` (default: planned from ``args``,
+    :func:`plan_run_files`); raises :class:`UsageError` on a mistake in the flags or a path,
     and :class:`open_autoglm.loadgen.ConfigError` on a value the load generator refuses."""
     from open_autoglm.loadgen import (
         BenchmarkConfig,
@@ -274,6 +295,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         raise UsageError("--url and --backend exclude each other")
     if args.backend and (args.workers is not None or args.ray_address):
         raise UsageError("--workers and --ray-address drive a server given with --url")
+    check_inputs(args)
     headers = dict(parse_header(h) for h in args.header)
     from_env = bool(args.url) and not carries_credentials(args.url, headers)
     key = api_key_from(args.api_key, args.api_key_file, os.environ, use_environment=from_env)
@@ -336,14 +358,15 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
     except TelemetryConfigError as exc:
         raise UsageError(str(exc)) from None
+    files = files or plan_run_files(args)
     return BenchmarkConfig(
         endpoint=endpoint,
         profile=profile,
         workload=workload,
         slo=goodput,
         seed=args.seed,
-        output_path=None if _to_stdout(args) else args.output or Path("results.json"),
-        records_path=args.records or (Path("requests.jsonl") if _to_stdout(args) else None),
+        output_path=files.results,
+        records_path=files.records,
         tracing=tracing,
         tokenizer_path=args.tokenizer,
     )
@@ -363,29 +386,29 @@ def gate_objectives(args: argparse.Namespace) -> list[Any]:
     return objectives
 
 
-def _to_stdout(args: argparse.Namespace) -> bool:
-    """``--output -``: the JSON goes to standard output, the human summary to stderr."""
-    return args.output is not None and str(args.output) == "-"
-
-
 def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, status: int) -> int:
     if not args.fail_on_slo:
         return status
     from open_autoglm.analysis import check_report
 
     result = check_report(report, objectives)
-    print(result.table(), file=sys.stderr if _to_stdout(args) else sys.stdout)
+    print(result.table(), file=sys.stderr if to_stdout(args) else sys.stdout)
     return status or result.exit_code
 
 
-def _write_stdout(document: dict[str, Any]) -> None:
-    from open_autoglm import _strict_json as strict_json
-
-    sys.stdout.write(strict_json.dumps(document, indent=2) + "\n")
-    sys.stdout.flush()
-
-
 def run(args: argparse.Namespace) -> int:
+    """The command; SIGINT, SIGTERM and SIGHUP stop it as Ctrl-C does (what finished is
+    written, a one-line message, exit 128 + signal), wherever they arrive."""
+    from open_autoglm._signals import handle_stop_signals, raise_interrupted
+
+    with handle_stop_signals(raise_interrupted):
+        try:
+            return _run(args)
+        except KeyboardInterrupt as exc:
+            return stopped(exc, args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from open_autoglm.loadgen import (
         NullProgress,
         RichProgress,
@@ -393,19 +416,23 @@ def run(args: argparse.Namespace) -> int:
         run_benchmark,
     )
 
-    config = build_config(args)
+    files = plan_run_files(args)  # every path checked before anything is sent
+    args.run_dir = files.run_dir  # named in the message if the run is stopped
+    config = build_config(args, files)
     objectives = gate_objectives(args)
     server = managed_server(args) if args.backend else None
     if server is not None:
         _check_backend_installed(server.backend)
     target = attached_target(args)
-    human = sys.stderr if _to_stdout(args) else sys.stdout
+    human = sys.stderr if to_stdout(args) else sys.stdout
     progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     progress.phase(f"preparing {config.workload.pool_size} prompts ({config.workload.dataset})")
     try:  # the display ends however the run does (a server that never started, Ctrl-C)
         prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
         if server is not None:
-            status, report_path = _run_managed(args, server, config, prompts, progress, human)
+            status, report_path = _run_managed(
+                args, files, server, config, prompts, progress, human
+            )
             return apply_gate(args, objectives, report_path, status)
         if target is not None:
             status, report_path = _run_attached(args, target, config, prompts, progress)
@@ -420,21 +447,20 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     print_summary(results, config, out=human)
+    if files.run_dir is not None:
+        print(f"run directory: {files.run_dir}", file=human)
+    warn_on_failures(results)
     succeeded = sum(level.succeeded for level in results.levels)
     status = 0 if succeeded else 1
-    if _to_stdout(args):
-        _write_stdout(results.to_json())
-        if args.fail_on_slo:
-            import tempfile
-
-            with tempfile.TemporaryDirectory(prefix="open-autoglm-") as tmp:
-                path = Path(tmp) / "results.json"
-                results.write(path)
-                return apply_gate(args, objectives, path, status)
-        return status
+    if to_stdout(args):
+        write_stdout(results.to_json())
     if config.output_path is None:
         return status
     return apply_gate(args, objectives, config.output_path, status)
+
+
+#: Stands for the server's address until the managed run knows its port.
+_MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
 
 
 def _check_backend_installed(backend: str) -> None:
@@ -446,10 +472,6 @@ def _check_backend_installed(backend: str) -> None:
         check_backend_installed(backend)
     except MissingEngineError as exc:
         raise UsageError(str(exc)) from None
-
-
-#: Stands for the server's address until the managed run knows its port.
-_MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
 
 
 def managed_server(args: argparse.Namespace) -> ManagedServer:
@@ -546,6 +568,7 @@ def _run_attached(
 
 def _run_managed(
     args: argparse.Namespace,
+    files: RunFiles,
     server: ManagedServer,
     config: BenchmarkConfig,
     prompts: list[Prompt],
@@ -554,28 +577,29 @@ def _run_managed(
 ) -> tuple[int, Path]:
     """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
     collector's and report's errors reach ``cli.py``, which prints their first line."""
-    import time
+    from open_autoglm.run import ChildDiedError, run_managed
 
-    from open_autoglm.run import run_managed
-
-    run_dir: Path = args.run_dir or Path("runs") / (
-        time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
-    )
-    to_stdout = _to_stdout(args)
-    report_path: Path = (
-        run_dir / "report.json" if to_stdout else args.output or run_dir / "report.json"
-    )
+    assert files.run_dir is not None
+    assert files.report is not None
+    run_dir, report_path = files.run_dir, files.report
+    json_to_stdout = to_stdout(args)
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
-    results, report = run_managed(
-        bench,
-        server,
-        run_dir,
-        report_path,
-        progress=progress,
-        prompts=prompts,
-        options=report_options(args),
-    )
-    print_summary(results, dataclasses.replace(bench, output_path=None), out=human)
+    try:
+        results, report = run_managed(
+            bench,
+            server,
+            run_dir,
+            report_path,
+            progress=progress,
+            prompts=prompts,
+            options=report_options(args),
+        )
+    except ChildDiedError as exc:  # what finished is written: show it, then the one line
+        print_summary(exc.results, None, out=human)
+        print(f"run directory: {run_dir}; report: {report_path}", file=human)
+        raise
+    print_summary(results, None, out=human)
+    warn_on_failures(results)
     stages = report.stages
     if stages is not None:
         print(
@@ -584,33 +608,6 @@ def _run_managed(
         )
     print(f"run directory: {run_dir}", file=human)
     print(f"report: {report_path} and {report_path.with_suffix('.html')}", file=human)
-    if to_stdout:
-        _write_stdout(report.to_json())
+    if json_to_stdout:
+        write_stdout(report.to_json())
     return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
-
-
-def print_summary(results: BenchmarkResults, config: BenchmarkConfig, out: Any = None) -> None:
-    """One paragraph a level on ``out`` (stdout), then where the files went."""
-    out = out or sys.stdout
-    for level in results.levels:
-        err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"
-        ttft, tpot, e2e = level.ttft_ms, level.tpot_ms, level.e2e_ms
-        print(
-            f"level {level.index} {level.label}: {level.succeeded} ok, {level.failed} failed "
-            f"(errors: {err}); {level.request_throughput:.2f} req/s, "
-            f"{level.output_token_throughput:.1f} output tok/s",
-            file=out,
-        )
-        if ttft.count:
-            print(
-                f"  TTFT p50 {ttft.median:.1f} ms p99 {ttft.p99:.1f} ms; "
-                f"TPOT p50 {tpot.median or 0:.2f} ms; E2E p50 {e2e.median:.1f} ms"
-                + (f"; goodput {level.goodput:.2f} req/s" if level.goodput is not None else ""),
-                file=out,
-            )
-        print(f"  {level.health.statement}", file=out)
-    print(results.summary, file=out)
-    if config.output_path is not None:
-        print(f"results: {config.output_path}", file=out)
-    if results.records_path:
-        print(f"records: {results.records_path}", file=out)

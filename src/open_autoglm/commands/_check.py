@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import input_file
 
 
 def register(subparsers: Any) -> None:
@@ -17,7 +18,8 @@ def register(subparsers: Any) -> None:
             "Check a report against objectives, and against a baseline report for regressions "
             "beyond run-to-run noise (bootstrap of the per-request samples in the "
             "requests.jsonl beside each report). Exits 0 when every check passes, 1 when one "
-            "fails, 2 on a usage error."
+            "fails, 2 on a usage error or when it cannot judge (no measured request, records "
+            "that are not the run's own, no check that could be measured)."
         ),
     )
     check.add_argument("report", type=Path, help="report.json (or a load generator results JSON)")
@@ -44,6 +46,9 @@ def run_check(args: argparse.Namespace) -> int:
     from open_autoglm.analysis import RegressionConfig, check_report
     from open_autoglm.objectives import parse_error_rate, parse_gate
 
+    input_file(args.report, "report")
+    if args.baseline is not None:
+        input_file(args.baseline, "--baseline")
     objectives = list(parse_gate(args.slo)) if args.slo is not None else []
     if args.max_error_rate is not None:
         if any(o.metric == "error_rate" for o in objectives):

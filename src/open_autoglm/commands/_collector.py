@@ -16,6 +16,7 @@ from typing import Any
 
 from open_autoglm.commands._choices import COLLECTOR_MAX_BODY_BYTES
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import output_file
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         write_ready_file,
     )
 
+    output_file(args.db, "--db")
+    if args.ready_file is not None:
+        output_file(args.ready_file, "--ready-file")
     try:
         config = CollectorConfig(
             db_path=args.db,

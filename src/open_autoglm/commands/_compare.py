@@ -9,6 +9,7 @@ from typing import Any
 
 from open_autoglm.commands._choices import COMPARE_FORMATS
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import input_file, output_file
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +30,10 @@ def register(subparsers: Any) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from open_autoglm.analysis import compare_rows, render_comparison
 
+    for report in args.reports:
+        input_file(report, "report")
+    if args.output is not None:
+        output_file(args.output, "--output")
     rows = compare_rows(args.reports, level=args.level)
     if not rows:
         raise UsageError("the reports have no levels to compare")

@@ -8,6 +8,7 @@ from typing import Any
 
 from open_autoglm.commands._dashboards_push import add_push_parser
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import output_dir
 
 _DEFAULT_OUT = Path("dashboards")
 
@@ -48,8 +49,11 @@ def run_generate(args: argparse.Namespace) -> int:
             f"({exc.name} is missing)"
         ) from exc
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is not a folder")
+    if args.check:  # a missing folder is out of date (exit 1), a file in its place a mistake
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: is not a directory")
+    else:
+        output_dir(out, "--out")
     if args.check:
         stale = stale_dashboards(out)
         if stale:

@@ -9,6 +9,7 @@ from typing import Any
 
 from open_autoglm.commands._choices import ENV_GRAFANA_TOKEN
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import input_dir
 
 _DEFAULT_DIR = Path("dashboards")
 
@@ -61,6 +62,8 @@ def run_push(args: argparse.Namespace) -> int:
             datasource_uids=uids,
             timeout_s=args.timeout,
         )
+        if args.dir is not None:
+            input_dir(args.dir, "--dir")
         folder: Path | None = args.dir or (_DEFAULT_DIR if _DEFAULT_DIR.is_dir() else None)
         if folder is not None:
             dashboards = load_dashboard_files(folder)

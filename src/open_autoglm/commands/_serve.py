@@ -20,6 +20,7 @@ from open_autoglm.commands._choices import (
     SERVER_MAX_BODY_BYTES,
 )
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._paths import output_file
 
 if TYPE_CHECKING:
     from open_autoglm.instrumented_servers import ServerConfig
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.telemetry import names as n
 
     extra = parse_backend_options(args.backend_option)
+    if args.ready_file is not None:
+        output_file(args.ready_file, "--ready-file")
     try:
         config = ServerConfig(
             host=args.host,
@@ -172,6 +175,7 @@ async def _serve(
                 _announce(self, config, ready)
 
         async def shutdown(self, sockets: Any = None) -> None:
+            _withdraw(ready)  # here: after a SIGTERM, run()'s `finally` never runs
             await super().shutdown(sockets)
             # Flush spans here: after serve() returns, uvicorn re-raises the SIGTERM it
             # captured, and the default handler ends the process before any `finally`.
@@ -193,6 +197,12 @@ async def _serve(
     )
     await server.serve()
     return 0 if server.started else 1
+
+
+def _withdraw(ready: Path | None) -> None:
+    """The server no longer accepts requests: its ready file goes (a tiny local unlink)."""
+    if ready is not None:
+        ready.unlink(missing_ok=True)
 
 
 def _announce(server: Any, config: ServerConfig, ready: Path | None) -> None:

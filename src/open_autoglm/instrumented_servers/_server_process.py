@@ -42,16 +42,21 @@ class ServerProcess:
         on_spawn: Callable[[int], None] | None = None,
     ) -> None:
         """``launcher`` goes before the interpreter, e.g. ``("taskset", "-c", "0")``;
-        ``log_path`` keeps the server's stderr (default: a temporary file); ``on_spawn`` is
-        called with the child's pid as soon as it exists, before it is ready (a memory
-        watch that must see the model load)."""
+        ``log_path`` keeps the server's stderr, and the ready file goes beside it (hidden,
+        removed by the server as it stops); without it both go to a temporary folder.
+        ``on_spawn`` is called with the child's pid as soon as it exists, before it is ready
+        (a memory watch that must see the model load)."""
         self._on_spawn = on_spawn
         self._args = list(args)
         self._env = dict(os.environ if env is None else env)
         self._timeout_s = timeout_s
         self._command = list(command)
         self._launcher = list(launcher)
-        self._dir = tempfile.TemporaryDirectory(prefix="open-autoglm-server-")
+        self._dir = (
+            None
+            if log_path is not None
+            else tempfile.TemporaryDirectory(prefix="open-autoglm-server-")
+        )
         self._log_path = log_path
         self._child: ChildProcess | None = None
         self.url = ""
@@ -62,15 +67,39 @@ class ServerProcess:
         assert self._child is not None
         return self._child.pid
 
+    def wait_exited(self) -> int:
+        """Block until the child has exited (without reaping it); its exit status, negative
+        when a signal killed it. For a watcher thread: ``stop`` still works meanwhile."""
+        if self._child is None:
+            raise RuntimeError("the child was never started")
+        return self._child.wait_exited()
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has exited (negative: killed by that signal),
+        else ``None``."""
+        return self._child.poll() if self._child is not None else None
+
     @property
     def stderr_path(self) -> Path:
-        return self._log_path or Path(self._dir.name) / "stderr.log"
+        if self._log_path is not None:
+            return self._log_path
+        assert self._dir is not None
+        return Path(self._dir.name) / "stderr.log"
+
+    @property
+    def _ready_file(self) -> Path:
+        if self._log_path is not None:
+            return self._log_path.with_name(f".{self._log_path.name}.ready.json")
+        assert self._dir is not None
+        return Path(self._dir.name) / "ready.json"
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
     def start(self) -> ServerProcess:
-        ready_file = Path(self._dir.name) / "ready.json"
+        ready_file = self._ready_file
+        ready_file.unlink(missing_ok=True)  # a stale one (a server killed outright) is no sign
         cmd = [*self._launcher, sys.executable, "-m", "open_autoglm", *self._command,
                "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready_file),
                *self._args]  # fmt: skip
@@ -123,4 +152,6 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-        self._dir.cleanup()
+        self._ready_file.unlink(missing_ok=True)
+        if self._dir is not None:
+            self._dir.cleanup()

@@ -20,6 +20,7 @@ from open_autoglm.loadgen._errors import (
     MalformedStream,
     NoOutput,
     ReadTimeout,
+    RecordsExistError,
     RequestError,
     StreamDropped,
     StreamError,
@@ -46,6 +47,7 @@ from open_autoglm.loadgen._records import (
     load_records_table,
     read_record_dicts,
     read_records,
+    records_beside,
 )
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
@@ -63,6 +65,7 @@ from open_autoglm.loadgen._runner import (
     run_benchmark_async,
 )
 from open_autoglm.loadgen._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
+from open_autoglm.loadgen._stop import BenchmarkInterrupted, RunStop
 from open_autoglm.loadgen._tokens import cached_tokenizer, make_token_counter
 from open_autoglm.loadgen._worker_pool import DistributedConfig, DistributedError
 from open_autoglm.loadgen._workloads import (
@@ -93,6 +96,7 @@ __all__ = [
     "Api",
     "Arrival",
     "BenchmarkConfig",
+    "BenchmarkInterrupted",
     "BenchmarkResults",
     "Cancelled",
     "ClientHealth",
@@ -122,10 +126,12 @@ __all__ = [
     "Prompt",
     "ReadTimeout",
     "RecordWriter",
+    "RecordsExistError",
     "RequestError",
     "RequestRecord",
     "RequestSpec",
     "RichProgress",
+    "RunStop",
     "SSEEvent",
     "SSEParser",
     "Stats",
@@ -153,6 +159,7 @@ __all__ = [
     "prepare_prompts",
     "read_record_dicts",
     "read_records",
+    "records_beside",
     "run_benchmark",
     "run_benchmark_async",
     "run_distributed",

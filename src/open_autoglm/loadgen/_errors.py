@@ -14,6 +14,10 @@ class ConfigError(LoadgenError):
     """An impossible profile, a bad URL or option: raised when the config is built."""
 
 
+class RecordsExistError(ConfigError):
+    """The records file exists already: another run's records are never overwritten."""
+
+
 class DatasetError(ConfigError):
     """A dataset file that is missing, unreadable or malformed."""
 

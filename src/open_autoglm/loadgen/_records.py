@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
 
 import orjson
 
+from open_autoglm.loadgen._errors import RecordsExistError
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -131,14 +133,29 @@ class RequestRecord:
         return asdict(self)
 
 
+def records_beside(results: Path) -> Path:
+    """The records file that goes with a results file by default: ``requests.jsonl`` beside
+    ``results.json`` (a run directory's layout), ``NAME.requests.jsonl`` beside any other
+    ``NAME.EXT`` — so two results files in one folder never share their records."""
+    if results.name == "results.json":
+        return results.with_name(RECORDS_FILE)
+    return results.with_name(f"{results.stem}.{RECORDS_FILE}")
+
+
 class RecordWriter:
-    """Appends each record as one JSON line and flushes it, so a crash loses nothing. The
-    file is started afresh: one file holds one run."""
+    """Appends each record as one JSON line and flushes it, so a crash loses nothing. One
+    file holds one run: the file is created here, and one that exists already (another run's
+    records) is never overwritten — :class:`RecordsExistError`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO | None = path.open("wb")
+        try:
+            self._file: BinaryIO | None = path.open("xb")
+        except FileExistsError:
+            raise RecordsExistError(
+                f"{path} already holds another run's records; records are never overwritten"
+            ) from None
         self.count = 0
 
     def write(self, record: RequestRecord) -> None:

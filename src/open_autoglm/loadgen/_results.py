@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from open_autoglm import _strict_json as strict_json
+from open_autoglm.loadgen._errors import ConfigError
 from open_autoglm.loadgen._health import ClientHealth
 from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._records import RequestRecord
@@ -204,6 +205,9 @@ class BenchmarkResults:
     levels: list[LevelResult] = field(default_factory=list)
     client_bound: bool = False
     summary: str = ""
+    #: why the run ended before its profile did ("SIGTERM received", "the server (pid N)
+    #: was killed by SIGKILL ... mid-run"); ``None`` for a run that went to the end
+    stop_reason: str | None = None
     #: what counted output tokens where a server sent no usage: a tokenizer.json, or "simple"
     #: (an estimate, never fewer tokens than output chunks); each record says which it used
     tokenizer: str = "simple"
@@ -217,6 +221,11 @@ class BenchmarkResults:
         return out
 
     def write(self, path: Path) -> None:
+        """Write the document to ``path`` atomically (a temporary file renamed over it).
+        Raises :class:`ConfigError` when ``path`` is a directory, device or FIFO: the rename
+        would replace it (``/dev/null`` included, for root)."""
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path} is not a regular file: results not written there")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         text = strict_json.dumps(self.to_json(), indent=2)

@@ -7,25 +7,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import aiohttp
 from opentelemetry.sdk.trace import TracerProvider
 
 from open_autoglm import __version__
+from open_autoglm._signals import handle_stop_signals
+from open_autoglm.errors import Interrupted
 from open_autoglm.loadgen._arrivals import arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
 from open_autoglm.loadgen._endpoint import EndpointConfig
 from open_autoglm.loadgen._health import CpuMeter, LoopLagMonitor, assess
 from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter
-from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord
+from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord, records_beside
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
@@ -33,7 +37,8 @@ from open_autoglm.loadgen._results import (
     LevelResult,
     summarize_level,
 )
-from open_autoglm.loadgen._tokens import make_token_counter
+from open_autoglm.loadgen._stop import BenchmarkInterrupted, RunStop
+from open_autoglm.loadgen._tokens import TokenCounter, make_token_counter
 from open_autoglm.loadgen._workloads import (
     Prompt,
     RequestSpec,
@@ -63,7 +68,9 @@ class BenchmarkConfig:
     slo: Goodput | None = None
     seed: int = 0
     output_path: Path | None = Path("results.json")
-    records_path: Path | None = None  # default: requests.jsonl beside output_path
+    #: default: beside ``output_path``, ``requests.jsonl`` for ``results.json`` and
+    #: ``NAME.requests.jsonl`` for ``NAME.json``; never overwritten (RecordsExistError)
+    records_path: Path | None = None
     tracing: TracingConfig | None = None  # None or no endpoint: traceparent ids, no spans
     tokenizer_path: Path | None = None
 
@@ -71,9 +78,7 @@ class BenchmarkConfig:
     def resolved_records_path(self) -> Path | None:
         if self.records_path is not None:
             return self.records_path
-        if self.output_path is not None:
-            return self.output_path.parent / "requests.jsonl"
-        return None
+        return None if self.output_path is None else records_beside(self.output_path)
 
 
 def prepare_prompts(config: BenchmarkConfig) -> list[Prompt]:
@@ -87,16 +92,33 @@ def run_benchmark(
     progress: ProgressReporter | None = None,
     tracer_provider: TracerProvider | None = None,
     prompts: list[Prompt] | None = None,
+    stop: RunStop | None = None,
 ) -> BenchmarkResults:
     """Run ``config`` to the end on a fresh event loop (uvloop where installed).
 
-    Ctrl-C cancels the run: finished records are already on disk, partial results are
-    written, and :class:`KeyboardInterrupt` propagates to the caller.
+    Called from the main thread, SIGINT, SIGTERM and SIGHUP stop the run (through ``stop``):
+    requests in flight are recorded as cancelled, the partial results are written, and
+    :class:`BenchmarkInterrupted` (a :class:`KeyboardInterrupt` carrying the signal and the
+    partial results) propagates to the caller. ``stop.stop(reason)`` from another thread ends
+    the run the same way but returns the partial results, ``stop_reason`` set. A second
+    signal raises :class:`~open_autoglm.errors.Interrupted` at once (records already written
+    stay on disk; the results may not be written).
     """
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    stop = stop if stop is not None else RunStop()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.signum is not None:  # a second signal: the loop did not unwind (blocked)
+            raise Interrupted(signum)
+        stop.stop(f"{Interrupted.name_of(signum)} received", signum)
+
+    with handle_stop_signals(on_signal), asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(
             run_benchmark_async(
-                config, progress=progress, tracer_provider=tracer_provider, prompts=prompts
+                config,
+                progress=progress,
+                tracer_provider=tracer_provider,
+                prompts=prompts,
+                stop=stop,
             )
         )
 
@@ -116,13 +138,48 @@ async def run_benchmark_async(
     progress: ProgressReporter | None = None,
     tracer_provider: TracerProvider | None = None,
     prompts: list[Prompt] | None = None,
+    stop: RunStop | None = None,
 ) -> BenchmarkResults:
+    """:func:`run_benchmark` inside the running loop; installs no signal handler (``stop`` is
+    how the caller ends the run early)."""
     counter = make_token_counter(config.tokenizer_path)
     if prompts is None:
         prompts = load_prompts(config.workload, counter)
     config.profile.levels()  # an impossible profile fails before anything is sent
-    model = config.endpoint.model or await discover_model(config.endpoint)
-    specs = build_requests(prompts, config.endpoint, model)
+    stop = stop if stop is not None else RunStop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    cancellable = [True]
+
+    def cancel_in_loop() -> None:
+        if cancellable[0]:
+            task.cancel()
+
+    def cancel() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing left to stop
+            loop.call_soon_threadsafe(cancel_in_loop)
+
+    stop.bind(cancel)
+    try:
+        results = await _run_to_end(config, counter, prompts, progress, tracer_provider, stop)
+    finally:
+        cancellable[0] = False
+        stop.unbind()
+    if stop.signum is not None:
+        raise BenchmarkInterrupted(stop.signum, results)
+    return results
+
+
+async def _run_to_end(
+    config: BenchmarkConfig,
+    counter: TokenCounter,
+    prompts: list[Prompt],
+    progress: ProgressReporter | None,
+    tracer_provider: TracerProvider | None,
+    stop: RunStop,
+) -> BenchmarkResults:
+    """The run; a cancellation from ``stop`` ends it early with what finished written."""
     # spans only where they go somewhere: a given provider, or an OTLP endpoint configured
     own_provider = tracer_provider is None
     provider = tracer_provider
@@ -132,13 +189,22 @@ async def run_benchmark_async(
     records_path = config.resolved_records_path
     writer = RecordWriter(records_path) if records_path is not None else None
     started = time.time_ns()
-    run = _Run(config, specs, writer, progress or NullProgress())
+    run = _Run(config, [], writer, progress or NullProgress())
+    model = config.endpoint.model or "unknown"
     interrupted = False
     try:
+        model = config.endpoint.model or await discover_model(config.endpoint)
+        run.specs = build_requests(prompts, config.endpoint, model)
         async with StreamingClient(config.endpoint, model, tracer, counter) as client:
             run.client = client
             await run.all_levels()
-    except (asyncio.CancelledError, KeyboardInterrupt):
+    except asyncio.CancelledError:
+        interrupted = True
+        task = asyncio.current_task()
+        if stop.reason is None or task is None:
+            raise  # cancelled by our caller, not stopped: pass it on
+        task.uncancel()
+    except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
@@ -146,7 +212,9 @@ async def run_benchmark_async(
             writer.close()
         if own_provider and provider is not None:
             provider.shutdown()
-        results = _results(config, model, run.results, started, interrupted, records_path)
+        results = _results(
+            config, model, run.results, started, interrupted, records_path, stop.reason
+        )
         results = dataclasses.replace(results, tokenizer=counter.name)
         if config.output_path is not None:
             results.write(config.output_path)
@@ -180,6 +248,7 @@ def _results(
     started: int,
     interrupted: bool,
     records_path: Path | None,
+    stop_reason: str | None = None,
 ) -> BenchmarkResults:
     endpoint = config.endpoint
     bound = [lvl.label for lvl in levels if lvl.health.client_bound]
@@ -197,7 +266,7 @@ def _results(
             "event loop, so latencies there may include client-side delay."
         )
     if interrupted:
-        summary = "Interrupted: partial results. " + summary
+        summary = f"Stopped early: {stop_reason or 'interrupted'}; partial results. " + summary
     return BenchmarkResults(
         version=RESULTS_VERSION,
         tool_version=__version__,
@@ -218,11 +287,22 @@ def _results(
         profile=config.profile,
         slo=config.slo.describe() if config.slo else None,
         seed=config.seed,
-        records_path=str(records_path) if records_path else None,
+        records_path=_named_from(config.output_path, records_path),
         levels=levels,
         client_bound=bool(bound),
         summary=summary,
+        stop_reason=stop_reason if interrupted else None,
     )
+
+
+def _named_from(results: Path | None, records: Path | None) -> str | None:
+    """The records file as the results name it: its name alone when it sits beside the
+    results (the pair moves together), else its absolute path — never a guess."""
+    if records is None:
+        return None
+    if results is not None and records.parent.resolve() == results.parent.resolve():
+        return records.name
+    return str(records.resolve())
 
 
 class _Run:

@@ -12,7 +12,8 @@ from open_autoglm.run._attached_run import (
     run_attached,
     server_settings,
 )
-from open_autoglm.run._errors import RunDirectoryError, RunError
+from open_autoglm.run._child_watch import ChildDeath, ChildWatch
+from open_autoglm.run._errors import ChildDiedError, RunDirectoryError, RunError
 from open_autoglm.run._hardware import cpu_model, hardware
 from open_autoglm.run._managed_run import prepare_run_dir, run_managed
 from open_autoglm.run._memory_watch import ServerMemoryWatch
@@ -26,6 +27,9 @@ __all__ = [
     "OTLP_HTTP_PORT",
     "SAMPLE_FAMILIES",
     "AttachedTarget",
+    "ChildDeath",
+    "ChildDiedError",
+    "ChildWatch",
     "ManagedServer",
     "MetricSampler",
     "RunDirectoryError",

@@ -6,7 +6,15 @@ ports, points both the server and the load generator at the collector, samples t
 ``/metrics`` while the load runs and watches its peak memory from the moment it is spawned
 (:class:`ServerMemoryWatch`: the model load apart, then interval by interval), stops the
 children (SIGTERM: each flushes what it holds), then builds the report from the run
-directory. Children are stopped on error and on Ctrl-C too.
+directory.
+
+Stopping and failing: SIGINT, SIGTERM and SIGHUP stop the load (requests in flight recorded
+as cancelled), stop the children (each as a process group), write the results and the report
+of what finished, then raise :class:`~open_autoglm.errors.Interrupted`. The children are
+watched while the load runs (:class:`ChildWatch`): when one dies the load stops at once, the
+results and the report of what finished are written (its notes say which child died and how),
+and :class:`ChildDiedError` is raised. Children are stopped on any error, and a child whose
+parent is killed outright stops by itself (:mod:`open_autoglm._child_process`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from open_autoglm.analysis import (
     write_html,
 )
 from open_autoglm.collector import CollectorConfig, CollectorProcess
+from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
     RECORDS_FILE,
@@ -36,9 +45,11 @@ from open_autoglm.loadgen import (
     BenchmarkResults,
     ProgressReporter,
     Prompt,
+    RunStop,
     run_benchmark,
 )
-from open_autoglm.run._errors import RunDirectoryError
+from open_autoglm.run._child_watch import ChildWatch
+from open_autoglm.run._errors import ChildDiedError, RunDirectoryError
 from open_autoglm.run._hardware import hardware
 from open_autoglm.run._log_follower import LogFollower
 from open_autoglm.run._memory_watch import ServerMemoryWatch
@@ -72,12 +83,16 @@ def run_managed(
     options: ReportOptions | None = None,
 ) -> tuple[BenchmarkResults, Report]:
     """Run the benchmark against a server of our own; return its results and the report
-    (both also written to files; ``options``: what the report shows). Ctrl-C: the report
-    of what finished is still written."""
+    (both also written to files; ``options``: what the report shows).
+
+    Raises :class:`~open_autoglm.errors.Interrupted` on SIGINT/SIGTERM/SIGHUP and
+    :class:`ChildDiedError` when a child dies mid-run, each once the results and the report of
+    what finished are written."""
     prepare_run_dir(run_dir)
     files = RunDirectory(run_dir)
     collector_config = CollectorConfig(db_path=files.spans_path)
-    interrupted: BaseException | None = None
+    interrupted: KeyboardInterrupt | None = None
+    stop = RunStop()
     say = progress.phase if progress is not None else (lambda _text: None)
     say("starting the collector")
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
@@ -118,10 +133,15 @@ def run_managed(
                     output_path=files.results_path,
                     records_path=run_dir / RECORDS_FILE,
                 )
+                watch = ChildWatch({"server": process, "collector": collector}, stop)
                 try:
-                    results = run_benchmark(
-                        config, progress=progress, prompts=list(prompts) if prompts else None
-                    )
+                    with watch:
+                        results = run_benchmark(
+                            config,
+                            progress=progress,
+                            prompts=list(prompts) if prompts else None,
+                            stop=stop,
+                        )
                 except KeyboardInterrupt as exc:  # partial results are on disk: report them
                     interrupted = exc
                 finally:
@@ -130,20 +150,41 @@ def run_managed(
         finally:
             follower.stop()
             memory.stop()
-    report = write_report(run_dir, report_path, options)
+    stopped_early = interrupted is not None or watch.death is not None
+    report = _report(run_dir, report_path, options, tolerate_errors=stopped_early)
     if interrupted is not None:
         raise interrupted
+    if watch.death is not None:
+        raise ChildDiedError(watch.death, results, report)
+    assert report is not None
     return results, report
 
 
 def write_report(run_dir: Path, report_path: Path, options: ReportOptions | None = None) -> Report:
     """Build the report of ``run_dir``; write it to ``report_path`` (HTML beside it) and, when
     that is elsewhere, to the run directory too."""
-    report = build_report(run_dir, options=options)
+    report = _report(run_dir, report_path, options, tolerate_errors=False)
+    assert report is not None
+    return report
+
+
+def _report(
+    run_dir: Path, report_path: Path, options: ReportOptions | None, *, tolerate_errors: bool
+) -> Report | None:
+    """Build and write the report (JSON, HTML, and ``RUN_DIR/report.json``). After a run that
+    stopped early a report that cannot be built is logged, not raised: the stop is the news."""
+    try:
+        report = build_report(run_dir, options=options)
+    except OpenAutoGLMError as exc:
+        if not tolerate_errors:
+            raise
+        logger.error("no report of the stopped run: %s", exc)
+        return None
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
-    if report_path.resolve() != (run_dir / "report.json").resolve():
-        report.write(run_dir / "report.json")
+    own = RunDirectory(run_dir).report_path
+    if report_path.resolve() != own.resolve():
+        report.write(own)
     return report
 
 

@@ -62,6 +62,11 @@ def _routes(state: Crafted) -> dict[str, Callable[[web.Request], Any]]:
         return web.json_response({"error": {"message": "boom", "type": "server_error"}},
                                  status=500)  # fmt: skip
 
+    async def one_in_three_fails(request: web.Request) -> web.StreamResponse | web.Response:
+        if len(state.seen) % 3 == 0:  # the 3rd, 6th, ... request this server has seen
+            return await server_error(request)
+        return await one_token(request)
+
     async def bad_request(request: web.Request) -> web.Response:
         return web.json_response({"error": {"message": "bad", "type": "invalid"}}, status=400)
 

@@ -60,7 +60,8 @@ def test_an_all_zero_baseline_is_not_judgeable_not_a_crash(
     old = make_run(tmp_path / "old", old_itl)
     new = make_run(tmp_path / "new", new_itl)
     code, out, err = check(capsys, str(new), "--baseline", str(old), "--slo", "p50_itl<=1s")
-    assert code == 0, err
+    assert code == 2, err  # a comparison it could not make: the gate does not pass blind
+    assert "gate: CANNOT JUDGE" in out
     assert "Traceback" not in err
     row = next(line for line in out.splitlines() if line.startswith("p50_itl vs baseline"))
     assert row.split()[-1] == "n/a"

@@ -218,9 +218,58 @@ def test_a_missing_or_foreign_report_is_exit_2(
 ) -> None:
     code, _, err = run_cli(capsys, str(tmp_path / "nope.json"), "--slo", "p95_e2e<=1s")
     assert code == 2
-    assert "no report at" in err
+    assert "no such file" in err
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"hello": "world"}))
     code, _, err = run_cli(capsys, str(other), "--slo", "p95_e2e<=1s")
     assert code == 2
     assert "not an open-autoglm report" in err
+
+
+def test_a_run_with_no_data_is_not_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 requests against 0 requests is no evidence: exit 2 with the reason, never PASS."""
+    old = make_run(tmp_path / "old", seed=1)
+    empty = make_run(tmp_path / "empty", seed=2, requests=1)
+    doc = json.loads(empty.read_text())
+    doc["load"]["levels"][0].update(measured=0, succeeded=0, failed=0)
+    empty.write_text(json.dumps(doc))
+    (tmp_path / "empty" / "requests.jsonl").write_text("")
+    for argv in ([str(empty), "--baseline", str(old)], [str(old), "--baseline", str(empty)],
+                 [str(empty), "--slo", "p95_e2e<=1s"]):  # fmt: skip
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2, out + err
+        assert "gate: PASS" not in out
+        assert "no measured request finished in it (no data)" in err
+
+
+def test_records_that_are_not_the_runs_own_are_not_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs that wrote one requests.jsonl: the counts disagree with the results."""
+    old = make_run(tmp_path / "old", seed=1, requests=100)
+    new = make_run(tmp_path / "new", seed=2, requests=100)
+    shared = (tmp_path / "old" / "requests.jsonl").read_text()
+    with (tmp_path / "new" / "requests.jsonl").open("a") as records:
+        records.write(shared)  # another run's records appended to this one's
+    code, _, err = run_cli(capsys, str(new), "--baseline", str(old))
+    assert code == 2
+    assert "hold 200 measured requests of level c=4, its results 100" in err
+    assert "not this run's records" in err
+
+
+def test_a_check_that_cannot_be_measured_leaves_the_gate_undecided(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = make_run(tmp_path / "old", seed=1, requests=8)
+    new = make_run(tmp_path / "new", seed=2, requests=8)
+    result = check_report(new, [], baseline=old)
+    assert not result.passed
+    assert result.exit_code == 2
+    code, out, _ = run_cli(capsys, str(new), "--baseline", str(old))
+    assert code == 2
+    assert "gate: CANNOT JUDGE, 3 of 4 checks could not be measured: too few requests" in out
+    # a check that fails decides the gate whatever could not be measured
+    failing = check_report(new, parse_gate("p95_e2e<=1us"), baseline=old)
+    assert failing.exit_code == 1

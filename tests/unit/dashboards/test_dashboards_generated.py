@@ -163,7 +163,7 @@ def test_cli_rejects_a_file_as_out(tmp_path: Path, capsys: pytest.CaptureFixture
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("", encoding="utf-8")
     assert main(["dashboards", "generate", "--out", str(not_a_folder)]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert "is a file, not a directory" in capsys.readouterr().err
 
 
 def test_query_sources_are_declared() -> None:

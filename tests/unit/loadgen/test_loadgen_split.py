@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,15 +99,20 @@ def test_distributed_config_takes_ray_address_only_with_workers() -> None:
         DistributedConfig(workers=None, address=None)
 
 
-def test_workers_without_ray_installed_is_a_one_line_error() -> None:
+def test_workers_without_ray_installed_is_a_one_line_error(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['ray'] = None\n"  # what an environment without Ray looks like
         "from open_autoglm.cli import main\n"
         "sys.exit(main(['benchmark', '--url', 'http://127.0.0.1:9', '--workers', '2',"
-        " '--requests', '1', '--quiet', '--output', '/dev/null']))"
+        " '--requests', '1', '--quiet', '--output', 'out/results.json']))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"open-autoglm: error: {RAY_MISSING}"

@@ -19,6 +19,7 @@ from open_autoglm._errors import UsageError
 #: Modules defining subcommands, in the order ``--help`` lists them.
 _COMMAND_MODULES = (
     "open_autoglm.instrumented_servers._command",
+    "open_autoglm.commands.proxy",
     "open_autoglm.dashboards._command",
     "open_autoglm.instrumented_servers.models._command",
     "open_autoglm.loadgen._command",

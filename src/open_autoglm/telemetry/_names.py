@@ -8,6 +8,7 @@ from typing import Final
 # ---------------------------------------------------------------- instrumentation scope
 TRACER_NAME: Final = "open_autoglm"
 SERVER_SERVICE_NAME: Final = "open-autoglm-server"
+PROXY_SERVICE_NAME: Final = "open-autoglm-proxy"
 LOADGEN_SERVICE_NAME: Final = "open-autoglm-loadgen"
 
 # ---------------------------------------------------------------- span names
@@ -26,6 +27,11 @@ STAGES: Final = (
     SPAN_DETOKENIZE,
 )
 EVENT_FIRST_TOKEN: Final = "first_token"
+# children of the tracing proxy's SERVER span (open-autoglm proxy)
+SPAN_UPSTREAM_HEADERS: Final = "upstream.headers"  # request sent -> upstream response headers
+SPAN_FIRST_OUTPUT: Final = "upstream.first_output"  # response headers -> first output chunk
+SPAN_STREAMING: Final = "upstream.streaming"  # first output chunk -> end of the response
+PROXY_STAGES: Final = (SPAN_UPSTREAM_HEADERS, SPAN_FIRST_OUTPUT, SPAN_STREAMING)
 
 OPERATION_CHAT: Final = "chat"
 OPERATION_TEXT_COMPLETION: Final = "text_completion"
@@ -76,6 +82,25 @@ ATTR_STREAM: Final = "autoglm.stream"
 ATTR_CANCELLED: Final = "autoglm.cancelled"
 ATTR_SIMULATED: Final = "autoglm.simulated"
 ATTR_LEVEL: Final = "autoglm.level"
+ATTR_OUTPUT_CHUNKS: Final = "autoglm.output.chunks"  # streamed chunks carrying output (proxy)
+ATTR_UPSTREAM: Final = "autoglm.upstream"  # the proxy's upstream base URL
+#: Probability with which the tail sampler kept this request's spans (1.0: always kept, e.g.
+#: an error or a slow request); analysis weights a kept request by ``1 / ratio``.
+ATTR_SAMPLING_RATIO: Final = "autoglm.sampling.ratio"
+#: Why the request was kept: ``error``, ``slow``, ``parent`` (the caller sampled it), ``ratio``.
+ATTR_SAMPLING_REASON: Final = "autoglm.sampling.reason"
+
+# ---------------------------------------------------------------- HTTP semconv (stable)
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+HTTP_ROUTE: Final = "http.route"
+URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+CLIENT_ADDRESS: Final = "client.address"
+NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
+USER_AGENT_ORIGINAL: Final = "user_agent.original"
 
 # ---------------------------------------------------------------- resource attributes (server)
 #: Where the engine really runs, from ``Backend.runtime()``: ``autoglm.backend.device`` (cpu,
@@ -105,6 +130,11 @@ METRIC_PROCESS_PEAK_RSS: Final = "autoglm_process_peak_resident_memory_bytes"
 METRIC_GPU_MEMORY_USED: Final = "autoglm_gpu_memory_used_bytes"
 METRIC_GPU_MEMORY_TOTAL: Final = "autoglm_gpu_memory_total_bytes"
 METRIC_GPU_UTILIZATION: Final = "autoglm_gpu_utilization_ratio"
+# span export (telemetry/_batch.py): every span handed to export is exported or counted dropped
+METRIC_SPANS_EXPORTED: Final = "autoglm_spans_exported"  # exposed as ..._total
+METRIC_SPANS_DROPPED: Final = "autoglm_spans_dropped"  # exposed as ..._total
+METRIC_SPANS_QUEUED: Final = "autoglm_spans_queued"  # spans waiting for export now
+METRIC_TRACES_SAMPLED_OUT: Final = "autoglm_traces_sampled_out"  # tail sampler, ..._total
 
 # metric labels
 LABEL_MODEL: Final = "model"

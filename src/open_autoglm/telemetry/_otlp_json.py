@@ -11,8 +11,10 @@ Every OTLP/HTTP receiver accepts it: the OpenTelemetry Collector, Tempo, ours.
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import logging
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -122,29 +124,60 @@ def encode_json(spans: Sequence[ReadableSpan]) -> bytes:
 
 class OtlpJsonSpanExporter(SpanExporter):
     """POSTs spans as OTLP JSON to ``endpoint`` (the full ``.../v1/traces`` URL) over one
-    kept-alive connection. A failed export is logged and dropped, never raised."""
+    kept-alive connection. A failed export is logged and reported as a failure (the batch
+    processor retries), never raised.
 
-    def __init__(self, endpoint: str, timeout_s: float = 10.0) -> None:
+    ``headers`` go with every request (``OTEL_EXPORTER_OTLP_HEADERS``: an auth token, say; their
+    values are never logged); ``compression="gzip"`` compresses the body; ``certificate`` is a
+    PEM file of the CA that signed an ``https`` endpoint's certificate.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        timeout_s: float = 10.0,
+        *,
+        headers: Mapping[str, str] | None = None,
+        compression: str = "none",
+        certificate: str | None = None,
+    ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"bad OTLP endpoint {endpoint!r}")
+        if compression not in ("none", "gzip"):
+            raise ValueError(f"unsupported compression {compression!r}; use gzip or none")
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
         self._path = parts.path or "/v1/traces"
         self._timeout_s = timeout_s
+        self._gzip = compression == "gzip"
+        self._headers = {**(headers or {}), "Content-Type": "application/json"}
+        if self._gzip:
+            self._headers["Content-Encoding"] = "gzip"
+        self._ssl: ssl.SSLContext | None = None
+        if self._https:
+            self._ssl = ssl.create_default_context(cafile=certificate)
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout_s)
+            if self._https:
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout_s, context=self._ssl
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout_s
+                )
         return self._conn
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         body = encode_json(spans)
-        headers = {"Content-Type": "application/json"}
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=5)
+        headers = self._headers
         with self._lock:
             for attempt in (1, 2):  # one retry on a connection the server closed meanwhile
                 try:

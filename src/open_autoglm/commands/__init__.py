@@ -1,0 +1,2 @@
+"""The CLI's subcommands: each module defines ``register(subparsers)`` and imports its
+library lazily inside ``run(args)``."""

@@ -137,10 +137,11 @@ class TailSampler:
         if budget is None:
             return 1.0
         now = self._clock()
+        room = budget - self._forced.rate(now)
+        if room <= 0:
+            return 0.0
         rest = self._rest.rate(now)
-        if rest <= 0:
-            return 1.0
-        return max(0.0, min(1.0, (budget - self._forced.rate(now)) / rest))
+        return 1.0 if rest <= room else room / rest
 
     def decide(self, trace_id: int, spans: int, duration_s: float, error: bool) -> Decision:
         """The decision for a root request of ``spans`` spans that took ``duration_s``."""

@@ -55,6 +55,16 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _loop_factory() -> Any:
+    """uvloop's event loop where it is installed (not on Windows): the proxy's hot path is
+    socket reads and writes, which it makes several times cheaper."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -87,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     except (ProxyConfigError, TelemetryConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     try:
-        return asyncio.run(serve_proxy(config, tracing, args.host, args.port, args.ready_file))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(serve_proxy(config, tracing, args.host, args.port, args.ready_file))
     finally:
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)

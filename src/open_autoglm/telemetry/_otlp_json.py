@@ -46,10 +46,40 @@ def _value(value: Any) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
+# Encoded key-value pairs, shared: most attributes repeat from span to span (method, route,
+# model, address, small counts), and orjson writes one dict object as often as it appears.
+# Keys carry the value's type (1, 1.0 and True are equal in Python). Floats are not cached
+# (mostly unique); the cache is emptied when full.
+_PAIRS: dict[tuple[str, type, Any], dict[str, Any]] = {}
+_PAIRS_MAX = 8192
+
+
 def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not attributes:
         return []
-    return [{"key": k, "value": _value(v)} for k, v in attributes.items()]
+    out = []
+    pairs = _PAIRS
+    for k, v in attributes.items():
+        t = type(v)
+        if t is float:
+            out.append({"key": k, "value": {"doubleValue": v}})
+            continue
+        if t is str or t is int or t is bool or t is tuple:
+            key = (k, t, v)
+            try:
+                pair = pairs.get(key)
+            except TypeError:  # a tuple holding something unhashable
+                pair, key = None, None
+            if pair is None:
+                pair = {"key": k, "value": _value(v)}
+                if key is not None:
+                    if len(pairs) >= _PAIRS_MAX:
+                        pairs.clear()
+                    pairs[key] = pair
+            out.append(pair)
+        else:
+            out.append({"key": k, "value": _value(v)})
+    return out
 
 
 def _span(span: ReadableSpan) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""What the tracing proxy costs: the client going direct vs through ``open-autoglm proxy``.
+
+Side by side in one run, against one zero-cost ``sim`` upstream (tracing off, so only the
+proxy's cost shows). The proxy traces every request (100 %, OTLP http/json to an in-process
+sink) and is pinned to CPU 0; upstream and load share CPU 1 where ``taskset`` and two CPUs
+exist.
+
+* saturated: a closed loop of ``--concurrency`` streams through the proxy -> requests/s, the
+  proxy's CPU per request (its process CPU time / requests) and what that allows on one
+  core (1 s / CPU per request);
+* latency: ``--light`` streams in flight, direct and through the proxy alternated over rounds
+  -> client TTFT (first content chunk) p50/p99 and what the proxy adds.
+
+    python benchmarks/bench_proxy.py [--seconds 5] [--rounds 3] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import time
+
+import aiohttp
+import numpy as np
+import psutil
+
+from open_autoglm.testing import OtlpSink, ServerProcess
+
+BODY = {
+    "model": "sim-llm",
+    "messages": [{"role": "user", "content": "Say something about latency."}],
+    "max_tokens": 8,
+    "ignore_eos": True,
+    "stream": True,
+}
+
+
+async def closed_loop(url: str, concurrency: int, seconds: float) -> tuple[int, float, list[float]]:
+    """(requests, elapsed s, TTFT of each in s) of ``concurrency`` streams kept in flight."""
+    ttfts: list[float] = []
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                first = 0.0
+                async with session.post(f"{url}/v1/chat/completions", json=BODY) as r:
+                    assert r.status == 200, r.status
+                    async for chunk in r.content.iter_any():
+                        if not first and b'"content":"' in chunk.replace(b'"content":""', b""):
+                            first = time.perf_counter()
+                ttfts.append(first - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(ttfts), elapsed, ttfts
+
+
+def pin(cpu: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+def cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--light", type=int, default=4, help="streams in flight for latency")
+    parser.add_argument("--max-tokens", type=int, default=8, help="streamed tokens per request")
+    args = parser.parse_args()
+    BODY["max_tokens"] = args.max_tokens
+    upstream_args = ["--backend", "sim", "--backend-option", "cost=zero", "--no-tracing"]
+    saturated: list[tuple[float, float, float]] = []  # req/s, µs CPU/request, proxy CPU share
+    direct_rps: list[float] = []
+    ttft: dict[str, list[float]] = {"direct": [], "proxy": []}
+    with (
+        OtlpSink(keep_spans=False) as sink,
+        ServerProcess(upstream_args, launcher=pin(1)) as upstream,
+        ServerProcess(
+            ["--upstream", upstream.url, "--otlp-endpoint", sink.endpoint,
+             "--otlp-protocol", "http/json"],
+            command=("proxy",), launcher=pin(0),
+        ) as proxy,
+    ):  # fmt: skip
+        if pin(1):
+            os.sched_setaffinity(0, {1})
+        asyncio.run(closed_loop(proxy.url, args.concurrency, 1.0))  # warm-up
+        for _ in range(args.rounds):
+            before = cpu_s(proxy.pid)
+            count, elapsed, _ = asyncio.run(closed_loop(proxy.url, args.concurrency, args.seconds))
+            used = cpu_s(proxy.pid) - before
+            saturated.append((count / elapsed, used / count * 1e6, used / elapsed))
+            count, elapsed, _ = asyncio.run(
+                closed_loop(upstream.url, args.concurrency, args.seconds)
+            )
+            direct_rps.append(count / elapsed)
+            for name, url in (("direct", upstream.url), ("proxy", proxy.url)):
+                _, _, times = asyncio.run(closed_loop(url, args.light, args.seconds))
+                ttft[name].extend(times)
+        time.sleep(1.0)  # the proxy's exporter flushes every 0.5 s
+        exported = sink.span_count
+    load = os.getloadavg()[0]
+    rps = float(np.mean([s[0] for s in saturated]))
+    us = float(np.mean([s[1] for s in saturated]))
+    share = float(np.mean([s[2] for s in saturated]))
+    print(
+        f"zero-cost sim upstream, {args.max_tokens} streamed tokens/request, {args.rounds} "
+        f"rounds × {args.seconds:.0f} s; proxy traces 100 % (spans exported: {exported}); "
+        f"load average {load:.1f}"
+    )
+    print()
+    print(f"| saturated (concurrency {args.concurrency}) | requests/s | proxy CPU per request "
+          "| proxy CPU busy | req/s one core allows |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    print(f"| direct | {np.mean(direct_rps):,.0f} | | | |")
+    print(
+        f"| through the proxy | {rps:,.0f} | {us:.0f} µs | {100 * share:.0f} % | {1e6 / us:,.0f} |"
+    )
+    print()
+    print(f"| TTFT, {args.light} streams in flight | p50 | p99 |")
+    print("|---|---|---|")
+    p = {k: np.percentile(np.array(v) * 1000, [50, 99]) for k, v in ttft.items()}
+    print(f"| direct | {p['direct'][0]:.2f} ms | {p['direct'][1]:.2f} ms |")
+    print(f"| through the proxy | {p['proxy'][0]:.2f} ms | {p['proxy'][1]:.2f} ms |")
+    added = p["proxy"] - p["direct"]
+    print(f"| added by the proxy | {added[0] * 1000:+.0f} µs | {added[1] * 1000:+.0f} µs |")
+    print()
+    print("Targets (issue 17): ≥ 1,000 streamed req/s on one core, ≤ 1 ms added TTFT p50.")
+
+
+if __name__ == "__main__":
+    main()

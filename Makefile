@@ -30,6 +30,7 @@ demo: setup  ## the main job on the embedded default: SmolLM2-135M on ONNX Runti
 lint:
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy

@@ -32,8 +32,14 @@ from open_autoglm.instrumented_servers._backend import (
     SamplingParams,
     TokenDelta,
 )
-from open_autoglm.instrumented_servers.backends._onnxruntime import OnnxRuntimeBackend, OrtConfig
-from open_autoglm.instrumented_servers.backends._ort_model import DecoderSession, find_model_files
+from open_autoglm.instrumented_servers.backends.onnxruntime._backend import (
+    OnnxRuntimeBackend,
+    OrtConfig,
+)
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
+    DecoderSession,
+    find_model_files,
+)
 from open_autoglm.instrumented_servers.models import prepare_model
 
 QUESTIONS = (

@@ -31,8 +31,11 @@ from open_autoglm.instrumented_servers._backend import (
     SamplingParams,
     TokenDelta,
 )
-from open_autoglm.instrumented_servers.backends._onnxruntime import OnnxRuntimeBackend, OrtConfig
-from open_autoglm.instrumented_servers.backends._ort_model import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._backend import (
+    OnnxRuntimeBackend,
+    OrtConfig,
+)
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
     DecoderSession,
     ExecutionProviderError,
     ModelLoadError,

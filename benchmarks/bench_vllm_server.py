@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,16 +51,10 @@ from open_autoglm.loadgen import (
     WorkloadConfig,
     run_benchmark,
 )
-from open_autoglm.testing import OtlpSink
+from open_autoglm.testing import OtlpSink, free_port
 
 MODEL = "smollm2-135m"
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _vllm_env(workspace: Path) -> dict[str, str]:
@@ -226,9 +219,9 @@ def main() -> None:
                       "--host", "127.0.0.1", "--max-model-len", str(args.max_model_len),
                       "--max-num-seqs", str(args.max_num_seqs), "--dtype", "bfloat16",
                       "--enforce-eager", "--seed", "0"]  # fmt: skip
-        ours = Server("open-autoglm serve", ours_cmd, env, work / "ours.log", _free_port())
+        ours = Server("open-autoglm serve", ours_cmd, env, work / "ours.log", free_port())
         ours.cmd += ["--port", str(ours.port)]
-        theirs = Server("vllm api_server", theirs_cmd, env, work / "vllm.log", _free_port())
+        theirs = Server("vllm api_server", theirs_cmd, env, work / "vllm.log", free_port())
         theirs.cmd += ["--port", str(theirs.port)]
         servers = (ours, theirs)
         loads: list[tuple[float, float]] = []

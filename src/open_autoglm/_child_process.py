@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from open_autoglm.errors import OpenAutoGLMError
+
 logger = logging.getLogger(__name__)
 
 
-class ChildStartError(Exception):
+class ChildStartError(OpenAutoGLMError):
     """The child did not become ready."""
 
 

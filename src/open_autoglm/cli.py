@@ -1,8 +1,10 @@
 """The ``open-autoglm`` console script: parse arguments, build config, call the library.
 
-Each subcommand lives in the package that implements it, in a ``_command.py`` module with
+Each subcommand lives in :mod:`open_autoglm.commands`, in a module with
 ``register(subparsers)``; the parser stores a ``run(args) -> int`` function as ``args.run``.
-User mistakes are reported as one line on stderr with a non-zero exit, never a traceback.
+Mistakes are reported as one line on stderr with exit code 2, never a traceback: this is the
+one place that maps :class:`~open_autoglm.errors.OpenAutoGLMError` (the library's errors and
+the command line's :class:`~open_autoglm.commands.UsageError`) to an exit code.
 """
 
 from __future__ import annotations
@@ -14,19 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from open_autoglm import __version__
-from open_autoglm._errors import UsageError
-
-#: Modules defining subcommands, in the order ``--help`` lists them.
-_COMMAND_MODULES = (
-    "open_autoglm.instrumented_servers._command",
-    "open_autoglm.commands.proxy",
-    "open_autoglm.dashboards._command",
-    "open_autoglm.instrumented_servers.models._command",
-    "open_autoglm.loadgen._command",
-    "open_autoglm.collector._command",
-    "open_autoglm.analysis._command",
-    "open_autoglm.analysis._gate_command",
-)
+from open_autoglm.commands import COMMAND_MODULES
+from open_autoglm.errors import OpenAutoGLMError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level for messages on stderr (default: WARNING)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for module_name in _COMMAND_MODULES:
+    for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
@@ -57,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         status: int = args.run(args)
-    except UsageError as exc:
-        print(f"open-autoglm: error: {exc}", file=sys.stderr)
+    except OpenAutoGLMError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"open-autoglm: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("open-autoglm: interrupted", file=sys.stderr)

@@ -14,6 +14,10 @@ PACKAGES = (
     "open_autoglm.analysis",
     "open_autoglm.testing",
     "open_autoglm.dashboards",
+    "open_autoglm.errors",
+    "open_autoglm.commands",
+    "open_autoglm.run",
+    "open_autoglm.attach",
 )
 
 

@@ -2,9 +2,17 @@
 (the embedded span store, Prometheus, Tempo), critical paths and hotspots, load models, and
 the SLO and regression gate."""
 
+from open_autoglm.analysis._compare import FORMATS as COMPARE_FORMATS
 from open_autoglm.analysis._compare import CompareRow, compare_rows
-from open_autoglm.analysis._critical_path import CriticalPaths, critical_paths, trace_sections
+from open_autoglm.analysis._compare import render as render_comparison
+from open_autoglm.analysis._critical_path import (
+    CriticalPathError,
+    CriticalPaths,
+    critical_paths,
+    trace_sections,
+)
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
@@ -20,6 +28,7 @@ from open_autoglm.analysis._load_models import (
     fit_load_models,
     points_from_levels,
 )
+from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._prometheus_source import (
     PrometheusConfig,
     PrometheusError,
@@ -27,8 +36,19 @@ from open_autoglm.analysis._prometheus_source import (
     prometheus_summary_of_run,
     query_prometheus,
 )
-from open_autoglm.analysis._report import REPORT_VERSION, Report, ReportError, build_report
-from open_autoglm.analysis._slo import Objective, SloError, parse_error_rate, parse_slo
+from open_autoglm.analysis._report import (
+    METRICS_FILE,
+    RECORDS_FILE,
+    REPORT_VERSION,
+    RESULTS_FILE,
+    RUN_FILE,
+    SPANS_FILE,
+    Report,
+    ReportError,
+    build_report,
+)
+from open_autoglm.analysis._report_view import ReportReadError
+from open_autoglm.analysis._slo import RUN_METRICS, Objective, SloError, parse_error_rate, parse_slo
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
 from open_autoglm.analysis._tempo_source import (
@@ -41,8 +61,17 @@ from open_autoglm.analysis._tempo_source import (
 )
 
 __all__ = [
+    "COMPARE_FORMATS",
+    "METRICS_FILE",
+    "RECORDS_FILE",
     "REPORT_VERSION",
+    "RESULTS_FILE",
+    "RUN_FILE",
+    "RUN_METRICS",
+    "SPANS_FILE",
+    "AnalysisError",
     "CompareRow",
+    "CriticalPathError",
     "CriticalPaths",
     "Diagnosis",
     "GateResult",
@@ -57,6 +86,8 @@ __all__ = [
     "RegressionConfig",
     "Report",
     "ReportError",
+    "ReportReadError",
+    "ResourceSummary",
     "SloError",
     "StageBreakdown",
     "SyntheticRun",
@@ -78,10 +109,12 @@ __all__ = [
     "points_from_levels",
     "prometheus_summary_of_run",
     "query_prometheus",
+    "render_comparison",
     "render_html",
     "search_trace_ids",
     "span_attributes",
     "stage_breakdown",
+    "summarize_samples",
     "trace_sections",
     "write_html",
     "write_span_store",

@@ -31,7 +31,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm.telemetry import _names as names
+from open_autoglm.analysis._errors import AnalysisError
+from open_autoglm.telemetry import names
 
 Horizon = Literal["e2e", "ttft"]
 IntArray = npt.NDArray[np.int64]
@@ -78,7 +79,7 @@ FULL OUTER JOIN (
 """
 
 
-class CriticalPathError(ValueError):
+class CriticalPathError(AnalysisError, ValueError):
     """The span table cannot be read as the collector's schema."""
 
 

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from open_autoglm.analysis._critical_path import CriticalPaths, connect
-from open_autoglm.telemetry import _names as names
+from open_autoglm.telemetry import names
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import httpx
 
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.telemetry import names as n
 
 #: Trace ids in exemplars: 32 lowercase hex digits.
@@ -46,7 +47,7 @@ _HISTOGRAMS: Final = {
 }
 
 
-class PrometheusError(Exception):
+class PrometheusError(AnalysisError):
     """Prometheus cannot answer (unreachable, an error answer, not its API), or a bad config."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from open_autoglm import __version__
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 
@@ -33,7 +34,7 @@ METRICS_FILE: Final = "server_metrics.jsonl"
 RUN_FILE: Final = "run.json"
 
 
-class ReportError(Exception):
+class ReportError(AnalysisError):
     """The run directory lacks what a report needs (say which file, and why)."""
 
 

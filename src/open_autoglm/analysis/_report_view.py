@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm._errors import UsageError
+from open_autoglm.analysis._errors import AnalysisError
 
 FloatArray = npt.NDArray[np.float64]
 _METRIC_KEYS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}
 
 
-class ReportReadError(UsageError):
+class ReportReadError(AnalysisError):
     """A report that is missing, unreadable or of another kind."""
 
 

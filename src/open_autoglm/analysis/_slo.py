@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from open_autoglm._errors import UsageError
+from open_autoglm.analysis._errors import AnalysisError
 
 Op = Literal["<=", "<", ">=", ">"]
 LATENCY_METRICS: Final = ("ttft", "tpot", "itl", "e2e")
@@ -27,7 +27,7 @@ _OPS: Final[dict[str, Op]] = {"<=": "<=", "=<": "<=", "<": "<", ">=": ">=", "=>"
 _STAT: Final = re.compile(r"^(mean|median|min|max|p(?:[0-9]{1,2}(?:\.[0-9]+)?|100))$")
 
 
-class SloError(UsageError):
+class SloError(AnalysisError):
     """An objective that cannot be parsed: one line saying what to write instead."""
 
 

@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
+from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._synthetic import write_span_store
 from open_autoglm.collector._decode import (
     EVENT_COLUMNS,
@@ -53,7 +54,7 @@ _ID_KEYS: Final = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "
 DEFAULT_SEARCH: Final = f'{{ resource.service.name = "{n.SERVER_SERVICE_NAME}" }}'
 
 
-class TempoError(Exception):
+class TempoError(AnalysisError):
     """Tempo cannot be used (unreachable, every fetch failed, a bad search answer, bad config)."""
 
 

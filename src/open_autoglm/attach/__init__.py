@@ -1,4 +1,5 @@
-"""Attach to servers we do not run: a tracing proxy in front of any OpenAI-compatible server."""
+"""Attach to a running service without rewriting it: a tracing proxy in front of any
+OpenAI-compatible server (and, later, an OpenTelemetry instrumentor for vLLM-based servers)."""
 
 from open_autoglm.attach._proxy import (
     GENERATION_PATHS,
@@ -7,6 +8,7 @@ from open_autoglm.attach._proxy import (
     TracingProxy,
     create_proxy_app,
 )
+from open_autoglm.attach._serve_proxy import serve_proxy
 
 __all__ = [
     "GENERATION_PATHS",
@@ -14,4 +16,5 @@ __all__ = [
     "ProxyConfigError",
     "TracingProxy",
     "create_proxy_app",
+    "serve_proxy",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, Final
@@ -36,21 +37,22 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from open_autoglm.attach._stream_watch import JsonWatcher, ResponseFacts, SseWatcher
-from open_autoglm.instrumented_servers._backend import BackendLoad
-from open_autoglm.instrumented_servers._clock import wall_ns
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
-from open_autoglm.telemetry import ExportMetrics, Tracing
-from open_autoglm.telemetry import names as n
-from open_autoglm.telemetry._asgi import (
-    ASGIApp,
-    Message,
-    Receive,
-    Scope,
-    Send,
+from open_autoglm.errors import OpenAutoGLMError
+from open_autoglm.telemetry import (
+    ExportMetrics,
+    RequestSpan,
+    ServerMetrics,
     ServerSpanMiddleware,
+    Tracing,
+    wall_ns,
 )
-from open_autoglm.telemetry._request_spans import RequestSpan
+from open_autoglm.telemetry import names as n
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ _HOP_BY_HOP: Final = frozenset(
 )  # fmt: skip
 
 
-class ProxyConfigError(ValueError):
+class ProxyConfigError(OpenAutoGLMError, ValueError):
     """A proxy setting that cannot work (an upstream that is not an http(s) URL, say)."""
 
 
@@ -147,9 +149,8 @@ class TracingProxy:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._in_flight = 0
         self.metrics = ServerMetrics(
-            self.registry, "", PROXY_BACKEND, lambda: BackendLoad(0, self._in_flight)
+            self.registry, "", PROXY_BACKEND, lambda: _Load(0, self._in_flight)
         )
-        self.telemetry = RequestTelemetry(None, self.metrics, PROXY_BACKEND, simulated=False)
         self._traced = traced
         self._session: aiohttp.ClientSession | None = None
         parts = urlsplit(config.upstream)
@@ -243,7 +244,7 @@ class TracingProxy:
             return
         if body is None:  # the client left before sending its request
             return
-        record: RequestRecord | None = None
+        record: _Request | None = None
         if operation is not None and scope["method"] == "POST":
             record = _record_of(operation, body, arrival)
         headers = self._upstream_headers(scope["headers"])
@@ -277,7 +278,7 @@ class TracingProxy:
         url: str,
         headers: dict[str, str],
         body: bytes,
-        record: RequestRecord | None,
+        record: _Request | None,
         arrival: int,
         span: Span,
         request_span: RequestSpan | None,
@@ -380,42 +381,95 @@ class TracingProxy:
     def _finish(
         self,
         span: Span,
-        record: RequestRecord | None,
+        request: _Request | None,
         facts: ResponseFacts | None,
         error_type: str | None,
     ) -> None:
-        if record is None:
+        """GenAI attributes on the SERVER span, then the metrics (exemplar: a kept trace)."""
+        if request is None:
             if error_type is not None:
                 self.metrics.error(error_type)
             return
-        if facts is not None:
-            record.first_output_ns = facts.first_output_ns
-            record.last_output_ns = facts.last_output_ns
-            record.prompt_tokens = facts.prompt_tokens or 0
-            record.output_tokens = (
+        try:
+            facts = facts or ResponseFacts()
+            output_tokens = (
                 facts.completion_tokens
                 if facts.completion_tokens is not None
                 else facts.output_chunks
             )
-            record.finish_reason = facts.finish_reason
-            record.response_id = facts.response_id or ""
-            record.extra_attributes[n.ATTR_OUTPUT_CHUNKS] = facts.output_chunks
-            if facts.response_model:
-                record.extra_attributes[n.GEN_AI_RESPONSE_MODEL] = facts.response_model
-        record.error_type = error_type
-        record.extra_attributes[n.ATTR_UPSTREAM] = self.config.base
-        try:
-            self.telemetry.finish(span, record)
+            if span.is_recording():
+                attributes = request.attributes
+                attributes[n.ATTR_BACKEND] = PROXY_BACKEND
+                attributes[n.ATTR_UPSTREAM] = self.config.base
+                attributes[n.ATTR_OUTPUT_CHUNKS] = facts.output_chunks
+                if facts.prompt_tokens is not None:
+                    attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = facts.prompt_tokens
+                if facts.completion_tokens is not None:
+                    attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = facts.completion_tokens
+                if facts.finish_reason is not None:
+                    attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = (facts.finish_reason,)
+                if facts.response_id:
+                    attributes[n.GEN_AI_RESPONSE_ID] = facts.response_id
+                if facts.response_model:
+                    attributes[n.GEN_AI_RESPONSE_MODEL] = facts.response_model
+                if request.cancelled:
+                    attributes[n.ATTR_CANCELLED] = True
+                if error_type is not None:
+                    attributes[n.ERROR_TYPE] = error_type
+                span.set_attributes(attributes)
+            self.metrics.observe_request(
+                request.model,
+                request.operation,
+                arrival_ns=request.arrival_ns,
+                first_output_ns=facts.first_output_ns,
+                last_output_ns=facts.last_output_ns,
+                prompt_tokens=facts.prompt_tokens or 0,
+                output_tokens=output_tokens,
+                finish_reason=facts.finish_reason,
+                error_type=error_type,
+                cancelled=request.cancelled,
+                exemplar=_exemplar(span),
+            )
         except Exception:  # instrumentation never fails a request
             logger.exception("recording telemetry failed")
+
+
+def _exemplar(span: Span) -> dict[str, str] | None:
+    """``{"trace_id": ...}`` when the request's trace is exported (so the link resolves)."""
+    if isinstance(span, RequestSpan):
+        keep = span.decide().keep
+    else:
+        context = span.get_span_context()
+        keep = context.is_valid and context.trace_flags.sampled
+    if not keep:
+        return None
+    return {n.EXEMPLAR_TRACE_ID: format(span.get_span_context().trace_id, "032x")}
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    queue_depth: int
+    running: int
+    batch_cap: int | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    """A generation request as the proxy saw it (``arrival_ns``: perf_counter_ns)."""
+
+    operation: str
+    model: str
+    arrival_ns: int
+    attributes: dict[str, AttributeValue]
+    cancelled: bool = False
 
 
 class _TooLarge(Exception):
     pass
 
 
-def _record_of(operation: str, body: bytes, arrival: int) -> RequestRecord:
-    """A request record from an OpenAI request body (fields missing or malformed: defaults)."""
+def _record_of(operation: str, body: bytes, arrival: int) -> _Request:
+    """The request's GenAI attributes from its OpenAI body (missing or malformed: left out)."""
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -423,14 +477,15 @@ def _record_of(operation: str, body: bytes, arrival: int) -> RequestRecord:
     if not isinstance(payload, dict):
         payload = {}
     model = payload.get("model")
+    model = model if isinstance(model, str) else ""
+    attributes: dict[str, AttributeValue] = {
+        n.GEN_AI_OPERATION_NAME: operation,
+        n.GEN_AI_REQUEST_MODEL: model,
+        n.ATTR_STREAM: payload.get("stream") is True,
+    }
     max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
-    record = RequestRecord(
-        operation,
-        model if isinstance(model, str) else "",
-        arrival,
-        max_tokens if isinstance(max_tokens, int) else 0,
-        payload.get("stream") is True,
-    )
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        attributes[n.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     for key, attr in (
         ("temperature", n.GEN_AI_REQUEST_TEMPERATURE),
         ("top_p", n.GEN_AI_REQUEST_TOP_P),
@@ -438,8 +493,8 @@ def _record_of(operation: str, body: bytes, arrival: int) -> RequestRecord:
     ):
         value = payload.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            record.extra_attributes[attr] = value
-    return record
+            attributes[attr] = value
+    return _Request(operation, model, arrival, attributes)
 
 
 def create_proxy_app(
@@ -447,8 +502,8 @@ def create_proxy_app(
     tracing: Tracing | None,
     registry: CollectorRegistry | None = None,
 ) -> ASGIApp:
-    """The proxy's ASGI app: ``TracingProxy`` inside the SERVER-span middleware (``tracing``
-    ``None``: no spans, metrics only). Export counters join ``registry`` (``/metrics``)."""
+    """The proxy's ASGI app: :class:`TracingProxy` inside the SERVER-span middleware
+    (``tracing=None``: no spans, metrics only). Export counters join ``registry``."""
     registry = registry if registry is not None else CollectorRegistry()
     proxy = TracingProxy(config, registry=registry, traced=tracing is not None)
     if tracing is None:

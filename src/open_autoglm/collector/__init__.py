@@ -8,6 +8,7 @@ After it stops: ``with SpanStore(path) as store: store.trace(trace_id)``, or SQL
 
 from open_autoglm.collector._collector import Collector, CollectorStats
 from open_autoglm.collector._config import DEFAULT_MAX_BODY_BYTES, CollectorConfig
+from open_autoglm.collector._decode import decode_json
 from open_autoglm.collector._errors import (
     BodyTooLargeError,
     CollectorConfigError,
@@ -17,7 +18,7 @@ from open_autoglm.collector._errors import (
     UnsupportedMediaTypeError,
 )
 from open_autoglm.collector._expected import expected_record
-from open_autoglm.collector._process import CollectorProcess
+from open_autoglm.collector._process import CollectorProcess, write_ready_file
 from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_TABLE_COLUMNS
 from open_autoglm.collector._store import SpanEvent, SpanRecord, SpanStore
 
@@ -38,5 +39,7 @@ __all__ = [
     "SpanRecord",
     "SpanStore",
     "UnsupportedMediaTypeError",
+    "decode_json",
     "expected_record",
+    "write_ready_file",
 ]

@@ -1,7 +1,11 @@
-"""The collector's exceptions: one tree, mapped to ``UsageError`` at the CLI boundary."""
+"""The collector's exceptions: one tree under :class:`~open_autoglm.errors.OpenAutoGLMError`."""
+
+from __future__ import annotations
+
+from open_autoglm.errors import OpenAutoGLMError
 
 
-class CollectorError(Exception):
+class CollectorError(OpenAutoGLMError):
     """Base of every error the collector raises."""
 
 

@@ -18,11 +18,12 @@ from typing import Any, Final
 import httpx
 
 from open_autoglm.dashboards._datasources import PROMETHEUS_UID, TEMPO_UID
+from open_autoglm.errors import OpenAutoGLMError
 
 _DEFAULT_UIDS: Final = {"prometheus": PROMETHEUS_UID, "tempo": TEMPO_UID}
 
 
-class GrafanaPushError(Exception):
+class GrafanaPushError(OpenAutoGLMError):
     """Grafana refused a dashboard, cannot be reached, or the push is misconfigured."""
 
 

@@ -18,7 +18,8 @@ from open_autoglm.instrumented_servers._backend import (
     StageTimes,
     TokenDelta,
 )
-from open_autoglm.instrumented_servers._config import ServerConfig
+from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from open_autoglm.instrumented_servers._errors import ServerError
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
@@ -28,6 +29,7 @@ from open_autoglm.instrumented_servers.backends import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "Accepted",
     "Backend",
     "BackendError",
@@ -43,6 +45,7 @@ __all__ = [
     "QueueFullError",
     "SamplingParams",
     "ServerConfig",
+    "ServerError",
     "ServerProcess",
     "ServerStartError",
     "StageTimes",

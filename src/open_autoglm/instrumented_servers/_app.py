@@ -27,6 +27,10 @@ from open_autoglm.instrumented_servers._backend import (
     SamplingParams,
 )
 from open_autoglm.instrumented_servers._config import ServerConfig
+from open_autoglm.instrumented_servers._content_capture import (
+    chat_input_messages,
+    prompt_input_messages,
+)
 from open_autoglm.instrumented_servers._errors import APIError, status_error_type
 from open_autoglm.instrumented_servers._generation import (
     OPERATIONS,
@@ -35,7 +39,6 @@ from open_autoglm.instrumented_servers._generation import (
     created_now,
     new_response_id,
 )
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
 from open_autoglm.instrumented_servers._protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -45,7 +48,7 @@ from open_autoglm.instrumented_servers._protocol import (
     parse_body,
 )
 from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
-from open_autoglm.telemetry import GpuProbe
+from open_autoglm.telemetry import GpuProbe, ServerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +124,9 @@ class _Service:
             body.max_tokens, self.config.default_completion_tokens, prompt
         )
         record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
+        if self.config.capture_content:
+            record.input_messages = prompt_input_messages(prompt)
+            record.output_text = []
         return await self.generate(body, prompt, (), max_tokens, record, chat=False)
 
     async def chat_completions(self, request: Request) -> Response:
@@ -148,6 +154,9 @@ class _Service:
             record.image_pixels = sum((im.width or 0) * (im.height or 0) for im in images)
         if not any(m.text or m.images for m in messages):
             raise APIError(400, "messages must not all be empty", param="messages")
+        if self.config.capture_content:
+            record.input_messages = chat_input_messages(messages)
+            record.output_text = []
         prompt = self.backend.render_chat(messages)
         record.max_tokens = self.resolve_max_tokens(body.requested_max_tokens(), None, prompt)
         return await self.generate(body, prompt, images, record.max_tokens, record, chat=True)

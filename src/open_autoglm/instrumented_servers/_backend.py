@@ -18,10 +18,12 @@ from typing import ClassVar, Literal
 
 from prometheus_client.registry import Collector
 
+from open_autoglm.instrumented_servers._errors import ServerError
+
 FinishReason = Literal["stop", "length"]
 
 
-class BackendError(Exception):
+class BackendError(ServerError):
     """Base of the errors a backend raises; the server maps each to an HTTP status."""
 
 

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Final
 
+from open_autoglm.telemetry import ENV_CAPTURE_CONTENT
+
 DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"", "0", "false", "no", "off"})
+
+
+def capture_content_from_env() -> bool:
+    """Whether ``OPEN_AUTOGLM_CAPTURE_CONTENT`` opts in to recording prompt and completion
+    text (``1``/``true``/``yes``/``on``; unset, ``0``/``false``/``no``/``off``: no).
+
+    Raises ValueError for any other value, so a typo never records text silently.
+    """
+    raw = os.environ.get(ENV_CAPTURE_CONTENT, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{ENV_CAPTURE_CONTENT} must be 1 or 0 (true/false), got {raw!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +37,10 @@ class ServerConfig:
     default_completion_tokens: int = 16
     #: Also serve ``/metrics`` and ``/health`` spans (off: they would flood the trace store).
     trace_probes: bool = False
+    #: Record the prompt and the completion on the server span (``gen_ai.input.messages``,
+    #: ``gen_ai.output.messages``, as the GenAI conventions' opt-in). Default: the
+    #: ``OPEN_AUTOGLM_CAPTURE_CONTENT`` variable when the config is built, else off.
+    capture_content: bool = field(default_factory=capture_content_from_env)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -6,8 +6,14 @@ import json
 
 from starlette.responses import Response
 
+from open_autoglm.errors import OpenAutoGLMError
 
-class APIError(Exception):
+
+class ServerError(OpenAutoGLMError):
+    """Base of every error the instrumented server raises."""
+
+
+class APIError(ServerError):
     """An error the API reports to the client; raised anywhere in request handling."""
 
     def __init__(

@@ -77,7 +77,19 @@ class Generation:
             record.first_output_ns = now
         record.last_output_ns = now
         record.output_tokens += delta.token_count
-        return self._stop.feed(delta.text)
+        text, stopped = self._stop.feed(delta.text)
+        self._captured(text)
+        return text, stopped
+
+    def _flush(self) -> str:
+        rest = self._stop.flush()
+        self._captured(rest)
+        return rest
+
+    def _captured(self, text: str) -> None:
+        """Keeps the text sent, when content capture is on (``record.output_text``)."""
+        if text and self._record.output_text is not None:
+            self._record.output_text.append(text)
 
     async def _close(self, completed: bool) -> None:
         record = self._record
@@ -104,7 +116,7 @@ class Generation:
                         finish = "stop"
                         break
                 elif isinstance(event, Finished):
-                    texts.append(self._stop.flush())
+                    texts.append(self._flush())
                     finish = event.finish_reason
             completed = True
             self._record.finish_reason = finish
@@ -197,7 +209,7 @@ class Generation:
                         finish = "stop"
                         break
                 elif isinstance(event, Finished):
-                    rest = self._stop.flush()
+                    rest = self._flush()
                     if rest:
                         yield (head + dumps(rest) + tail).encode()
                     finish = event.finish_reason

@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 
+from opentelemetry import trace
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanContext, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from open_autoglm.instrumented_servers._backend import StageTimes
-from open_autoglm.instrumented_servers._clock import wall_ns
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
+from open_autoglm.instrumented_servers._content_capture import output_messages
+from open_autoglm.telemetry import ServerMetrics, TrackingTracerProvider, wall_ns
 from open_autoglm.telemetry import names as n
 
 
@@ -44,21 +45,29 @@ class RequestRecord:
     error_type: str | None = None
     cancelled: bool = False
     response_id: str = ""
+    #: Opt-in content capture (``ServerConfig.capture_content``): the request's messages as
+    #: ``gen_ai.input.messages`` JSON, and the text sent back, chunk by chunk. None: off.
+    input_messages: str | None = None
+    output_text: list[str] | None = None
     extra_attributes: dict[str, AttributeValue] = field(default_factory=dict)
 
 
 class _StageSpanWriter:
-    """Hands finished stage spans straight to the provider's span processors.
+    """Writes stage spans, which are known only after the fact (start and end come from the
+    backend's stamps).
 
-    Stage spans are known only after the fact (start and end come from the backend's
-    stamps), so they are built as finished :class:`ReadableSpan` objects: this skips the
-    live-span machinery (locks, attribute re-validation, ``on_start``) and costs about a
-    third of ``tracer.start_span(...).end()``. The SDK keeps its processors in a private
-    attribute; without it (another SDK), spans go through the tracer API.
+    With a :class:`~open_autoglm.telemetry.TrackingTracerProvider` (what the server's CLI
+    builds) they are built as finished :class:`ReadableSpan` objects and handed to the
+    provider's processors: this skips the live-span machinery (locks, attribute
+    re-validation, ``on_start``) and costs about a quarter of ``tracer.start_span(...).end()``.
+    With any other provider they go through the public tracer API, with explicit start and
+    end times.
     """
 
     def __init__(self, provider: TracerProvider) -> None:
-        self._processor: SpanProcessor | None = getattr(provider, "_active_span_processor", None)
+        self._processors: tuple[SpanProcessor, ...] | None = (
+            provider.span_processors if isinstance(provider, TrackingTracerProvider) else None
+        )
         self._tracer = provider.get_tracer(n.TRACER_NAME)
         self._new_span_id = provider.id_generator.generate_span_id
         self._resource = provider.resource
@@ -72,10 +81,9 @@ class _StageSpanWriter:
         end_ns: int,
         attributes: dict[str, AttributeValue],
         events: Sequence[tuple[str, int]],
-    ) -> None:
-        if self._processor is None:
-            from opentelemetry import trace
-
+    ) -> SpanContext:
+        """Write one finished INTERNAL span under ``parent``; returns its context."""
+        if self._processors is None:
             live = self._tracer.start_span(
                 name, context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
                 kind=SpanKind.INTERNAL, start_time=start_ns, attributes=attributes,
@@ -83,25 +91,26 @@ class _StageSpanWriter:
             for event_name, at in events:
                 live.add_event(event_name, timestamp=at)
             live.end(end_time=end_ns)
-            return
+            return live.get_span_context()
         context = SpanContext(
             parent.trace_id, self._new_span_id(), is_remote=False,
             trace_flags=parent.trace_flags, trace_state=parent.trace_state,
         )  # fmt: skip
-        self._processor.on_end(
-            ReadableSpan(
-                name,
-                context=context,
-                parent=parent,
-                resource=self._resource,
-                attributes=attributes,
-                events=[Event(event_name, timestamp=at) for event_name, at in events],
-                kind=SpanKind.INTERNAL,
-                instrumentation_scope=self._scope,
-                start_time=start_ns,
-                end_time=end_ns,
-            )
+        span = ReadableSpan(
+            name,
+            context=context,
+            parent=parent,
+            resource=self._resource,
+            attributes=attributes,
+            events=[Event(event_name, timestamp=at) for event_name, at in events],
+            kind=SpanKind.INTERNAL,
+            instrumentation_scope=self._scope,
+            start_time=start_ns,
+            end_time=end_ns,
         )
+        for processor in self._processors:
+            processor.on_end(span)
+        return context
 
 
 class RequestTelemetry:
@@ -129,24 +138,19 @@ class RequestTelemetry:
         )
         self._annotate_server_span(span, record)
         self._stage_spans(span, record, end_ns, exemplar)
-        m = self._metrics
-        labels = (record.model, self._backend, record.operation)
-        if record.error_type is not None:
-            m.error(record.error_type)
-            return
-        if record.finish_reason is not None:
-            m.requests.labels(*labels, record.finish_reason).inc()
-        m.prompt_tokens.labels(*labels).inc(record.prompt_tokens)
-        m.generation_tokens.labels(*labels).inc(record.output_tokens)
-        if record.cancelled or not record.first_output_ns:
-            return
-        m.ttft.labels(*labels).observe((record.first_output_ns - record.arrival_ns) / 1e9, exemplar)
-        m.duration.labels(*labels).observe(
-            (record.last_output_ns - record.arrival_ns) / 1e9, exemplar
+        self._metrics.observe_request(
+            record.model,
+            record.operation,
+            arrival_ns=record.arrival_ns,
+            first_output_ns=record.first_output_ns,
+            last_output_ns=record.last_output_ns,
+            prompt_tokens=record.prompt_tokens,
+            output_tokens=record.output_tokens,
+            finish_reason=record.finish_reason,
+            error_type=record.error_type,
+            cancelled=record.cancelled,
+            exemplar=exemplar,
         )
-        if record.output_tokens > 1:
-            tpot = (record.last_output_ns - record.first_output_ns) / (record.output_tokens - 1)
-            m.tpot.labels(*labels).observe(tpot / 1e9, exemplar)
 
     def _annotate_server_span(self, span: Span, record: RequestRecord) -> None:
         if not span.is_recording():
@@ -171,6 +175,12 @@ class RequestTelemetry:
             attributes[n.ERROR_TYPE] = record.error_type
         if record.cancelled:
             attributes[n.ATTR_CANCELLED] = True
+        if record.input_messages is not None:
+            attributes[n.GEN_AI_INPUT_MESSAGES] = record.input_messages
+        if record.output_text is not None:
+            attributes[n.GEN_AI_OUTPUT_MESSAGES] = output_messages(
+                "".join(record.output_text), record.finish_reason
+            )
         attributes.update(record.extra_attributes)
         span.set_attributes(attributes)
 
@@ -189,16 +199,18 @@ class RequestTelemetry:
             end: int,
             attributes: dict[str, AttributeValue],
             events: Sequence[tuple[str, int]] = (),
-        ) -> None:
+            parent: SpanContext = parent_context,
+        ) -> SpanContext | None:
             if not start:
-                return
+                return None
             end = max(end or end_ns, start)
-            if writer is not None:
-                writer.write(
-                    parent_context, name, wall_ns(start), wall_ns(end), attributes,
-                    [(event_name, wall_ns(at)) for event_name, at in events],
-                )  # fmt: skip
             observe(*labels, name).observe((end - start) / 1e9, exemplar)
+            if writer is None:
+                return None
+            return writer.write(
+                parent, name, wall_ns(start), wall_ns(end), attributes,
+                [(event_name, wall_ns(at)) for event_name, at in events],
+            )  # fmt: skip
 
         if record.preprocess is not None:
             emit(
@@ -233,7 +245,16 @@ class RequestTelemetry:
         if stages.batch_cap is not None:
             prefill[n.ATTR_BATCH_CAP] = decode[n.ATTR_BATCH_CAP] = stages.batch_cap
         emit(n.SPAN_PREFILL, stages.scheduled_ns, stages.first_token_ns, prefill)
-        emit(
+        decode_span = emit(
             n.SPAN_DECODE, stages.first_token_ns, stages.finished_ns, decode,
             events=((n.EVENT_FIRST_TOKEN, stages.first_token_ns),),
         )  # fmt: skip
+        if stages.detokenize_ns and stages.first_token_ns:
+            # Measured per token and spread over decode; drawn as one child of decode that
+            # ends with it, so decode's self time no longer counts the detokenizer's.
+            decode_end = max(stages.finished_ns or end_ns, stages.first_token_ns)
+            emit(
+                n.SPAN_DETOKENIZE, max(decode_end - stages.detokenize_ns, stages.first_token_ns),
+                decode_end, {n.ATTR_OUTPUT_TOKENS: record.output_tokens},
+                parent=decode_span or parent_context,
+            )  # fmt: skip

@@ -14,12 +14,13 @@ from typing import Final
 import httpx
 
 from open_autoglm._child_process import ChildExitedError, ChildNotReadyError, ChildProcess
+from open_autoglm.instrumented_servers._errors import ServerError
 
 _POLL_S: Final = 0.05
 _STOP_GRACE_S: Final = 10.0
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(ServerError, RuntimeError):
     """The server exited or never became healthy; the message carries its stderr."""
 
 

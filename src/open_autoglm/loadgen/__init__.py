@@ -3,7 +3,7 @@ per-request records, results, live progress and client-health checks."""
 
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
-from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig
+from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
 from open_autoglm.loadgen._errors import (
     Cancelled,
     ConfigError,
@@ -11,6 +11,7 @@ from open_autoglm.loadgen._errors import (
     DatasetError,
     HTTPStatusError,
     IncompleteStream,
+    LoadgenError,
     MalformedStream,
     ReadTimeout,
     RequestError,
@@ -18,8 +19,14 @@ from open_autoglm.loadgen._errors import (
     StreamError,
 )
 from open_autoglm.loadgen._health import ClientHealth, assess
-from open_autoglm.loadgen._images import EncodedImage, synthetic_image
-from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig
+from open_autoglm.loadgen._images import (
+    IMAGE_FORMATS,
+    EncodedImage,
+    ImageFormat,
+    parse_size,
+    synthetic_image,
+)
+from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig, ProfileKind
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
 from open_autoglm.loadgen._records import (
     RECORD_VERSION,
@@ -57,6 +64,7 @@ __all__ = [
     "ARRIVALS",
     "DATASETS",
     "DISTRIBUTIONS",
+    "IMAGE_FORMATS",
     "PROFILES",
     "RECORD_VERSION",
     "RESULTS_VERSION",
@@ -72,13 +80,16 @@ __all__ = [
     "EncodedImage",
     "EndpointConfig",
     "HTTPStatusError",
+    "ImageFormat",
     "IncompleteStream",
     "LengthDistribution",
     "Level",
     "LevelResult",
+    "LoadgenError",
     "MalformedStream",
     "NullProgress",
     "ProfileConfig",
+    "ProfileKind",
     "ProgressReporter",
     "Prompt",
     "ReadTimeout",
@@ -99,6 +110,9 @@ __all__ = [
     "discover_model",
     "level_rng",
     "load_prompts",
+    "parse_body_field",
+    "parse_header",
+    "parse_size",
     "parse_slo",
     "prepare_prompts",
     "read_records",

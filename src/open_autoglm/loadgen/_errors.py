@@ -3,10 +3,14 @@ failures of one request (recorded by type, the run goes on)."""
 
 from __future__ import annotations
 
-from open_autoglm._errors import UsageError
+from open_autoglm.errors import OpenAutoGLMError
 
 
-class ConfigError(UsageError):
+class LoadgenError(OpenAutoGLMError):
+    """Base of every error the load generator raises."""
+
+
+class ConfigError(LoadgenError):
     """An impossible profile, a bad URL or option: raised when the config is built."""
 
 
@@ -14,7 +18,7 @@ class DatasetError(ConfigError):
     """A dataset file that is missing, unreadable or malformed."""
 
 
-class RequestError(Exception):
+class RequestError(LoadgenError):
     """One request failed; :attr:`error_type` is what records and ``error.type`` carry."""
 
     @property

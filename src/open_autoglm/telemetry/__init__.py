@@ -1,5 +1,6 @@
 """The telemetry contract (names, buckets), tracer set-up and resource probes."""
 
+from open_autoglm.telemetry import _env as env
 from open_autoglm.telemetry import _names as names
 from open_autoglm.telemetry._asgi import ServerSpanMiddleware
 from open_autoglm.telemetry._batch import DEFAULT_MAX_QUEUE_SIZE, BufferedSpanProcessor
@@ -9,6 +10,8 @@ from open_autoglm.telemetry._buckets import (
     TPOT_BUCKETS,
     TTFT_BUCKETS,
 )
+from open_autoglm.telemetry._clock import wall_ns
+from open_autoglm.telemetry._env import ENV_CACHE_DIR, ENV_CAPTURE_CONTENT
 from open_autoglm.telemetry._export_metrics import ExportMetrics
 from open_autoglm.telemetry._probes import (
     GpuProbe,
@@ -18,10 +21,13 @@ from open_autoglm.telemetry._probes import (
 )
 from open_autoglm.telemetry._request_spans import RequestSpan, SpanOutlet, current_request_span
 from open_autoglm.telemetry._sampling import Decision, SamplingConfig, TailSampler
+from open_autoglm.telemetry._server_metrics import LoadReading, ServerMetrics
 from open_autoglm.telemetry._tracing import (
     TelemetryConfigError,
+    TelemetryError,
     Tracing,
     TracingConfig,
+    TrackingTracerProvider,
     make_exporter,
     make_tracer_provider,
     make_tracing,
@@ -29,6 +35,8 @@ from open_autoglm.telemetry._tracing import (
 
 __all__ = [
     "DEFAULT_MAX_QUEUE_SIZE",
+    "ENV_CACHE_DIR",
+    "ENV_CAPTURE_CONTENT",
     "REQUEST_DURATION_BUCKETS",
     "STAGE_BUCKETS",
     "TPOT_BUCKETS",
@@ -38,19 +46,25 @@ __all__ = [
     "ExportMetrics",
     "GpuProbe",
     "GpuSample",
+    "LoadReading",
     "RequestSpan",
     "SamplingConfig",
+    "ServerMetrics",
     "ServerSpanMiddleware",
     "SpanOutlet",
     "TailSampler",
     "TelemetryConfigError",
+    "TelemetryError",
     "Tracing",
     "TracingConfig",
+    "TrackingTracerProvider",
     "current_request_span",
+    "env",
     "make_exporter",
     "make_tracer_provider",
     "make_tracing",
     "names",
     "process_peak_rss_bytes",
     "process_rss_bytes",
+    "wall_ns",
 ]

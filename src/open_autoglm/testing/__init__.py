@@ -1,9 +1,11 @@
 """Helpers for tests that users of Open-AutoGLM need too: a server process, span capture, a
-real Prometheus."""
+real Prometheus, a free port and bounded waiting."""
 
-from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
+from open_autoglm.instrumented_servers import ServerProcess, ServerStartError
 from open_autoglm.testing._otlp_sink import OtlpSink, SinkSpan
+from open_autoglm.testing._ports import free_port
 from open_autoglm.testing._prometheus import PrometheusError, PrometheusProcess
+from open_autoglm.testing._wait import WaitTimeoutError, wait_for
 
 __all__ = [
     "OtlpSink",
@@ -12,4 +14,7 @@ __all__ = [
     "ServerProcess",
     "ServerStartError",
     "SinkSpan",
+    "WaitTimeoutError",
+    "free_port",
+    "wait_for",
 ]

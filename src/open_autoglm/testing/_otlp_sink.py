@@ -63,7 +63,7 @@ class OtlpSink:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 if self.headers.get("Content-Type", "").startswith("application/json"):
-                    from open_autoglm.collector._decode import decode_json
+                    from open_autoglm.collector import decode_json
 
                     sink._ingest(decode_json(body))
                 else:

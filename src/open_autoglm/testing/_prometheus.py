@@ -7,7 +7,6 @@ temporary one. Exemplar storage is on, so exemplars can be queried too.
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +16,14 @@ from typing import Any, Final
 import httpx
 
 from open_autoglm._child_process import ChildExitedError, ChildNotReadyError, ChildProcess
+from open_autoglm.errors import OpenAutoGLMError
+from open_autoglm.testing._ports import free_port
 
 _POLL_S: Final = 0.2
 _STOP_GRACE_S: Final = 10.0
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(OpenAutoGLMError, RuntimeError):
     """Prometheus is not installed, exited or never became ready (the message carries its log),
     or it answered a query with an error."""
 
@@ -82,7 +83,7 @@ class PrometheusProcess:
             f"    static_configs:\n      - targets: [{targets}]\n",
             encoding="utf-8",
         )
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             binary,
@@ -138,10 +139,3 @@ class PrometheusProcess:
         self.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

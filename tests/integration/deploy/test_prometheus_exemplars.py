@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,11 +18,10 @@ import pytest
 
 from open_autoglm.dashboards import BOARDS
 from open_autoglm.telemetry import names as n
-from open_autoglm.testing import PrometheusProcess, ServerProcess
+from open_autoglm.testing import PrometheusProcess, ServerProcess, wait_for
 
 pytestmark = pytest.mark.prometheus
 
-_DEADLINE_S = 90.0
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 #: Dashboard variables as "All" and Grafana's interval macros, for running queries directly.
 _SUBSTITUTIONS = {
@@ -32,17 +31,6 @@ _SUBSTITUTIONS = {
     "$model": ".*",
     "$instance": ".*",
 }
-
-
-def _wait_for(what: str, check: Callable[[], Any], logs: Callable[[], str]) -> Any:
-    """Poll ``check`` until it returns something truthy (no fixed sleeps: bounded polling)."""
-    deadline = time.monotonic() + _DEADLINE_S
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}\n{logs()}")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +87,7 @@ def test_exemplars_carry_trace_ids(
         data: list[dict[str, Any]] = body["data"]
         return [e for series in data for e in series["exemplars"]]
 
-    found = _wait_for("trace_id exemplars in Prometheus", exemplars, sim_server.stderr)
+    found = wait_for("trace_id exemplars in Prometheus", exemplars, logs=sim_server.stderr)
     trace_ids = {e["labels"].get(n.EXEMPLAR_TRACE_ID, "") for e in found}
     assert trace_ids
     assert all(_TRACE_ID.fullmatch(t) for t in trace_ids), trace_ids
@@ -118,8 +106,8 @@ def test_every_server_query_of_the_dashboards_returns_data(
     ]
     assert len(queries) > 20
     for board, panel, expr in queries:
-        _wait_for(
+        wait_for(
             f"data for {board} / {panel}: {expr}",
             functools.partial(prometheus.query, expr),
-            sim_server.stderr,
+            logs=sim_server.stderr,
         )

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._gguf import GGUFModel
+from open_autoglm.instrumented_servers.backends.onnxruntime.models._registry import (
+    gguf_path,
+    known_model,
+)
 from open_autoglm.instrumented_servers.models import Variant, prepare_model
-from open_autoglm.instrumented_servers.models._gguf import GGUFModel
-from open_autoglm.instrumented_servers.models._registry import gguf_path, known_model
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,11 @@ from open_autoglm.instrumented_servers._backend import (
     TokenDelta,
 )
 from open_autoglm.instrumented_servers.backends import BackendOptions, build_backend
-from open_autoglm.instrumented_servers.backends._onnxruntime import OnnxRuntimeBackend, OrtConfig
-from open_autoglm.instrumented_servers.backends._ort_model import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._backend import (
+    OnnxRuntimeBackend,
+    OrtConfig,
+)
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
     ExecutionProviderError,
     ModelLoadError,
 )
@@ -295,6 +298,14 @@ async def test_chat_completions_through_the_server(
     finally:
         await engine.stop()
         provider.shutdown()
-    names = [s.name for s in sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)]
+    spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)
+    names = [s.name for s in spans]
     stages = [n for n in names if n in ("tokenize", "queue", "prefill", "decode")]
     assert stages == ["tokenize", "queue", "prefill", "decode"]
+    # the engine times its incremental detokenizer: one detokenize span under decode
+    by_name = {s.name: s for s in spans}
+    detokenize, decode = by_name["detokenize"], by_name["decode"]
+    assert detokenize.parent is not None
+    assert detokenize.parent.span_id == decode.context.span_id
+    assert detokenize.end_time == decode.end_time
+    assert 0 < (detokenize.end_time or 0) - (detokenize.start_time or 0) < 1e9

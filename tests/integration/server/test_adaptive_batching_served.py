@@ -137,7 +137,7 @@ async def _ort_run(
         GenerationRequest,
         SamplingParams,
     )
-    from open_autoglm.instrumented_servers.backends._onnxruntime import (
+    from open_autoglm.instrumented_servers.backends.onnxruntime._backend import (
         OnnxRuntimeBackend,
         OrtConfig,
     )

@@ -130,7 +130,7 @@ def test_no_token_is_a_usage_error(
 
 
 def test_unreachable_grafana(capsys: pytest.CaptureFixture[str]) -> None:
-    from sources_helpers import free_port
+    from open_autoglm.testing import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     args = ["dashboards", "push", "--grafana", url, "--dir", str(DASHBOARDS), "--token", TOKEN]

@@ -21,13 +21,12 @@ import duckdb
 import httpx
 import numpy as np
 import pytest
-from sources_helpers import wait_for
 
 from open_autoglm.cli import main
 from open_autoglm.collector import CollectorConfig, CollectorProcess, SpanStore
 from open_autoglm.telemetry import STAGE_BUCKETS
 from open_autoglm.telemetry import names as n
-from open_autoglm.testing import PrometheusProcess, ServerProcess
+from open_autoglm.testing import PrometheusProcess, ServerProcess, wait_for
 
 pytestmark = pytest.mark.prometheus
 
@@ -61,7 +60,7 @@ def observed_run(
             with PrometheusProcess(
                 [f"127.0.0.1:{server.port}"], prometheus_dir, binary=prometheus_binary
             ) as prom:
-                wait_for("the first scrape", lambda: prom.query("up == 1"), server.stderr)
+                wait_for("the first scrape", lambda: prom.query("up == 1"), logs=server.stderr)
                 health = httpx.get(f"{server.url}/health", timeout=5.0).json()
                 run = {"backend": health["backend"], "model": health["model"], "simulated": True}
                 (run_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
@@ -70,7 +69,7 @@ def observed_run(
                 wait_for(
                     f"Prometheus to scrape all {_REQUESTS} requests",
                     lambda: [r for r in prom.query(total) if r["value"][1] == str(_REQUESTS)],
-                    server.stderr,
+                    logs=server.stderr,
                 )
                 # stop (idempotent; the context managers clean up): the server flushes its
                 # spans, then the collector completes the store; Prometheus keeps its data
@@ -196,7 +195,7 @@ def test_exemplar_trace_ids_exist_in_the_span_store(
 def test_unreachable_prometheus_is_a_one_line_error(
     observed_run: ObservedRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sources_helpers import free_port
+    from open_autoglm.testing import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     code = main(["analyze", str(observed_run.run_dir), "--prometheus", url, "--output",

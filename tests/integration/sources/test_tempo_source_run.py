@@ -147,7 +147,7 @@ def test_analyze_from_tempo_matches_the_embedded_store(
 def test_unreachable_tempo_is_a_one_line_error(
     managed_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sources_helpers import free_port
+    from open_autoglm.testing import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["analyze", str(managed_run), "--tempo", url, "--output",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from open_autoglm.analysis import Report, render_html
-from open_autoglm.analysis._metric_samples import ResourceSummary, parse_sample, summarize_samples
+from open_autoglm.analysis import Report, ResourceSummary, render_html, summarize_samples
 from open_autoglm.analysis._svg import _nice_max, cdf_chart, stacked_bars, waterfall
+from open_autoglm.run import parse_sample
 from open_autoglm.telemetry import names as n
 
 SCRAPE = f"""# TYPE {n.METRIC_PROCESS_RSS} gauge

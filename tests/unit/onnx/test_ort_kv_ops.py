@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from open_autoglm.instrumented_servers.backends._ort_kv_ops import KvCacheOps
+from open_autoglm.instrumented_servers.backends.onnxruntime._kv_ops import KvCacheOps
 
 ort = pytest.importorskip("onnxruntime", reason="needs the [onnx] extra")
 pytest.importorskip("onnx", reason="needs the [onnx] extra")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from open_autoglm.instrumented_servers.backends._ort_prefix_cache import PrefixCache
+from open_autoglm.instrumented_servers.backends.onnxruntime._prefix_cache import PrefixCache
 
 HEADS, DIM = 2, 3
 BLOCK_BYTES = 2 * HEADS * 4 * DIM * 4  # two tensors of [2, 4, 3] float32

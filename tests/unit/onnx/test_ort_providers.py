@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from open_autoglm.instrumented_servers.backends import BackendOptions
-from open_autoglm.instrumented_servers.backends._onnxruntime import OrtConfig
-from open_autoglm.instrumented_servers.backends._ort_model import (
+from open_autoglm.instrumented_servers.backends.onnxruntime._backend import OrtConfig
+from open_autoglm.instrumented_servers.backends.onnxruntime._session import (
     ExecutionProviderError,
     check_providers,
     choose_providers,

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from open_autoglm.instrumented_servers import BackendOptions, ServerConfig, create_app
-from open_autoglm.instrumented_servers.backends._sim import SimBackend, SimConfig
+from open_autoglm.instrumented_servers.backends.sim._backend import SimBackend, SimConfig
 
 
 @dataclass

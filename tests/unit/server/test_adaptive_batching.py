@@ -20,7 +20,7 @@ from open_autoglm.instrumented_servers._adaptive_batching import (
     BatchCapController,
 )
 from open_autoglm.instrumented_servers.backends import build_backend
-from open_autoglm.instrumented_servers.backends._sim import SimBackend
+from open_autoglm.instrumented_servers.backends.sim._backend import SimBackend
 from open_autoglm.telemetry import names as n
 
 CostMs = Callable[[int], float]

@@ -72,7 +72,7 @@ async def test_no_exemplars_when_tracing_is_off() -> None:
     from prometheus_client import CollectorRegistry
 
     from open_autoglm.instrumented_servers import BackendOptions, create_app
-    from open_autoglm.instrumented_servers.backends._sim import SimBackend, SimConfig
+    from open_autoglm.instrumented_servers.backends.sim._backend import SimBackend, SimConfig
 
     backend = SimBackend(
         "sim-llm", SimConfig.from_options(BackendOptions("sim", extra={"cost": "zero"}))

@@ -16,8 +16,8 @@ from open_autoglm.instrumented_servers import (
     SamplingParams,
     TokenDelta,
 )
-from open_autoglm.instrumented_servers.backends._sim import SimBackend, SimConfig
-from open_autoglm.instrumented_servers.backends._simple_tokenizer import SimpleTokenizer
+from open_autoglm.instrumented_servers.backends.sim._backend import SimBackend, SimConfig
+from open_autoglm.instrumented_servers.backends.sim._tokenizer import SimpleTokenizer
 
 
 def make(**extra: str) -> SimBackend:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from open_autoglm.instrumented_servers._backend import EngineError, StageTimes
-from open_autoglm.instrumented_servers.backends import _vllm_compat as compat
-from open_autoglm.instrumented_servers.backends._vllm import (
+from open_autoglm.instrumented_servers.backends.vllm import _compat as compat
+from open_autoglm.instrumented_servers.backends.vllm._backend import (
     _apply_stamps,
     _finish_reason,
     _parse_value,

@@ -7,17 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from open_autoglm.instrumented_servers._backend import Backend
+from open_autoglm.instrumented_servers._errors import ServerError
 
 #: name -> "module:factory"; the factory takes :class:`BackendOptions` and returns a Backend.
 _REGISTRY: dict[str, str] = {
-    "sim": "open_autoglm.instrumented_servers.backends._sim:build",
-    "onnxruntime": "open_autoglm.instrumented_servers.backends._onnxruntime:build",
-    "tensorrt": "open_autoglm.instrumented_servers.backends._onnxruntime:build_tensorrt",
-    "vllm": "open_autoglm.instrumented_servers.backends._vllm:build",
+    "sim": "open_autoglm.instrumented_servers.backends.sim._backend:build",
+    "onnxruntime": "open_autoglm.instrumented_servers.backends.onnxruntime._backend:build",
+    "tensorrt": "open_autoglm.instrumented_servers.backends.onnxruntime._backend:build_tensorrt",
+    "vllm": "open_autoglm.instrumented_servers.backends.vllm._backend:build",
 }
 
 
-class UnknownBackendError(ValueError):
+class UnknownBackendError(ServerError, ValueError):
     pass
 
 

@@ -1,0 +1,76 @@
+"""``open-autoglm analyze RUN_DIR``: rebuild ``report.json`` and ``report.html`` of a run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from open_autoglm.commands._errors import UsageError
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "analyze",
+        help="rebuild the report of a run directory from its records and spans",
+        description="Read a run directory (results.json, requests.jsonl, spans.duckdb, "
+        "server_metrics.jsonl) and write report.json and report.html.",
+    )
+    p.add_argument("run_dir", type=Path, help="the run directory")
+    p.add_argument("--output", type=Path, help="report path (default: RUN_DIR/report.json)")
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="add the server's percentiles, resources and exemplars from this Prometheus "
+        "(PromQL over HTTP, the run's window and model)",
+    )
+    p.add_argument(
+        "--tempo",
+        metavar="URL",
+        help="read the run's traces from this Tempo (by trace id, else a TraceQL search) "
+        "into RUN_DIR/tempo_spans.duckdb instead of using RUN_DIR/spans.duckdb",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from open_autoglm.analysis import (
+        PrometheusError,
+        ReportError,
+        TempoError,
+        build_report,
+        write_html,
+    )
+
+    output: Path = args.output or args.run_dir / "report.json"
+    try:
+        spans_path, prometheus = _sources(args)
+        report = build_report(args.run_dir, spans_path=spans_path, prometheus=prometheus)
+    except (ReportError, PrometheusError, TempoError) as exc:
+        raise UsageError(str(exc)) from exc
+    report.write(output)
+    write_html(report, output.with_suffix(".html"))
+    stages = report.stages
+    print(f"report: {output}")
+    print(f"html:   {output.with_suffix('.html')}")
+    if stages is not None:
+        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
+    return 0
+
+
+def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | None]:
+    """Spans from Tempo and the Prometheus summary, when asked for (printed as fetched)."""
+    from open_autoglm.analysis import TempoConfig, fetch_run_traces, prometheus_summary_of_run
+
+    spans_path = prometheus = None
+    if args.tempo and args.run_dir.is_dir():
+        fetched = fetch_run_traces(
+            args.run_dir, TempoConfig(url=args.tempo), args.run_dir / "tempo_spans.duckdb"
+        )
+        print(f"tempo:  {fetched.summary()}")
+        spans_path = fetched.path
+    if args.prometheus and args.run_dir.is_dir():
+        summary = prometheus_summary_of_run(args.run_dir, args.prometheus)
+        print(f"prometheus: {summary.e2e.count or 0:.0f} requests in the run's window")
+        prometheus = summary.to_json()
+    return spans_path, prometheus

@@ -1,0 +1,395 @@
+"""``open-autoglm benchmark --url URL``: drive an existing OpenAI-compatible server.
+
+Thin: builds the frozen config objects from the command line (every user mistake raises
+here, before anything is sent), calls :func:`open_autoglm.loadgen.run_benchmark`, prints a
+summary. Without ``--url``, ``--backend X`` makes it a managed run
+(:func:`open_autoglm.run.run_managed`: server and collector started for the run).
+The libraries are imported in :func:`run`, so ``--help`` imports none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from open_autoglm.commands._backend_options import parse_backend_options
+from open_autoglm.commands._choices import (
+    APIS,
+    ARRIVALS,
+    DATASETS,
+    DISTRIBUTIONS,
+    IMAGE_FORMATS,
+    PROFILES,
+)
+from open_autoglm.commands._errors import UsageError
+
+if TYPE_CHECKING:
+    from open_autoglm.loadgen import (
+        BenchmarkConfig,
+        BenchmarkResults,
+        ProfileKind,
+        ProgressReporter,
+        Prompt,
+    )
+    from open_autoglm.run import ManagedServer
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "benchmark",
+        help="drive an OpenAI-compatible server with load and record every request",
+        description=(
+            "Send a streaming load to an OpenAI-compatible server and record TTFT, TPOT, ITL "
+            "and E2E per request (requests.jsonl) and per level (results JSON)."
+        ),
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("target")
+    target.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000")
+    managed = parser.add_argument_group(
+        "managed run (no --url): start a collector and `open-autoglm serve` for the run"
+    )
+    managed.add_argument("--backend", help="backend to serve, e.g. sim, onnxruntime, vllm")
+    managed.add_argument(
+        "--backend-option", action="append", default=[], metavar="KEY=VALUE",
+        help="passed to `serve --backend-option`, repeatable",
+    )  # fmt: skip
+    managed.add_argument("--max-batch-size", type=int, help="server's running batch limit")
+    managed.add_argument("--max-model-len", type=int, help="server's context length limit")
+    managed.add_argument("--device", help="server device: auto, cpu or cuda")
+    managed.add_argument(
+        "--target-tpot", type=float, metavar="MS", help="server's adaptive batching target"
+    )
+    managed.add_argument(
+        "--run-dir",
+        type=Path,
+        help="where records, spans and samples go (default: runs/TIME-BACKEND)",
+    )
+    target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
+    target.add_argument("--model", help="model name to send (default: first of /v1/models)")
+    target.add_argument("--api-key", help="sent as 'Authorization: Bearer KEY'")
+    target.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra header"
+    )
+    target.add_argument(
+        "--body",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra request-body field, e.g. --body temperature=0",
+    )
+    target.add_argument("--ignore-eos", action="store_true", help="ask for exactly max_tokens")
+    target.add_argument("--timeout", type=float, default=600.0, help="per request, s")
+
+    load = parser.add_argument_group("load profile")
+    load.add_argument("--profile", choices=PROFILES, help="default: from the options given")
+    load.add_argument("--concurrency", type=int, help="closed loop: requests in flight")
+    load.add_argument("--rate", type=float, help="open loop: requests per second")
+    load.add_argument("--arrival", choices=ARRIVALS, default="poisson")
+    load.add_argument(
+        "--burstiness", type=float, default=1.0, help="gamma shape (<1 burstier, 1 = Poisson)"
+    )
+    load.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
+    load.add_argument("--levels", help="step profile: comma-separated levels, e.g. 1,2,4,8")
+    load.add_argument("--level-kind", choices=("concurrency", "rate"), default="concurrency")
+    load.add_argument("--sweep-levels", type=int, default=6, help="sweep: rate levels between")
+    load.add_argument("--sweep-concurrency", type=int, default=64, help="sweep: saturation level")
+    load.add_argument("--requests", type=int, help="requests per level")
+    load.add_argument("--duration", type=float, help="seconds per level")
+    load.add_argument("--warmup", type=float, default=0.0, help="seconds excluded at the start")
+    load.add_argument("--cooldown", type=float, default=0.0, help="seconds excluded at the end")
+
+    work = parser.add_argument_group("workload")
+    work.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    work.add_argument("--dataset-path", type=Path, help="ShareGPT JSON or JSONL file")
+    work.add_argument("--input-len", type=int, default=128, help="prompt tokens (synthetic)")
+    work.add_argument("--input-dist", choices=DISTRIBUTIONS, default="fixed")
+    work.add_argument("--input-spread", type=float, default=0.0)
+    work.add_argument("--output-len", type=int, help="max_tokens (default 64, or the dataset's)")
+    work.add_argument("--output-dist", choices=DISTRIBUTIONS, default="fixed")
+    work.add_argument("--output-spread", type=float, default=0.0)
+    work.add_argument("--prefix-len", type=int, default=0, help="shared prefix tokens")
+    work.add_argument("--images", type=int, default=0, help="images per chat request")
+    work.add_argument("--image-size", default="512x512", help="WIDTHxHEIGHT of synthetic images")
+    work.add_argument("--image-format", choices=IMAGE_FORMATS, default="png")
+    work.add_argument(
+        "--image-file", action="append", default=[], type=Path, help="use these images"
+    )
+    work.add_argument("--tokenizer", type=Path, help="tokenizer.json for token counts")
+    work.add_argument("--seed", type=int, default=0)
+
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--slo",
+        help="objectives: per-request ones for goodput ('ttft<=500ms,tpot<=50ms') and, with a "
+        "statistic, run-level ones for --fail-on-slo ('p95_e2e<=200ms,error_rate<=0.5%%')",
+    )
+    out.add_argument(
+        "--fail-on-slo",
+        action="store_true",
+        help="after the run, check the run-level objectives (as `open-autoglm check`) and "
+        "exit 1 when one is broken",
+    )
+    out.add_argument("--max-error-rate", help="with --fail-on-slo: e.g. 0.5%%")
+    out.add_argument(
+        "--output",
+        type=Path,
+        help="results JSON (default results.json); in a managed run, the report JSON "
+        "(default RUN_DIR/report.json), with report.html beside it",
+    )
+    out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
+    out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
+    out.add_argument("--quiet", action="store_true", help="no live progress")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"bad --levels {text!r}: expected numbers like 1,2,4") from None
+    if not values:
+        raise UsageError("--levels is empty")
+    return values
+
+
+def build_config(args: argparse.Namespace) -> BenchmarkConfig:
+    """The frozen config for ``args``; raises :class:`UsageError` on a mistake in the flags
+    and :class:`open_autoglm.loadgen.ConfigError` on a value the load generator refuses."""
+    from open_autoglm.loadgen import (
+        BenchmarkConfig,
+        EndpointConfig,
+        LengthDistribution,
+        ProfileConfig,
+        WorkloadConfig,
+        parse_body_field,
+        parse_header,
+        parse_size,
+        parse_slo,
+    )
+    from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
+
+    if not args.url and not args.backend:
+        raise UsageError(
+            "give --url (an OpenAI-compatible server) or --backend (a managed run), e.g. "
+            "--backend sim"
+        )
+    if args.url and args.backend:
+        raise UsageError("--url and --backend exclude each other")
+    endpoint = EndpointConfig(
+        url=args.url or _MANAGED_PLACEHOLDER_URL,
+        api=args.api,
+        model=args.model,
+        api_key=args.api_key,
+        headers=dict(parse_header(h) for h in args.header),
+        extra_body=dict(parse_body_field(b) for b in args.body),
+        ignore_eos=args.ignore_eos,
+        timeout_s=args.timeout,
+    )
+    kind: ProfileKind = args.profile or (
+        "step"
+        if args.levels
+        else "rate"
+        if args.rate is not None
+        else "concurrency"
+        if args.concurrency is not None
+        else "single"
+    )
+    requests, duration = args.requests, args.duration
+    if requests is None and duration is None:
+        requests = 100
+    profile = ProfileConfig(
+        kind=kind,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        arrival=args.arrival,
+        burstiness=args.burstiness,
+        max_concurrency=args.max_concurrency,
+        step_levels=_floats(args.levels) if args.levels else (),
+        step_mode=args.level_kind,
+        sweep_levels=args.sweep_levels,
+        sweep_concurrency=args.sweep_concurrency,
+        requests=requests,
+        duration_s=duration,
+        warmup_s=args.warmup,
+        cooldown_s=args.cooldown,
+    )
+    if args.images and args.api != "chat":
+        raise UsageError("--images needs --api chat")
+    workload = WorkloadConfig(
+        dataset=args.dataset,
+        path=args.dataset_path,
+        input_len=LengthDistribution(args.input_len, args.input_dist, args.input_spread),
+        output_len=LengthDistribution(args.output_len or 64, args.output_dist, args.output_spread),
+        output_len_from_dataset=args.output_len is None,
+        prefix_len=args.prefix_len,
+        images=args.images,
+        image_size=parse_size(args.image_size),
+        image_format=args.image_format,
+        image_files=tuple(args.image_file),
+        seed=args.seed,
+    )
+    goodput_terms, _ = split_slo(args.slo)
+    try:
+        tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
+    except TelemetryConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return BenchmarkConfig(
+        endpoint=endpoint,
+        profile=profile,
+        workload=workload,
+        slo=parse_slo(goodput_terms) if goodput_terms else None,
+        seed=args.seed,
+        output_path=args.output or Path("results.json"),
+        records_path=args.records,
+        tracing=tracing,
+        tokenizer_path=args.tokenizer,
+    )
+
+
+def split_slo(text: str | None) -> tuple[str, str]:
+    """``--slo`` split into per-request goodput terms and run-level gate terms (those with a
+    statistic such as ``p95_e2e`` and the run metrics ``error_rate``, ``rps``, ``tok_s``)."""
+    from open_autoglm.analysis import RUN_METRICS
+
+    goodput: list[str] = []
+    gate: list[str] = []
+    for term in (text or "").split(","):
+        if not term.strip():
+            continue
+        name = term.strip().split("<")[0].split(">")[0].split("=")[0].strip()
+        (gate if "_" in name or name in RUN_METRICS else goodput).append(term.strip())
+    return ",".join(goodput), ",".join(gate)
+
+
+def gate_objectives(args: argparse.Namespace) -> list[Any]:
+    """The run-level objectives that ``--fail-on-slo`` checks (raises on a bad one)."""
+    from open_autoglm.analysis import parse_error_rate
+    from open_autoglm.analysis import parse_slo as parse_gate
+
+    _, gate_terms = split_slo(args.slo)
+    objectives: list[Any] = list(parse_gate(gate_terms)) if gate_terms else []
+    if args.max_error_rate is not None:
+        objectives.append(parse_error_rate(args.max_error_rate))
+    if args.fail_on_slo and not objectives:
+        raise UsageError(
+            "--fail-on-slo needs run-level objectives, e.g. --slo 'p95_e2e<=200ms' or "
+            "--max-error-rate 0.5%"
+        )
+    return objectives
+
+
+def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, status: int) -> int:
+    if not args.fail_on_slo:
+        return status
+    from open_autoglm.analysis import check_report
+
+    result = check_report(report, objectives)
+    print(result.table())
+    return status or result.exit_code
+
+
+def run(args: argparse.Namespace) -> int:
+    from open_autoglm.loadgen import (
+        NullProgress,
+        RichProgress,
+        prepare_prompts,
+        run_benchmark,
+    )
+
+    config = build_config(args)
+    objectives = gate_objectives(args)
+    server = managed_server(args) if args.backend else None
+    prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
+    progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
+    if server is not None:
+        status, report_path = _run_managed(args, server, config, prompts, progress)
+        return apply_gate(args, objectives, report_path, status)
+    results = run_benchmark(config, progress=progress, prompts=prompts)
+    print_summary(results, config)
+    succeeded = sum(level.succeeded for level in results.levels)
+    if config.output_path is None:
+        return 0 if succeeded else 1
+    return apply_gate(args, objectives, config.output_path, 0 if succeeded else 1)
+
+
+#: Stands for the server's address until the managed run knows its port.
+_MANAGED_PLACEHOLDER_URL = "http://127.0.0.1:1"
+
+
+def managed_server(args: argparse.Namespace) -> ManagedServer:
+    """The typed server of a managed run (``--backend`` and the flags under it)."""
+    from open_autoglm.run import ManagedServer
+
+    return ManagedServer(
+        backend=args.backend,
+        model=args.model,
+        backend_options=parse_backend_options(args.backend_option),
+        max_batch_size=args.max_batch_size,
+        max_model_len=args.max_model_len,
+        device=args.device,
+        target_tpot_ms=args.target_tpot,
+    )
+
+
+def _run_managed(
+    args: argparse.Namespace,
+    server: ManagedServer,
+    config: BenchmarkConfig,
+    prompts: list[Prompt],
+    progress: ProgressReporter,
+) -> tuple[int, Path]:
+    """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
+    collector's and report's errors reach ``cli.py``, which prints their first line."""
+    import time
+
+    from open_autoglm.run import run_managed
+
+    run_dir: Path = args.run_dir or Path("runs") / (
+        time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
+    )
+    report_path: Path = args.output or run_dir / "report.json"
+    bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
+    results, report = run_managed(
+        bench, server, run_dir, report_path, progress=progress, prompts=prompts
+    )
+    print_summary(results, dataclasses.replace(bench, output_path=None))
+    stages = report.stages
+    if stages is not None:
+        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
+    print(f"run directory: {run_dir}")
+    print(f"report: {report_path} and {report_path.with_suffix('.html')}")
+    return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
+
+
+def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:
+    """One paragraph a level on stdout, then where the files went."""
+    out = sys.stdout
+    for level in results.levels:
+        err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"
+        ttft, tpot, e2e = level.ttft_ms, level.tpot_ms, level.e2e_ms
+        print(
+            f"level {level.index} {level.label}: {level.succeeded} ok, {level.failed} failed "
+            f"(errors: {err}); {level.request_throughput:.2f} req/s, "
+            f"{level.output_token_throughput:.1f} output tok/s",
+            file=out,
+        )
+        if ttft.count:
+            print(
+                f"  TTFT p50 {ttft.median:.1f} ms p99 {ttft.p99:.1f} ms; "
+                f"TPOT p50 {tpot.median or 0:.2f} ms; E2E p50 {e2e.median:.1f} ms"
+                + (f"; goodput {level.goodput:.2f} req/s" if level.goodput is not None else ""),
+                file=out,
+            )
+        print(f"  {level.health.statement}", file=out)
+    print(results.summary, file=out)
+    if config.output_path is not None:
+        print(f"results: {config.output_path}", file=out)
+    if results.records_path:
+        print(f"records: {results.records_path}", file=out)

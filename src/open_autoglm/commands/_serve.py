@@ -1,0 +1,174 @@
+"""``open-autoglm serve``: the instrumented OpenAI-compatible server.
+
+The server's libraries (fastapi, uvicorn, the backends) are imported in :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from open_autoglm.commands._backend_options import parse_backend_options
+from open_autoglm.commands._choices import BACKENDS, SERVER_MAX_BODY_BYTES
+from open_autoglm.commands._errors import UsageError
+
+if TYPE_CHECKING:
+    from open_autoglm.instrumented_servers import ServerConfig
+    from open_autoglm.telemetry import TracingConfig
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="serve a backend behind an instrumented OpenAI-compatible API",
+        description="Serve a backend behind an OpenAI-compatible API that emits OpenTelemetry "
+        "spans per stage (tokenize, queue, prefill, decode) and Prometheus metrics with "
+        "trace_id exemplars.",
+    )
+    p.add_argument("--backend", default="sim", help=f"one of {', '.join(BACKENDS)}")
+    p.add_argument("--model", help="model name or path (backend-specific; sim: any name)")
+    p.add_argument("--served-model-name", help="model name clients send (default: --model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port (0: pick a free one)")
+    p.add_argument("--max-model-len", type=int, help="context length limit in tokens")
+    p.add_argument("--max-batch-size", type=int, help="most sequences in one running batch")
+    p.add_argument("--max-queue", type=int, help="most waiting requests before 429")
+    p.add_argument(
+        "--target-tpot",
+        type=float,
+        metavar="MS",
+        help="adaptive batching: adjust the batch cap (up to --max-batch-size) from measured "
+        "step latency to keep time per output token at or under MS milliseconds "
+        "(sim, onnxruntime, tensorrt; off by default)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (engine backends)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the backend's randomness")
+    p.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend-specific setting, repeatable (sim: cost=zero, decode_base_ms=5, ...)",
+    )
+    p.add_argument("--otlp-endpoint", help="OTLP collector address (default: OTEL_* variables)")
+    p.add_argument(
+        "--otlp-protocol", choices=["http/protobuf", "http/json", "grpc"], help="OTLP protocol"
+    )
+    p.add_argument(
+        "--no-tracing",
+        action="store_true",
+        help="make no spans at all (metrics stay; exemplars go): the overhead baseline",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES)
+    p.add_argument(
+        "--ready-file",
+        type=Path,
+        help="write {url, port, pid} as JSON here once the server accepts requests",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from open_autoglm.instrumented_servers import (
+        BackendOptions,
+        ServerConfig,
+        UnknownBackendError,
+        build_backend,
+    )
+    from open_autoglm.telemetry import TelemetryConfigError, TracingConfig
+    from open_autoglm.telemetry import names as n
+
+    extra = parse_backend_options(args.backend_option)
+    try:
+        config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
+        tracing = TracingConfig.from_env(
+            n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
+        )
+        backend = build_backend(
+            BackendOptions(
+                name=args.backend,
+                model=args.model,
+                served_model_name=args.served_model_name,
+                max_model_len=args.max_model_len,
+                max_batch_size=args.max_batch_size,
+                max_queue=args.max_queue,
+                device=args.device,
+                seed=args.seed,
+                target_tpot_ms=args.target_tpot,
+                extra=extra,
+            )
+        )
+    except (ValueError, UnknownBackendError, TelemetryConfigError) as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        return asyncio.run(
+            _serve(config, None if args.no_tracing else tracing, backend, args.ready_file)
+        )
+    finally:
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+
+
+async def _serve(
+    config: ServerConfig, tracing: TracingConfig | None, backend: Any, ready: Path | None
+) -> int:
+    import uvicorn
+
+    from open_autoglm.instrumented_servers import create_app
+    from open_autoglm.telemetry import GpuProbe, make_tracer_provider
+    from open_autoglm.telemetry import names as n
+
+    provider = (
+        None
+        if tracing is None
+        else make_tracer_provider(
+            tracing,
+            resource_attributes=n.runtime_resource_attributes(backend.name, backend.runtime()),
+        )
+    )
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                _announce(self, config, ready)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            await super().shutdown(sockets)
+            # Flush spans here: after serve() returns, uvicorn re-raises the SIGTERM it
+            # captured, and the default handler ends the process before any `finally`.
+            if provider is not None:
+                provider.shutdown()
+
+    app = create_app(backend, tracer_provider=provider, config=config, gpu=GpuProbe())
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    await server.serve()
+    return 0 if server.started else 1
+
+
+def _announce(server: Any, config: ServerConfig, ready: Path | None) -> None:
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://{config.host}:{port}"
+    logger.warning("serving on %s", url)
+    if ready is not None:
+        tmp = ready.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))
+        tmp.replace(ready)

@@ -1,0 +1,130 @@
+"""A managed run: collector and server started for the benchmark, stopped after it.
+
+:func:`run_managed` (``open-autoglm benchmark --backend X``, no ``--url``) starts the
+embedded collector and ``open-autoglm serve --backend X`` as child processes on free loopback
+ports, points both the server and the load generator at the collector, samples the server's
+``/metrics`` while the load runs, stops the children (SIGTERM: each flushes what it holds),
+then builds the report from the run directory. Children are stopped on error and on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from open_autoglm.analysis import (
+    METRICS_FILE,
+    RECORDS_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    SPANS_FILE,
+    Report,
+    build_report,
+    write_html,
+)
+from open_autoglm.collector import CollectorConfig, CollectorProcess
+from open_autoglm.instrumented_servers import ServerProcess
+from open_autoglm.loadgen import (
+    BenchmarkConfig,
+    BenchmarkResults,
+    ProgressReporter,
+    Prompt,
+    run_benchmark,
+)
+from open_autoglm.run._errors import RunDirectoryError
+from open_autoglm.run._hardware import hardware
+from open_autoglm.run._metric_sampler import MetricSampler
+from open_autoglm.run._server import ManagedServer
+from open_autoglm.telemetry import TracingConfig
+from open_autoglm.telemetry import names as n
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir``; refuse one that holds another run (records would be mixed)."""
+    for name in (RECORDS_FILE, SPANS_FILE):
+        if (run_dir / name).exists():
+            raise RunDirectoryError(
+                f"{run_dir} already holds a run ({name}); choose a new --run-dir"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_managed(
+    bench: BenchmarkConfig,
+    server: ManagedServer,
+    run_dir: Path,
+    report_path: Path,
+    *,
+    progress: ProgressReporter | None = None,
+    prompts: Sequence[Prompt] | None = None,
+) -> tuple[BenchmarkResults, Report]:
+    """Run the benchmark against a server of our own; return its results and the report
+    (both also written to files). Ctrl-C: the report of what finished is still written."""
+    prepare_run_dir(run_dir)
+    collector_config = CollectorConfig(db_path=run_dir / SPANS_FILE)
+    interrupted: BaseException | None = None
+    with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
+        endpoint = collector.http_endpoint
+        assert endpoint is not None
+        env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        with ServerProcess(
+            server.serve_args(endpoint),
+            env=env,
+            timeout_s=server.start_timeout_s,
+            log_path=run_dir / "server.log",
+        ) as process:
+            _write_run_file(run_dir, server, process.url)
+            sampler = MetricSampler(process.url, run_dir / METRICS_FILE).start()
+            config = dataclasses.replace(
+                bench,
+                endpoint=dataclasses.replace(bench.endpoint, url=process.url),
+                tracing=TracingConfig(
+                    service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
+                ),
+                output_path=run_dir / RESULTS_FILE,
+                records_path=run_dir / RECORDS_FILE,
+            )
+            try:
+                results = run_benchmark(
+                    config, progress=progress, prompts=list(prompts) if prompts else None
+                )
+            except KeyboardInterrupt as exc:  # partial results are on disk: report them
+                interrupted = exc
+            finally:
+                sampler.stop()
+    report = build_report(run_dir)
+    report.write(report_path)
+    write_html(report, report_path.with_suffix(".html"))
+    if report_path.resolve() != (run_dir / "report.json").resolve():
+        report.write(run_dir / "report.json")
+    if interrupted is not None:
+        raise interrupted
+    return results, report
+
+
+def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
+    try:
+        health = httpx.get(f"{url}/health", timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        health = {}
+    run = {
+        "mode": "managed",
+        "backend": server.backend,
+        "model": health.get("model", server.model),
+        "simulated": bool(health.get("simulated", False)),
+        "runtime": health.get("runtime") or {},
+        "server_args": server.server_args(),
+        "url": url,
+        "hardware": hardware(),
+        "started_unix_ns": time.time_ns(),
+    }
+    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")

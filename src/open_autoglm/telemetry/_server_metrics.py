@@ -1,0 +1,175 @@
+"""A server's Prometheus metrics (names from the telemetry contract), with exemplars.
+
+Shared by ``open-autoglm serve`` and ``open-autoglm proxy``: the same GenAI histograms, token
+and request counters, load gauges, memory and GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from open_autoglm.telemetry import _names as n
+from open_autoglm.telemetry._buckets import (
+    REQUEST_DURATION_BUCKETS,
+    STAGE_BUCKETS,
+    TPOT_BUCKETS,
+    TTFT_BUCKETS,
+)
+from open_autoglm.telemetry._probes import GpuProbe, process_peak_rss_bytes, process_rss_bytes
+
+
+class LoadReading(Protocol):
+    """What a server reports of its load now (``instrumented_servers.BackendLoad`` is one)."""
+
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def batch_cap(self) -> int | None: ...
+
+
+_LABELS = (n.LABEL_MODEL, n.LABEL_BACKEND, n.LABEL_OPERATION)
+
+
+class _ScrapeTimeCollector(Collector):
+    """Gauges read when Prometheus scrapes: queue depth, batch size, RSS, GPU."""
+
+    def __init__(
+        self,
+        model: str,
+        backend: str,
+        load: Callable[[], LoadReading],
+        gpu: GpuProbe | None,
+    ) -> None:
+        self._labels = [model, backend]
+        self._load = load
+        self._gpu = gpu
+
+    def collect(self) -> Iterator[Metric]:
+        names = [n.LABEL_MODEL, n.LABEL_BACKEND]
+        load = self._load()
+        queue = GaugeMetricFamily(
+            n.METRIC_QUEUE_DEPTH, "Requests waiting to be scheduled", labels=names
+        )
+        queue.add_metric(self._labels, load.queue_depth)
+        batch = GaugeMetricFamily(
+            n.METRIC_BATCH_SIZE, "Sequences in the running batch", labels=names
+        )
+        batch.add_metric(self._labels, load.running)
+        rss = GaugeMetricFamily(n.METRIC_PROCESS_RSS, "Resident memory of the server process")
+        rss.add_metric([], process_rss_bytes())
+        peak = GaugeMetricFamily(
+            n.METRIC_PROCESS_PEAK_RSS, "Peak resident memory of the server process"
+        )
+        peak.add_metric([], process_peak_rss_bytes())
+        yield from (queue, batch, rss, peak)
+        if load.batch_cap is not None:
+            cap = GaugeMetricFamily(
+                n.METRIC_BATCH_CAP, "Adaptive cap on the running batch (--target-tpot)",
+                labels=names,
+            )  # fmt: skip
+            cap.add_metric(self._labels, load.batch_cap)
+            yield cap
+        if self._gpu is None or not self._gpu.available:
+            return
+        used = GaugeMetricFamily(
+            n.METRIC_GPU_MEMORY_USED, "GPU memory in use", labels=[n.LABEL_GPU]
+        )
+        total = GaugeMetricFamily(n.METRIC_GPU_MEMORY_TOTAL, "GPU memory", labels=[n.LABEL_GPU])
+        util = GaugeMetricFamily(n.METRIC_GPU_UTILIZATION, "GPU utilisation", labels=[n.LABEL_GPU])
+        for sample in self._gpu.sample():
+            gpu = [str(sample.index)]
+            used.add_metric(gpu, sample.memory_used_bytes)
+            total.add_metric(gpu, sample.memory_total_bytes)
+            util.add_metric(gpu, sample.utilization_ratio)
+        yield from (used, total, util)
+
+
+class ServerMetrics:
+    """Histograms and counters of one server, in their own registry."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        model: str,
+        backend: str,
+        load: Callable[[], LoadReading],
+        gpu: GpuProbe | None = None,
+    ) -> None:
+        self.registry = registry
+        self.model = model
+        self.backend = backend
+        self.ttft = Histogram(
+            n.METRIC_TTFT, "Time to first token, from request arrival", _LABELS,
+            buckets=TTFT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.tpot = Histogram(
+            n.METRIC_TPOT, "Time per output token after the first", _LABELS,
+            buckets=TPOT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            n.METRIC_REQUEST_DURATION, "Request duration, arrival to last token", _LABELS,
+            buckets=REQUEST_DURATION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.stage = Histogram(
+            n.METRIC_STAGE_DURATION, "Time of one request in one server stage",
+            (*_LABELS, n.LABEL_STAGE), buckets=STAGE_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.prompt_tokens = Counter(
+            n.METRIC_PROMPT_TOKENS, "Prompt tokens processed", _LABELS, registry=registry
+        )
+        self.generation_tokens = Counter(
+            n.METRIC_GENERATION_TOKENS, "Output tokens generated", _LABELS, registry=registry
+        )
+        self.requests = Counter(
+            n.METRIC_REQUESTS, "Finished requests", (*_LABELS, n.LABEL_FINISH_REASON),
+            registry=registry,
+        )  # fmt: skip
+        self.errors = Counter(
+            n.METRIC_REQUEST_ERRORS, "Failed requests by error type",
+            (n.LABEL_MODEL, n.LABEL_BACKEND, n.LABEL_ERROR_TYPE), registry=registry,
+        )  # fmt: skip
+        registry.register(_ScrapeTimeCollector(model, backend, load, gpu))
+
+    def error(self, error_type: str) -> None:
+        self.errors.labels(self.model, self.backend, error_type).inc()
+
+    def observe_request(
+        self,
+        model: str,
+        operation: str,
+        *,
+        arrival_ns: int,
+        first_output_ns: int,
+        last_output_ns: int,
+        prompt_tokens: int,
+        output_tokens: int,
+        finish_reason: str | None,
+        error_type: str | None,
+        cancelled: bool,
+        exemplar: dict[str, str] | None,
+    ) -> None:
+        """Count one finished request (``perf_counter_ns`` stamps; 0 = not seen): an error
+        by its type only; otherwise tokens, finish reason and, unless cancelled or without
+        output, TTFT, duration and TPOT, each with ``exemplar`` (``{"trace_id": ...}``)."""
+        if error_type is not None:
+            self.error(error_type)
+            return
+        labels = (model, self.backend, operation)
+        if finish_reason is not None:
+            self.requests.labels(*labels, finish_reason).inc()
+        self.prompt_tokens.labels(*labels).inc(prompt_tokens)
+        self.generation_tokens.labels(*labels).inc(output_tokens)
+        if cancelled or not first_output_ns:
+            return
+        self.ttft.labels(*labels).observe((first_output_ns - arrival_ns) / 1e9, exemplar)
+        self.duration.labels(*labels).observe((last_output_ns - arrival_ns) / 1e9, exemplar)
+        if output_tokens > 1:
+            tpot = (last_output_ns - first_output_ns) / (output_tokens - 1)
+            self.tpot.labels(*labels).observe(tpot / 1e9, exemplar)

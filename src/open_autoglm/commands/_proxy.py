@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._tracing_options import (
+    add_tracing_arguments,
+    event_loop_factory,
+    sampling_config,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -22,24 +27,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8080, help="port (0: pick a free one)")
-    p.add_argument("--otlp-endpoint", help="OTLP collector address (default: OTEL_* variables)")
-    p.add_argument(
-        "--otlp-protocol", choices=["http/protobuf", "http/json", "grpc"], help="OTLP protocol"
-    )
+    add_tracing_arguments(p)
     p.add_argument("--no-tracing", action="store_true", help="metrics only, no spans")
-    p.add_argument(
-        "--trace-budget",
-        type=float,
-        metavar="SPANS_PER_S",
-        help="tail sampling: keep every error and slow request, and of the rest a share that "
-        "keeps exported spans under SPANS_PER_S (default: keep every request)",
-    )
-    p.add_argument(
-        "--trace-slow-ms",
-        type=float,
-        metavar="MS",
-        help="with --trace-budget: a request this slow is always kept (default: running p95)",
-    )
     p.add_argument(
         "--read-timeout",
         type=float,
@@ -55,36 +44,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _loop_factory() -> Any:
-    """uvloop's event loop where it is installed (not on Windows): the proxy's hot path is
-    socket reads and writes, which it makes several times cheaper."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from open_autoglm.attach import ProxyConfig, ProxyConfigError, serve_proxy
-    from open_autoglm.telemetry import (
-        SamplingConfig,
-        TelemetryConfigError,
-        TracingConfig,
-        make_tracing,
-    )
+    from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, make_tracing
     from open_autoglm.telemetry import names as n
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     try:
         config = ProxyConfig(upstream=args.upstream, read_timeout_s=args.read_timeout)
-        sampling = SamplingConfig(
-            budget_spans_per_s=args.trace_budget,
-            slow_s=None if args.trace_slow_ms is None else args.trace_slow_ms / 1000,
-        )
+        sampling = sampling_config(args)
         tracing = None
         if not args.no_tracing:
             tracing = make_tracing(
@@ -96,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except (ProxyConfigError, TelemetryConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(serve_proxy(config, tracing, args.host, args.port, args.ready_file))
     finally:
         if args.ready_file is not None:

@@ -31,6 +31,7 @@ from open_autoglm.telemetry._tracing import (
     make_exporter,
     make_tracer_provider,
     make_tracing,
+    outlet_for,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "make_tracer_provider",
     "make_tracing",
     "names",
+    "outlet_for",
     "process_peak_rss_bytes",
     "process_rss_bytes",
     "wall_ns",

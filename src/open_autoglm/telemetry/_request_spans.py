@@ -33,8 +33,11 @@ logger = logging.getLogger(__name__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
 
-# (name, kind, start_ns, end_ns, attributes, events as (name, time_ns))
-_Child = tuple[str, SpanKind, int, int, Mapping[str, AttributeValue], Sequence[tuple[str, int]]]
+# (context, parent, name, kind, start_ns, end_ns, attributes, events as (name, time_ns))
+_Child = tuple[
+    SpanContext, SpanContext, str, SpanKind, int, int, Mapping[str, AttributeValue],
+    Sequence[tuple[str, int]],
+]  # fmt: skip
 
 
 class SpanOutlet:
@@ -189,10 +192,21 @@ class RequestSpan(trace.Span):
         attributes: Mapping[str, AttributeValue],
         events: Sequence[tuple[str, int]] = (),
         kind: SpanKind = SpanKind.INTERNAL,
-    ) -> None:
-        """A finished child span, Unix-time ``start_ns``/``end_ns``; ignored if not recording."""
-        if self._context.trace_flags.sampled:
-            self._children.append((name, kind, start_ns, max(end_ns, start_ns), attributes, events))
+        parent: SpanContext | None = None,
+    ) -> SpanContext:
+        """A finished child span (Unix-time ``start_ns``/``end_ns``) under this span, or under
+        ``parent`` (an earlier child's context); returns its context. Kept only if the request
+        is (nothing is built before the decision)."""
+        own = self._context
+        context = SpanContext(
+            own.trace_id, self._outlet.new_span_id(), False, own.trace_flags, own.trace_state
+        )
+        if own.trace_flags.sampled:
+            self._children.append(
+                (context, parent or own, name, kind, start_ns, max(end_ns, start_ns),
+                 attributes, events)
+            )  # fmt: skip
+        return context
 
     @property
     def failed(self) -> bool:
@@ -242,13 +256,11 @@ class RequestSpan(trace.Span):
         resource, scope = outlet.resource, outlet.scope
         self.attributes[n.ATTR_SAMPLING_RATIO] = decision.ratio
         self.attributes[n.ATTR_SAMPLING_REASON] = decision.reason
-        new_id, trace_id, flags = outlet.new_span_id, context.trace_id, context.trace_flags
-        state = context.trace_state
         spans = [
             ReadableSpan(
                 name,
-                context=SpanContext(trace_id, new_id(), False, flags, state),
-                parent=context,
+                context=child,
+                parent=parent,
                 resource=resource,
                 attributes=attributes,
                 events=[Event(event, timestamp=at) for event, at in events],
@@ -257,7 +269,7 @@ class RequestSpan(trace.Span):
                 start_time=start,
                 end_time=end,
             )
-            for name, kind, start, end, attributes, events in self._children
+            for child, parent, name, kind, start, end, attributes, events in self._children
         ]
         spans.append(
             ReadableSpan(

@@ -290,3 +290,13 @@ def make_tracing(
     target: SpanProcessor = processors[0] if len(processors) == 1 else _FanOut(processors)
     outlet = SpanOutlet(target, resource, sampler, provider.id_generator)
     return Tracing(provider, batch, outlet)
+
+
+def outlet_for(provider: TracerProvider, sampler: TailSampler | None = None) -> SpanOutlet | None:
+    """A request-span outlet onto ``provider``'s processors, when it lists them (a
+    :class:`TrackingTracerProvider`); ``None`` for any other provider (then use the SDK)."""
+    if not isinstance(provider, TrackingTracerProvider):
+        return None
+    processors = provider.span_processors
+    target: SpanProcessor = processors[0] if len(processors) == 1 else _FanOut(processors)
+    return SpanOutlet(target, provider.resource, sampler, provider.id_generator)

@@ -15,7 +15,9 @@ the server spans of a run. This processor instead:
 ``exported`` and ``dropped`` are read by ``/metrics`` (``autoglm_spans_exported_total``,
 ``autoglm_spans_dropped_total``) and logged at shutdown, so a lost span is never silent.
 The export runs in one daemon thread; ``on_end`` only appends to a deque (no lock, no
-encoding on the caller's thread).
+encoding on the caller's thread). A request's lean spans arrive as one bundle
+(:meth:`BufferedSpanProcessor.on_end_bundle`): the export thread builds them, or with our
+OTLP JSON exporter encodes them straight from their fields.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Final
+from collections.abc import Mapping
+from typing import Final, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -39,6 +41,21 @@ DEFAULT_SCHEDULE_DELAY_MS: Final = 500
 DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 512
 DEFAULT_EXPORT_TIMEOUT_MS: Final = 30_000
 _MAX_BACKOFF_S: Final = 5.0
+
+
+class SpanBundle(Protocol):
+    """The spans of one request, handed over together (a lean ``RequestSpan``)."""
+
+    @property
+    def span_count(self) -> int: ...
+
+    def readable_spans(self) -> list[ReadableSpan]: ...
+
+
+class BundleExporter(Protocol):
+    """An exporter that encodes bundles itself (``OtlpJsonSpanExporter``)."""
+
+    def export_items(self, items: list[ReadableSpan | SpanBundle]) -> SpanExportResult: ...
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -88,7 +105,12 @@ class BufferedSpanProcessor(SpanProcessor):
             export_timeout_ms or _env_int(env, "OTEL_BSP_EXPORT_TIMEOUT", DEFAULT_EXPORT_TIMEOUT_MS)
         ) / 1000
         self._exporter = exporter
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._queue: collections.deque[ReadableSpan | SpanBundle] = collections.deque()
+        # spans queued = _in - _out: _in written under _put_lock, _out by the export thread
+        self._in = 0
+        self._out = 0
+        self._put_lock = threading.Lock()
+        self._items = getattr(exporter, "export_items", None)
         self._wake = threading.Event()
         self._flushed = threading.Condition()
         self._flush_requests = 0
@@ -102,7 +124,12 @@ class BufferedSpanProcessor(SpanProcessor):
     # ------------------------------------------------------------------ caller side
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Spans waiting for export now."""
+        return self._in - self._out
+
+    def _drop(self, count: int) -> None:
+        with self._put_lock:
+            self.dropped += count
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -111,26 +138,21 @@ class BufferedSpanProcessor(SpanProcessor):
         context = span.context
         if context is None or not context.trace_flags.sampled:
             return
-        queue = self._queue
-        if self._stopping or len(queue) >= self.max_queue_size:
-            self.dropped += 1  # GIL-atomic enough for a counter read by /metrics
-            return
-        queue.append(span)
-        if len(queue) == self._batch:
-            self._wake.set()
+        self._put(span, 1)
 
-    def on_end_many(self, spans: Iterable[ReadableSpan]) -> None:
-        """``on_end`` for the spans of one request, all sampled (the caller checked)."""
-        queue = self._queue
-        room = self.max_queue_size - len(queue)
-        before = len(queue)
-        for span in spans:
-            if room <= 0 or self._stopping:
-                self.dropped += 1
-                continue
-            queue.append(span)
-            room -= 1
-        if before < self._batch <= len(queue):
+    def on_end_bundle(self, bundle: SpanBundle) -> None:
+        """Queue the spans of one kept request at once (they are built in the export thread)."""
+        self._put(bundle, bundle.span_count)
+
+    def _put(self, item: ReadableSpan | SpanBundle, count: int) -> None:
+        with self._put_lock:  # uncontended but for SDK spans ended on other threads
+            before = self._in - self._out
+            if self._stopping or before + count > self.max_queue_size:
+                self.dropped += count
+                return
+            self._queue.append(item)
+            self._in += count
+        if before < self._batch <= before + count:
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -148,10 +170,11 @@ class BufferedSpanProcessor(SpanProcessor):
         self._stopping = True
         self._wake.set()
         self._thread.join(self._timeout_s + 1.0)
-        left = len(self._queue)
+        left = self.queued
         if left:
             self._queue.clear()
-            self.dropped += left
+            self._out += left
+            self._drop(left)
         if self.dropped:
             logger.warning(
                 "%d spans were dropped (export queue limit %d, or the collector never took "
@@ -163,26 +186,58 @@ class BufferedSpanProcessor(SpanProcessor):
         self._exporter.shutdown()
 
     # ------------------------------------------------------------------ export thread
-    def _take(self) -> list[ReadableSpan]:
+    def _take(self) -> tuple[list[ReadableSpan | SpanBundle], int]:
+        """Items from the queue's head worth about one batch of spans, and their span count."""
         queue = self._queue
-        n = min(len(queue), self._batch)
-        return [queue.popleft() for _ in range(n)]
+        items: list[ReadableSpan | SpanBundle] = []
+        count = 0
+        while queue and count < self._batch:
+            item = queue.popleft()
+            items.append(item)
+            count += item.span_count if not isinstance(item, ReadableSpan) else 1
+        return items, count
 
-    def _export(self, batch: list[ReadableSpan], deadline: float | None) -> None:
-        """Export ``batch``, retrying with backoff; give up (count dropped) only past
+    def _send(self, items: list[ReadableSpan | SpanBundle]) -> SpanExportResult:
+        if self._items is not None:
+            result: SpanExportResult = self._items(items)
+            return result
+        spans: list[ReadableSpan] = []
+        for item in items:
+            if isinstance(item, ReadableSpan):
+                spans.append(item)
+            else:
+                spans.extend(item.readable_spans())
+        return self._exporter.export(spans)
+
+    def _export(
+        self, items: list[ReadableSpan | SpanBundle], count: int, deadline: float | None
+    ) -> None:
+        """Export one batch, retrying with backoff; give up (count dropped) only past
         ``deadline`` (at shutdown)."""
         backoff = 0.1
+        try:
+            self._retry(items, count, deadline, backoff)
+        finally:
+            self._out += count
+
+    def _retry(
+        self,
+        items: list[ReadableSpan | SpanBundle],
+        count: int,
+        deadline: float | None,
+        backoff: float,
+    ) -> None:
         while True:
             try:
-                result = self._exporter.export(batch)
+                result = self._send(items)
             except Exception:  # an exporter must not kill the thread
                 logger.exception("span exporter raised")
                 result = SpanExportResult.FAILURE
             if result is SpanExportResult.SUCCESS:
-                self.exported += len(batch)
+                self.exported += count
                 return
             if deadline is not None and time.monotonic() + backoff > deadline:
-                self.dropped += len(batch)
+                self._drop(count)
                 return
             if self._stopping and deadline is None:
                 deadline = time.monotonic() + self._timeout_s
@@ -198,7 +253,8 @@ class BufferedSpanProcessor(SpanProcessor):
             with self._flushed:
                 flush_target = self._flush_requests
             while self._queue:  # drain: a full batch may be waiting behind this one
-                self._export(self._take(), deadline)
+                items, count = self._take()
+                self._export(items, count, deadline)
             with self._flushed:
                 self._flushes_done = max(self._flushes_done, flush_target)
                 self._flushed.notify_all()

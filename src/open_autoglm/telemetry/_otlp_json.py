@@ -16,14 +16,19 @@ import http.client
 import logging
 import ssl
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import StatusCode
+
+from open_autoglm.telemetry._batch import SpanBundle
+from open_autoglm.telemetry._request_spans import RequestSpan
 
 logger = logging.getLogger(__name__)
 
@@ -125,22 +130,73 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
-def encode_json(spans: Sequence[ReadableSpan]) -> bytes:
-    """An ``ExportTraceServiceRequest`` in the OTLP JSON encoding."""
-    groups: dict[tuple[int, int], tuple[ReadableSpan, list[dict[str, Any]]]] = {}
-    for span in spans:
-        key = (id(span.resource), id(span.instrumentation_scope))
-        if key not in groups:
-            groups[key] = (span, [])
-        groups[key][1].append(_span(span))
+def _request_spans(request: RequestSpan, out: list[dict[str, Any]]) -> None:
+    """The spans of one lean request, encoded straight from its fields (no SDK objects)."""
+    trace_id = ""
+    for context, parent, name, kind, start, end, attributes, events, status in request.parts():
+        if not trace_id:
+            trace_id = format(context.trace_id, "032x")
+        flags = 0x100 | int(context.trace_flags)
+        span: dict[str, Any] = {
+            "traceId": trace_id,
+            "spanId": format(context.span_id, "016x"),
+            "name": name,
+            "kind": kind.value + 1,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(end),
+            "attributes": _attributes(attributes),
+        }
+        if parent is not None:
+            span["parentSpanId"] = format(parent.span_id, "016x")
+            if parent.is_remote:
+                flags |= 0x200
+        span["flags"] = flags
+        if context.trace_state:
+            span["traceState"] = context.trace_state.to_header()
+        if events:
+            span["events"] = [
+                {"timeUnixNano": str(at), "name": event, "attributes": _attributes(attrs)}
+                for event, at, attrs in events
+            ]
+        if status.status_code is not StatusCode.UNSET:
+            span["status"] = {"code": _STATUS[status.status_code]}
+            if status.description:
+                span["status"]["message"] = status.description
+        out.append(span)
+
+
+def _flatten(items: Sequence[ReadableSpan | SpanBundle]) -> Iterator[ReadableSpan | RequestSpan]:
+    for item in items:
+        if isinstance(item, ReadableSpan | RequestSpan):
+            yield item
+        else:  # a bundle of another kind: its SDK spans
+            yield from item.readable_spans()
+
+
+def encode_json(spans: Sequence[ReadableSpan | SpanBundle]) -> bytes:
+    """An ``ExportTraceServiceRequest`` in the OTLP JSON encoding, of SDK spans and of lean
+    request bundles (:class:`~open_autoglm.telemetry._request_spans.RequestSpan`)."""
+    groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope | None, list[Any]]] = {}
+    for item in _flatten(spans):
+        if isinstance(item, RequestSpan):
+            resource, scope = item.resource, item.scope
+        else:
+            resource, scope = item.resource, item.instrumentation_scope
+        key = (id(resource), id(scope))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = (resource, scope, [])
+        if isinstance(item, RequestSpan):
+            _request_spans(item, group[2])
+        else:
+            group[2].append(_span(item))
     resources: dict[int, dict[str, Any]] = {}
-    for first, encoded in groups.values():
+    for first_resource, scope, encoded in groups.values():
         resource = resources.setdefault(
-            id(first.resource),
-            {"resource": {"attributes": _attributes(first.resource.attributes)},
+            id(first_resource),
+            {"resource": {"attributes": _attributes(first_resource.attributes)},
              "scopeSpans": []},
         )  # fmt: skip
-        scope = first.instrumentation_scope
         resource["scopeSpans"].append(
             {
                 "scope": {"name": scope.name if scope else "", "version": scope.version or ""}
@@ -204,6 +260,10 @@ class OtlpJsonSpanExporter(SpanExporter):
         return self._conn
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.export_items(spans)
+
+    def export_items(self, spans: Sequence[ReadableSpan | SpanBundle]) -> SpanExportResult:
+        """:meth:`export` of SDK spans and lean request bundles alike."""
         body = encode_json(spans)
         if self._gzip:
             body = gzip.compress(body, compresslevel=5)

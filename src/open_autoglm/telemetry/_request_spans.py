@@ -12,7 +12,7 @@ objects every SDK exporter and processor accepts. Nothing is done per streamed c
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from time import perf_counter_ns, time_ns
 from types import TracebackType
 
@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
+_Part = tuple[
+    SpanContext, SpanContext | None, str, SpanKind, int, int, Mapping[str, AttributeValue],
+    list[tuple[str, int, Attributes]], Status,
+]  # fmt: skip
 
 # (context, parent, name, kind, start_ns, end_ns, attributes, events as (name, time_ns))
 _Child = tuple[
@@ -64,7 +68,9 @@ class SpanOutlet:
         ids = id_generator or RandomIdGenerator()
         self.new_span_id = ids.generate_span_id
         self.new_trace_id = ids.generate_trace_id
-        self._many = processor.on_end_many if isinstance(processor, BufferedSpanProcessor) else None
+        self._bundles = (
+            processor.on_end_bundle if isinstance(processor, BufferedSpanProcessor) else None
+        )
 
     def start(
         self,
@@ -77,11 +83,13 @@ class SpanOutlet:
         context) when it is valid."""
         return RequestSpan(self, name, parent, attributes or {}, kind)
 
-    def emit(self, spans: list[ReadableSpan]) -> None:
-        if self._many is not None:
-            self._many(spans)
+    def emit(self, request: RequestSpan) -> None:
+        """Hand a kept request over: whole to our buffered processor (its export thread builds
+        or encodes the spans, off the event loop), else as SDK spans to ``processor``."""
+        if self._bundles is not None:
+            self._bundles(request)
             return
-        for span in spans:
+        for span in request.readable_spans():
             self.processor.on_end(span)
 
 
@@ -246,16 +254,43 @@ class RequestSpan(trace.Span):
         try:
             decision = self.decide()
             if decision.keep:
-                self._outlet.emit(self._build(decision))
+                self.attributes[n.ATTR_SAMPLING_RATIO] = decision.ratio
+                self.attributes[n.ATTR_SAMPLING_REASON] = decision.reason
+                self._outlet.emit(self)
         except Exception:  # instrumentation never fails a request
             logger.exception("exporting request spans failed")
 
-    def _build(self, decision: Decision) -> list[ReadableSpan]:
+    # ------------------------------------------------------------------ export (after end)
+    @property
+    def span_count(self) -> int:
+        return 1 + len(self._children)
+
+    @property
+    def resource(self) -> Resource:
+        return self._outlet.resource
+
+    @property
+    def scope(self) -> InstrumentationScope:
+        return self._outlet.scope
+
+    def parts(self) -> Iterator[_Part]:
+        """Each span of the ended request as plain fields, children first, for encoders:
+        (context, parent, name, kind, start_ns, end_ns, attributes, events as
+        (name, time_ns, attributes), status)."""
+        for child, parent, name, kind, start, end, attributes, events in self._children:
+            yield (child, parent, name, kind, start, end, attributes,
+                   [(event, at, None) for event, at in events], _UNSET)  # fmt: skip
+        yield (
+            self._context, self._parent, self._name, self._kind, self._start_ns, self._end_ns,
+            self.attributes, [(e.name, e.timestamp, e.attributes) for e in self._events],
+            self._status,
+        )  # fmt: skip
+
+    def readable_spans(self) -> list[ReadableSpan]:
+        """The ended request's spans as SDK :class:`ReadableSpan` objects (children first)."""
         outlet = self._outlet
         context = self._context
         resource, scope = outlet.resource, outlet.scope
-        self.attributes[n.ATTR_SAMPLING_RATIO] = decision.ratio
-        self.attributes[n.ATTR_SAMPLING_REASON] = decision.reason
         spans = [
             ReadableSpan(
                 name,

@@ -115,3 +115,35 @@ async def test_tail_sampling_drops_whole_requests_and_keeps_errors() -> None:
 def test_no_current_request_span_outside_the_middleware() -> None:
     assert current_request_span() is None
     assert not trace.get_current_span().is_recording()
+
+
+def test_a_bundle_encodes_exactly_as_its_sdk_spans() -> None:
+    import orjson
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from open_autoglm.telemetry import BufferedSpanProcessor
+    from open_autoglm.telemetry._otlp_json import encode_json
+
+    class Null(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    processor = BufferedSpanProcessor(Null(), environ={})
+    outlet = SpanOutlet(processor, Resource.create({"service.name": "svc"}))
+    parent = trace.SpanContext(int(TRACE, 16), int(PARENT, 16), is_remote=True,
+                               trace_flags=trace.TraceFlags(1))  # fmt: skip
+    span = outlet.start("POST /v1/chat/completions", parent, {"http.request.method": "POST"})
+    stage = span.add_child("decode", 1_000, 3_000, {"autoglm.decode.steps": 7},
+                           [("first_token", 1_500)])  # fmt: skip
+    span.add_child("detokenize", 2_000, 3_000, {"ratio": 0.5, "reasons": ("stop",)}, parent=stage)
+    span.set_status(StatusCode.ERROR)
+    span.add_event("retry", {"n": 1})
+    span.end()
+    lean = orjson.loads(encode_json([span]))
+    sdk = orjson.loads(encode_json(span.readable_spans()))
+    assert lean == sdk
+    spans = lean["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert [s["name"] for s in spans] == ["decode", "detokenize", "POST /v1/chat/completions"]
+    assert spans[1]["parentSpanId"] == spans[0]["spanId"]
+    assert spans[2]["parentSpanId"] == PARENT
+    processor.shutdown()

@@ -26,7 +26,8 @@ import aiohttp
 import numpy as np
 import psutil
 
-from open_autoglm.testing import OtlpSink, ServerProcess
+from open_autoglm.testing import ServerProcess
+from sink_process import sink_process
 
 BODY = {
     "model": "sim-llm",
@@ -86,7 +87,7 @@ def main() -> None:
     direct_rps: list[float] = []
     ttft: dict[str, list[float]] = {"direct": [], "proxy": []}
     with (
-        OtlpSink(keep_spans=False) as sink,
+        sink_process({1} if pin(1) else None) as sink,
         ServerProcess(upstream_args, launcher=pin(1)) as upstream,
         ServerProcess(
             ["--upstream", upstream.url, "--otlp-endpoint", sink.endpoint,

@@ -24,7 +24,8 @@ import time
 import aiohttp
 import psutil
 
-from open_autoglm.testing import OtlpSink, ServerProcess
+from open_autoglm.testing import ServerProcess
+from sink_process import SinkHandle, sink_process
 
 BODY = {
     "model": "sim-llm",
@@ -82,7 +83,7 @@ MODES = {
 }
 
 
-def measure(mode: str, sink: OtlpSink, args: argparse.Namespace) -> tuple[float, float, float]:
+def measure(mode: str, sink: SinkHandle, args: argparse.Namespace) -> tuple[float, float, float]:
     """Saturated requests/s, p50 latency one in flight (ms), server CPU µs per request."""
     server_args = ["--backend", "sim", "--backend-option", "cost=zero", *MODES[mode]]
     if mode != "off":
@@ -107,7 +108,7 @@ def main() -> None:
     if pin(1):
         os.sched_setaffinity(0, {1})
     results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in MODES}
-    with OtlpSink(keep_spans=False) as sink:
+    with sink_process({1} if pin(1) else None) as sink:
         for _ in range(args.rounds):
             for mode in MODES:
                 results[mode].append(measure(mode, sink, args))

@@ -102,6 +102,7 @@ class ServerSpanMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                attributes[n.HTTP_RESPONSE_STATUS_CODE] = status  # the sampler reads it
             await send(message)
 
         token = otel_context.attach(trace.set_span_in_context(span))

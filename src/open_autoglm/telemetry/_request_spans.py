@@ -218,7 +218,13 @@ class RequestSpan(trace.Span):
 
     @property
     def failed(self) -> bool:
-        return self._status.status_code is StatusCode.ERROR or n.ERROR_TYPE in self.attributes
+        """An error status, an ``error.type``, or an HTTP error response (4xx included: the
+        tail sampler keeps those too, though the conventions leave a SERVER span's status
+        unset for them)."""
+        if self._status.status_code is StatusCode.ERROR or n.ERROR_TYPE in self.attributes:
+            return True
+        status = self.attributes.get(n.HTTP_RESPONSE_STATUS_CODE)
+        return isinstance(status, int) and status >= 400
 
     def elapsed_s(self) -> float:
         return (perf_counter_ns() - self._start_perf) / 1e9

@@ -2,9 +2,9 @@
 
 The decision is taken when the request's outcome is known, so it can keep what matters:
 
-* every request that failed, and every request slower than a threshold (a fixed one, or the
-  running 95th percentile of recent request durations) -- reason ``error`` / ``slow``,
-  ratio 1;
+* every request that failed, and every request slower than a threshold (a fixed one, or a
+  running estimate of the 95th percentile of request durations that follows drift) -- reason
+  ``error`` / ``slow``, ratio 1;
 * of the rest, a fraction ``p`` chosen so that the exported spans stay under a budget
   (spans per second): ``p = (budget - forced rate) / rate of the rest``, from exponentially
   decayed rate estimates (time constant ``tau_s``), so ``p`` falls as load rises and comes
@@ -57,7 +57,7 @@ class SamplingConfig:
     budget_spans_per_s: float | None = None
     slow_s: float | None = None
     slow_quantile: float = 0.95
-    tau_s: float = 1.0
+    tau_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.budget_spans_per_s is not None and not self.budget_spans_per_s > 0:
@@ -71,28 +71,33 @@ class SamplingConfig:
 
 
 class _RunningQuantile:
-    """The ``q`` quantile of the last ``size`` values, recomputed every ``every`` values."""
+    """A running estimate of the ``q`` quantile that follows drift (O(1) per value).
 
-    def __init__(self, q: float, size: int = 512, every: int = 32, warm: int = 32) -> None:
+    Seeded with the sample quantile of the first ``warm`` values; then each value above the
+    estimate raises it by a factor ``1 + step * q`` and each one at or below lowers it by
+    ``1 - step * (1 - q)``, so in equilibrium a share ``1 - q`` of values lies above it -- also
+    while latency climbs under load, where a quantile of a trailing window would lag and mark
+    nearly every request slow.
+    """
+
+    def __init__(self, q: float, warm: int = 32, step: float = 0.05) -> None:
         self._q = q
-        self._values: list[float] = []
-        self._size = size
-        self._next = 0
-        self._every = every
         self._warm = warm
-        self._count = 0
+        self._step = step
+        self._seed: list[float] = []
         self.value = math.inf  # nothing counts as slow before ``warm`` values
 
     def add(self, value: float) -> None:
-        if len(self._values) < self._size:
-            self._values.append(value)
+        if len(self._seed) < self._warm:
+            self._seed.append(value)
+            if len(self._seed) == self._warm:
+                ordered = sorted(self._seed)
+                self.value = max(ordered[min(self._warm - 1, int(self._q * self._warm))], 1e-9)
+            return
+        if value > self.value:
+            self.value *= 1 + self._step * self._q
         else:
-            self._values[self._next] = value
-            self._next = (self._next + 1) % self._size
-        self._count += 1
-        if self._count >= self._warm and self._count % self._every == 0:
-            ordered = sorted(self._values)
-            self.value = ordered[min(len(ordered) - 1, int(self._q * len(ordered)))]
+            self.value *= 1 - self._step * (1 - self._q)
 
 
 class _DecayingRate:

@@ -110,3 +110,14 @@ def test_the_draw_is_consistent_for_a_trace_id() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
         SamplingConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_latency_ramp_does_not_make_every_request_slow() -> None:
+    clock, rng = Clock(), random.Random(8)
+    sampler = TailSampler(SamplingConfig(budget_spans_per_s=1e9), clock)
+    slow = 0
+    for i in range(5000):  # durations climb 10x over the run, with 20 % noise
+        clock.now += 0.001
+        duration = 0.01 * (1 + 9 * i / 5000) * rng.uniform(0.9, 1.1)
+        slow += sampler.decide(rng.getrandbits(128), 5, duration, False).reason == "slow"
+    assert 0.02 < slow / 5000 < 0.10  # about the 5 % a p95 means, not most of them

@@ -292,13 +292,13 @@ class TracingProxy:
                 scope["method"], url, data=body, headers=headers, allow_redirects=False
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            status, code, message, error_type = _upstream_failure(exc)
+            status, code, message, failure = _upstream_failure(exc)
             if request_span is not None:
                 request_span.add_child(n.SPAN_UPSTREAM_HEADERS, wall_ns(sent),
                                        wall_ns(perf_counter_ns()), attrs)  # fmt: skip
-            span.set_attribute(n.ERROR_TYPE, error_type)
+            span.set_attribute(n.ERROR_TYPE, failure)
             await _respond(send, status, _error_body(message, code))
-            self._finish(span, record, None, error_type)
+            self._finish(span, record, None, failure)
             return
         headed = perf_counter_ns()
         status = response.status

@@ -74,13 +74,13 @@ def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             try:
                 pair = pairs.get(key)
             except TypeError:  # a tuple holding something unhashable
-                pair, key = None, None
+                out.append({"key": k, "value": _value(v)})
+                continue
             if pair is None:
                 pair = {"key": k, "value": _value(v)}
-                if key is not None:
-                    if len(pairs) >= _PAIRS_MAX:
-                        pairs.clear()
-                    pairs[key] = pair
+                if len(pairs) >= _PAIRS_MAX:
+                    pairs.clear()
+                pairs[key] = pair
             out.append(pair)
         else:
             out.append({"key": k, "value": _value(v)})
@@ -178,29 +178,29 @@ def encode_json(spans: Sequence[ReadableSpan | SpanBundle]) -> bytes:
     request bundles (:class:`~open_autoglm.telemetry._request_spans.RequestSpan`)."""
     groups: dict[tuple[int, int], tuple[Resource, InstrumentationScope | None, list[Any]]] = {}
     for item in _flatten(spans):
+        scope: InstrumentationScope | None
         if isinstance(item, RequestSpan):
-            resource, scope = item.resource, item.scope
+            owner, scope = item.resource, item.scope
         else:
-            resource, scope = item.resource, item.instrumentation_scope
-        key = (id(resource), id(scope))
+            owner, scope = item.resource, item.instrumentation_scope
+        key = (id(owner), id(scope))
         group = groups.get(key)
         if group is None:
-            group = groups[key] = (resource, scope, [])
+            group = groups[key] = (owner, scope, [])
         if isinstance(item, RequestSpan):
             _request_spans(item, group[2])
         else:
             group[2].append(_span(item))
     resources: dict[int, dict[str, Any]] = {}
-    for first_resource, scope, encoded in groups.values():
+    for owner, group_scope, encoded in groups.values():
         resource = resources.setdefault(
-            id(first_resource),
-            {"resource": {"attributes": _attributes(first_resource.attributes)},
-             "scopeSpans": []},
-        )  # fmt: skip
+            id(owner),
+            {"resource": {"attributes": _attributes(owner.attributes)}, "scopeSpans": []},
+        )
         resource["scopeSpans"].append(
             {
-                "scope": {"name": scope.name if scope else "", "version": scope.version or ""}
-                if scope
+                "scope": {"name": group_scope.name, "version": group_scope.version or ""}
+                if group_scope
                 else {},
                 "spans": encoded,
             }

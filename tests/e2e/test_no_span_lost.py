@@ -25,6 +25,10 @@ def test_every_request_of_a_saturating_run_is_joined(tmp_path: Path) -> None:
     stages = report["stages"]
     assert stages["requests"] == 3000
     assert stages["with_server_spans"] == stages["requests"]
+    export = json.loads((run_dir / "span_export.json").read_text())  # the server's own count
+    assert export["spans_dropped"] == 0
+    assert export["spans_exported"] >= 5 * 3000  # SERVER + stages of every request
+    assert not [note for note in report["notes"] if "dropped" in note]
     server_log = (run_dir / "server.log").read_text()
     assert "spans were dropped" not in server_log
     assert "Queue full" not in server_log

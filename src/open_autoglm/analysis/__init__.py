@@ -37,6 +37,7 @@ from open_autoglm.analysis._prometheus_source import (
     query_prometheus,
 )
 from open_autoglm.analysis._report import (
+    EXPORT_STATS_FILE,
     METRICS_FILE,
     RECORDS_FILE,
     REPORT_VERSION,
@@ -62,6 +63,7 @@ from open_autoglm.analysis._tempo_source import (
 
 __all__ = [
     "COMPARE_FORMATS",
+    "EXPORT_STATS_FILE",
     "METRICS_FILE",
     "RECORDS_FILE",
     "REPORT_VERSION",

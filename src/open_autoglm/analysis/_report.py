@@ -32,6 +32,8 @@ RECORDS_FILE: Final = "requests.jsonl"
 SPANS_FILE: Final = "spans.duckdb"
 METRICS_FILE: Final = "server_metrics.jsonl"
 RUN_FILE: Final = "run.json"
+#: The server's span export counts, written when it stops (``serve --export-stats``).
+EXPORT_STATS_FILE: Final = "span_export.json"
 
 
 class ReportError(AnalysisError):
@@ -113,6 +115,16 @@ def build_report(
             notes.append(
                 f"{missing} of {stages.requests} successful requests have no server span in "
                 "the store (sampling, or a server without tracing)."
+            )
+    export_path = run_dir / EXPORT_STATS_FILE
+    if export_path.exists():
+        export = _load_json(export_path, "the server's span export counts")
+        dropped = int(export.get("spans_dropped", 0))
+        if dropped:
+            total = dropped + int(export.get("spans_exported", 0))
+            notes.append(
+                f"The server dropped {dropped} of {total} spans on export (queue limit, or a "
+                "collector that never took them): their requests cannot be joined."
             )
     if run.get("simulated"):
         notes.append(

@@ -20,10 +20,12 @@ async def serve_proxy(
     host: str,
     port: int,
     ready_file: Path | None = None,
+    export_stats: Path | None = None,
 ) -> int:
     """Serve until stopped; 0 on a clean stop, 1 if the port could not be bound.
 
-    ``ready_file`` receives ``{url, port, pid}`` as JSON once the proxy accepts requests.
+    ``ready_file`` receives ``{url, port, pid}`` as JSON once the proxy accepts requests;
+    ``export_stats`` the span export counts on exit.
     """
     import uvicorn
 
@@ -43,6 +45,8 @@ async def serve_proxy(
             await super().shutdown(sockets)
             if tracing is not None:  # before uvicorn re-raises SIGTERM (see serve)
                 tracing.shutdown()
+                if export_stats is not None:
+                    tracing.write_stats(export_stats)
 
     server = _Server(
         uvicorn.Config(

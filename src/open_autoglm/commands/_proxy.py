@@ -8,6 +8,7 @@ from typing import Any
 
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._tracing_options import (
+    add_export_stats_argument,
     add_tracing_arguments,
     event_loop_factory,
     sampling_config,
@@ -28,6 +29,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8080, help="port (0: pick a free one)")
     add_tracing_arguments(p)
+    add_export_stats_argument(p)
     p.add_argument("--no-tracing", action="store_true", help="metrics only, no spans")
     p.add_argument(
         "--read-timeout",
@@ -68,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(serve_proxy(config, tracing, args.host, args.port, args.ready_file))
+            return runner.run(
+                serve_proxy(
+                    config, tracing, args.host, args.port, args.ready_file, args.export_stats
+                )
+            )
     finally:
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from open_autoglm.commands._backend_options import parse_backend_options
 from open_autoglm.commands._choices import BACKENDS, SERVER_MAX_BODY_BYTES
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._tracing_options import (
+    add_export_stats_argument,
     add_tracing_arguments,
     event_loop_factory,
     sampling_config,
@@ -62,6 +63,7 @@ def register(subparsers: Any) -> None:
         help="backend-specific setting, repeatable (sim: cost=zero, decode_base_ms=5, ...)",
     )
     add_tracing_arguments(p)
+    add_export_stats_argument(p)
     p.add_argument(
         "--no-tracing",
         action="store_true",
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             return runner.run(
                 _serve(
                     config, None if args.no_tracing else tracing, sampling, backend,
-                    args.ready_file,
+                    args.ready_file, args.export_stats,
                 )
             )  # fmt: skip
     finally:
@@ -130,6 +132,7 @@ async def _serve(
     sampling: SamplingConfig,
     backend: Any,
     ready: Path | None,
+    export_stats: Path | None = None,
 ) -> int:
     import uvicorn
 
@@ -159,6 +162,8 @@ async def _serve(
             # captured, and the default handler ends the process before any `finally`.
             if tracing is not None:
                 tracing.shutdown()
+                if export_stats is not None:
+                    tracing.write_stats(export_stats)
 
     app = create_app(backend, tracing=tracing, config=config, gpu=GpuProbe())
     server = _Server(

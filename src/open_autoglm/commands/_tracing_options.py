@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,6 +31,15 @@ def add_tracing_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="with --trace-budget: a request this slow is always kept (default: the running "
         "p95 of request durations)",
+    )
+
+
+def add_export_stats_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--export-stats",
+        type=Path,
+        metavar="FILE",
+        help="on exit, write span export counts (exported, dropped, sampled out) here as JSON",
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from open_autoglm.analysis import (
+    EXPORT_STATS_FILE,
     METRICS_FILE,
     RECORDS_FILE,
     RESULTS_FILE,
@@ -77,7 +78,7 @@ def run_managed(
         assert endpoint is not None
         env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"}
         with ServerProcess(
-            server.serve_args(endpoint),
+            server.serve_args(endpoint, run_dir / EXPORT_STATS_FILE),
             env=env,
             timeout_s=server.start_timeout_s,
             log_path=run_dir / "server.log",

@@ -9,10 +9,12 @@ default), ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_EXPORTER=none``; the batch proces
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -251,6 +253,23 @@ class Tracing:
     def shutdown(self) -> None:
         """Flush and stop export (the provider shuts its processors down)."""
         self.provider.shutdown()
+
+    def stats(self) -> dict[str, int]:
+        """Spans exported and dropped, spans still queued, requests the sampler left out."""
+        exporter, sampler = self.exporter, self.outlet.sampler
+        return {
+            "spans_exported": exporter.exported if exporter else 0,
+            "spans_dropped": exporter.dropped if exporter else 0,
+            "spans_queued": exporter.queued if exporter else 0,
+            "traces_sampled_out": sampler.sampled_out if sampler else 0,
+        }
+
+    def write_stats(self, path: Path) -> None:
+        """:meth:`stats` as JSON in ``path`` (after :meth:`shutdown`: the final counts), so a
+        run's report can say whether any span was lost."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.stats()) + "\n", encoding="utf-8")
+        tmp.replace(path)
 
 
 class _FanOut(SpanProcessor):

@@ -20,6 +20,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision as SamplingDecision
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes, AttributeValue
@@ -31,6 +33,7 @@ from open_autoglm.telemetry._sampling import KEEP_PARENT, Decision, TailSampler
 logger = logging.getLogger(__name__)
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
 _Part = tuple[
     SpanContext, SpanContext | None, str, SpanKind, int, int, Mapping[str, AttributeValue],
@@ -60,10 +63,14 @@ class SpanOutlet:
         sampler: TailSampler | None = None,
         id_generator: IdGenerator | None = None,
         scope_name: str = n.TRACER_NAME,
+        head_sampler: Sampler | None = None,
     ) -> None:
+        """``head_sampler``: an SDK sampler consulted when a request starts (what
+        ``OTEL_TRACES_SAMPLER`` configures); ``None``: parent-based, roots recorded."""
         self.processor = processor
         self.resource = resource
         self.sampler = sampler
+        self.head_sampler = head_sampler
         self.scope = InstrumentationScope(scope_name)
         ids = id_generator or RandomIdGenerator()
         self.new_span_id = ids.generate_span_id
@@ -134,6 +141,18 @@ class RequestSpan(trace.Span):
         else:
             self._parent = None
             trace_id, flags, state = outlet.new_trace_id(), _SAMPLED, None
+        if outlet.head_sampler is not None:
+            parent_context = (
+                None
+                if self._parent is None
+                else trace.set_span_in_context(trace.NonRecordingSpan(self._parent))
+            )
+            result = outlet.head_sampler.should_sample(
+                parent_context, trace_id, name, kind, attributes
+            )
+            sampled = result.decision is SamplingDecision.RECORD_AND_SAMPLE
+            flags = _SAMPLED if sampled else _NOT_SAMPLED
+            state = result.trace_state or state
         self._context = SpanContext(
             trace_id, outlet.new_span_id(), is_remote=False, trace_flags=flags, trace_state=state
         )

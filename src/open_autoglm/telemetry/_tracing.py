@@ -306,9 +306,17 @@ def make_tracing(
         if sampling is not None and sampling.budget_spans_per_s is not None
         else None
     )
+    return Tracing(provider, batch, _outlet(provider, processors, sampler))
+
+
+def _outlet(
+    provider: TracerProvider, processors: tuple[SpanProcessor, ...], sampler: TailSampler | None
+) -> SpanOutlet:
     target: SpanProcessor = processors[0] if len(processors) == 1 else _FanOut(processors)
-    outlet = SpanOutlet(target, resource, sampler, provider.id_generator)
-    return Tracing(provider, batch, outlet)
+    # OTEL_TRACES_SAMPLER (read by the SDK into provider.sampler) applies at the start of each
+    # request; unset, the SDK's default (parent-based, roots on) is what the outlet does anyway
+    head = provider.sampler if os.environ.get("OTEL_TRACES_SAMPLER") else None
+    return SpanOutlet(target, provider.resource, sampler, provider.id_generator, head_sampler=head)
 
 
 def outlet_for(provider: TracerProvider, sampler: TailSampler | None = None) -> SpanOutlet | None:
@@ -316,6 +324,4 @@ def outlet_for(provider: TracerProvider, sampler: TailSampler | None = None) -> 
     :class:`TrackingTracerProvider`); ``None`` for any other provider (then use the SDK)."""
     if not isinstance(provider, TrackingTracerProvider):
         return None
-    processors = provider.span_processors
-    target: SpanProcessor = processors[0] if len(processors) == 1 else _FanOut(processors)
-    return SpanOutlet(target, provider.resource, sampler, provider.id_generator)
+    return _outlet(provider, provider.span_processors, sampler)

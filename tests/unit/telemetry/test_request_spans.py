@@ -147,3 +147,20 @@ def test_a_bundle_encodes_exactly_as_its_sdk_spans() -> None:
     assert spans[1]["parentSpanId"] == spans[0]["spanId"]
     assert spans[2]["parentSpanId"] == PARENT
     processor.shutdown()
+
+
+async def test_a_head_sampler_from_otel_traces_sampler_applies_to_roots() -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    memory = InMemorySpanExporter()
+    outlet = SpanOutlet(
+        SimpleSpanProcessor(memory), Resource.create({}),
+        head_sampler=ParentBased(TraceIdRatioBased(0.25)),
+    )  # fmt: skip
+    async with _client(outlet) as client:
+        for _ in range(400):
+            await client.get("/ok")
+        await client.get("/ok", headers={"traceparent": f"00-{TRACE}-{PARENT}-01"})
+    servers = [s for s in memory.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert 50 < len(servers) < 160  # about a quarter of the roots
+    assert any(format(s.context.trace_id, "032x") == TRACE for s in servers if s.context)

@@ -10,6 +10,10 @@ to CPU 1 where ``taskset`` and two CPUs exist. Two loads per setting:
 * single: one request at a time -> p50 latency; the difference is the added latency.
 
     python benchmarks/bench_server_tracing.py [--seconds 5] [--rounds 2] [--concurrency 32]
+        [--before-src ../other-checkout/src]
+
+``--before-src`` adds a row for the same server from another source tree (an older commit's
+``src``), tracing on with OTLP http/json: before and after, side by side in one run.
 """
 
 from __future__ import annotations
@@ -76,19 +80,26 @@ def pin(cpu: int) -> list[str]:
     return []
 
 
+JSON = "on, OTLP http/json (ours)"
+BEFORE = "on, OTLP http/json, --before-src tree"
 MODES = {
     "off": ["--no-tracing"],
     "on, OTLP http/protobuf (SDK exporter)": ["--otlp-protocol", "http/protobuf"],
-    "on, OTLP http/json (ours)": ["--otlp-protocol", "http/json"],
+    JSON: ["--otlp-protocol", "http/json"],
 }
 
 
 def measure(mode: str, sink: SinkHandle, args: argparse.Namespace) -> tuple[float, float, float]:
     """Saturated requests/s, p50 latency one in flight (ms), server CPU µs per request."""
-    server_args = ["--backend", "sim", "--backend-option", "cost=zero", *MODES[mode]]
+    env = dict(os.environ)
+    if mode == BEFORE:
+        server_args = ["--backend", "sim", "--backend-option", "cost=zero", *MODES[JSON]]
+        env["PYTHONPATH"] = args.before_src
+    else:
+        server_args = ["--backend", "sim", "--backend-option", "cost=zero", *MODES[mode]]
     if mode != "off":
         server_args += ["--otlp-endpoint", sink.endpoint]
-    with ServerProcess(server_args, launcher=pin(0)) as server:
+    with ServerProcess(server_args, launcher=pin(0), env=env) as server:
         asyncio.run(closed_loop(server.url, args.concurrency, 1.0))  # warm-up
         before = cpu_s(server.pid)
         rps, _, count = asyncio.run(closed_loop_counted(server.url, args.concurrency, args.seconds))
@@ -103,14 +114,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=8, help="streamed tokens per request")
+    parser.add_argument("--before-src", help="source tree of the server to compare against")
     args = parser.parse_args()
     BODY["max_tokens"] = args.max_tokens
+    modes = [*MODES, BEFORE] if args.before_src else list(MODES)
     if pin(1):
         os.sched_setaffinity(0, {1})
-    results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in MODES}
+    results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in modes}
     with sink_process({1} if pin(1) else None) as sink:
         for _ in range(args.rounds):
-            for mode in MODES:
+            for mode in modes:
                 results[mode].append(measure(mode, sink, args))
         exported = sink.span_count
     load = os.getloadavg()[0]

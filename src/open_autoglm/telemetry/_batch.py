@@ -167,6 +167,10 @@ class BufferedSpanProcessor(SpanProcessor):
             )
 
     def shutdown(self) -> None:
+        """Export what is queued (within the export timeout), count the rest dropped, log the
+        count; a second call does nothing (the SDK also shuts providers down at exit)."""
+        if self._stopping:
+            return
         self._stopping = True
         self._wake.set()
         self._thread.join(self._timeout_s + 1.0)

@@ -315,17 +315,22 @@ class TracingProxy:
             # content-length goes too: the body is re-chunked, and cut short if the upstream fails
             out_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _HOP_BY_HOP]
             await send({"type": "http.response.start", "status": status, "headers": out_headers})
-            if stream:  # learn of a client that leaves mid-stream, to stop the upstream
+            if stream:  # a client that leaves mid-stream stops the upstream at once
                 client_gone = asyncio.ensure_future(receive())
+                client_gone.add_done_callback(lambda task: _abort_on_leave(task, response))
             try:
                 async for chunk in response.content.iter_any():
                     if watcher is not None:
                         watcher.feed(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     if client_gone is not None and client_gone.done():
-                        cancelled = True
                         break
+                if client_gone is not None and client_gone.done():
+                    cancelled = True  # the client left (the upstream may have ended quietly)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                if client_gone is not None and client_gone.done() and not client_gone.cancelled():
+                    cancelled = True  # we closed the upstream because the client left
+                    raise _ClientLeft from exc
                 failed_mid_body = (
                     "TimeoutError" if isinstance(exc, TimeoutError) else type(exc).__name__
                 )
@@ -338,6 +343,8 @@ class TracingProxy:
                                 "body": b"data: " + event + b"\n\ndata: [DONE]\n\n",
                                 "more_body": True})  # fmt: skip
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except _ClientLeft:
+            pass
         finally:
             ended = perf_counter_ns()
             if failed_mid_body is not None or cancelled:
@@ -466,6 +473,16 @@ class _Request:
 
 class _TooLarge(Exception):
     pass
+
+
+class _ClientLeft(Exception):
+    pass
+
+
+def _abort_on_leave(task: asyncio.Task[Message], response: aiohttp.ClientResponse) -> None:
+    """``receive()`` answered while we stream: the client disconnected; stop the upstream."""
+    if not task.cancelled() and task.result().get("type") == "http.disconnect":
+        response.close()
 
 
 def _record_of(operation: str, body: bytes, arrival: int) -> _Request:

@@ -221,3 +221,21 @@ def test_upstream_faults_give_clean_errors_and_spans(
         # still alive, stops on SIGTERM (uvicorn re-raises it), and never logged a crash
         assert proxy.stop() in (0, -signal.SIGTERM)
         assert "Traceback" not in proxy.stderr()
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_upstream(
+    crafted_upstream: tuple[Upstream, ThreadServer], sink: OtlpSink
+) -> None:
+    state, _ = crafted_upstream
+    with _fault_proxy(state.url, sink) as proxy:  # --read-timeout 1: a stall would end there
+        header, trace_id, _ = _traceparent()
+        body = {"model": "stall", "messages": [], "stream": True}
+        with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=body,
+                          headers={"traceparent": header}, timeout=10) as r:  # fmt: skip
+            first = next(r.iter_raw())
+            assert b'"first"' in first
+        # the client left with the upstream stalled: recorded as cancelled, not as a failure
+        span = _proxy_span(sink, trace_id)
+        assert span.attributes["autoglm.cancelled"] is True
+        assert "error.type" not in span.attributes
+        assert span.end_ns - span.start_ns < 0.9e9  # stopped at once, not at the read timeout

@@ -74,8 +74,11 @@ def cpu_s(pid: int) -> float:
     return times.user + times.system
 
 
+PINNING = {"on": True}  # --no-pin: on a shared machine other jobs may be pinned to CPU 0
+
+
 def pin(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+    if PINNING["on"] and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         return ["taskset", "-c", str(cpu)]
     return []
 
@@ -115,7 +118,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=8, help="streamed tokens per request")
     parser.add_argument("--before-src", help="source tree of the server to compare against")
+    parser.add_argument("--no-pin", action="store_true", help="let the OS place every process")
     args = parser.parse_args()
+    PINNING["on"] = not args.no_pin
     BODY["max_tokens"] = args.max_tokens
     modes = [*MODES, BEFORE] if args.before_src else list(MODES)
     if pin(1):

@@ -36,8 +36,15 @@ from opentelemetry.util.types import AttributeValue
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from open_autoglm.attach._config import ProxyConfig
+from open_autoglm.attach._genai import (
+    GENERATION_PATHS,
+    PROXY_BACKEND,
+    ProxyRequest,
+    request_of,
+    response_attributes,
+)
 from open_autoglm.attach._stream_watch import JsonWatcher, ResponseFacts, SseWatcher
-from open_autoglm.errors import OpenAutoGLMError
 from open_autoglm.telemetry import (
     ExportMetrics,
     RequestSpan,
@@ -56,13 +63,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
 
-#: Paths whose JSON body is an OpenAI generation request (read for GenAI attributes).
-GENERATION_PATHS: Final = {
-    "/v1/chat/completions": n.OPERATION_CHAT,
-    "/v1/completions": n.OPERATION_TEXT_COMPLETION,
-}
-#: Label ``backend`` of the proxy's metrics, and ``autoglm.backend`` of its spans.
-PROXY_BACKEND: Final = "proxy"
 _HOP_BY_HOP: Final = frozenset(
     {
         b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
@@ -70,41 +70,6 @@ _HOP_BY_HOP: Final = frozenset(
         b"traceparent", b"tracestate",
     }
 )  # fmt: skip
-
-
-class ProxyConfigError(OpenAutoGLMError, ValueError):
-    """A proxy setting that cannot work (an upstream that is not an http(s) URL, say)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyConfig:
-    """``upstream``: base URL of the OpenAI-compatible server (``http://host:port``); paths
-    are appended as the client sent them. ``read_timeout_s``: longest silence of the upstream
-    (before headers, or between chunks) before the request fails as a stall."""
-
-    upstream: str
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 300.0
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_connections: int = 0  # 0: unlimited (the upstream's own limits apply)
-
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.upstream)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ProxyConfigError(
-                f"--upstream must be an http(s) URL such as http://127.0.0.1:8000, "
-                f"got {self.upstream!r}"
-            )
-        if parts.query or parts.fragment:
-            raise ProxyConfigError("--upstream must not carry a query or fragment")
-        if not (self.connect_timeout_s > 0 and self.read_timeout_s > 0):
-            raise ProxyConfigError("timeouts must be positive")
-        if self.max_body_bytes < 1024:
-            raise ProxyConfigError("max_body_bytes must be at least 1024")
-
-    @property
-    def base(self) -> str:
-        return self.upstream.rstrip("/")
 
 
 def _error_body(message: str, code: str, kind: str = "server_error") -> bytes:
@@ -244,9 +209,9 @@ class TracingProxy:
             return
         if body is None:  # the client left before sending its request
             return
-        record: _Request | None = None
+        record: ProxyRequest | None = None
         if operation is not None and scope["method"] == "POST":
-            record = _record_of(operation, body, arrival)
+            record = request_of(operation, body, arrival)
         headers = self._upstream_headers(scope["headers"])
         if self._traced:
             propagate.inject(headers)  # our SERVER span's context, via the configured propagators
@@ -278,7 +243,7 @@ class TracingProxy:
         url: str,
         headers: dict[str, str],
         body: bytes,
-        record: _Request | None,
+        record: ProxyRequest | None,
         arrival: int,
         span: Span,
         request_span: RequestSpan | None,
@@ -388,7 +353,7 @@ class TracingProxy:
     def _finish(
         self,
         span: Span,
-        request: _Request | None,
+        request: ProxyRequest | None,
         facts: ResponseFacts | None,
         error_type: str | None,
     ) -> None:
@@ -405,25 +370,9 @@ class TracingProxy:
                 else facts.output_chunks
             )
             if span.is_recording():
-                attributes = request.attributes
-                attributes[n.ATTR_BACKEND] = PROXY_BACKEND
-                attributes[n.ATTR_UPSTREAM] = self.config.base
-                attributes[n.ATTR_OUTPUT_CHUNKS] = facts.output_chunks
-                if facts.prompt_tokens is not None:
-                    attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = facts.prompt_tokens
-                if facts.completion_tokens is not None:
-                    attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = facts.completion_tokens
-                if facts.finish_reason is not None:
-                    attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = (facts.finish_reason,)
-                if facts.response_id:
-                    attributes[n.GEN_AI_RESPONSE_ID] = facts.response_id
-                if facts.response_model:
-                    attributes[n.GEN_AI_RESPONSE_MODEL] = facts.response_model
-                if request.cancelled:
-                    attributes[n.ATTR_CANCELLED] = True
-                if error_type is not None:
-                    attributes[n.ERROR_TYPE] = error_type
-                span.set_attributes(attributes)
+                span.set_attributes(
+                    response_attributes(request, facts, error_type, self.config.base)
+                )
             self.metrics.observe_request(
                 request.model,
                 request.operation,
@@ -460,17 +409,6 @@ class _Load:
     batch_cap: int | None = None
 
 
-@dataclass(slots=True)
-class _Request:
-    """A generation request as the proxy saw it (``arrival_ns``: perf_counter_ns)."""
-
-    operation: str
-    model: str
-    arrival_ns: int
-    attributes: dict[str, AttributeValue]
-    cancelled: bool = False
-
-
 class _TooLarge(Exception):
     pass
 
@@ -483,35 +421,6 @@ def _abort_on_leave(task: asyncio.Task[Message], response: aiohttp.ClientRespons
     """``receive()`` answered while we stream: the client disconnected; stop the upstream."""
     if not task.cancelled() and task.result().get("type") == "http.disconnect":
         response.close()
-
-
-def _record_of(operation: str, body: bytes, arrival: int) -> _Request:
-    """The request's GenAI attributes from its OpenAI body (missing or malformed: left out)."""
-    try:
-        payload: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        payload = None
-    if not isinstance(payload, dict):
-        payload = {}
-    model = payload.get("model")
-    model = model if isinstance(model, str) else ""
-    attributes: dict[str, AttributeValue] = {
-        n.GEN_AI_OPERATION_NAME: operation,
-        n.GEN_AI_REQUEST_MODEL: model,
-        n.ATTR_STREAM: payload.get("stream") is True,
-    }
-    max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-        attributes[n.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attr in (
-        ("temperature", n.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", n.GEN_AI_REQUEST_TOP_P),
-        ("seed", n.GEN_AI_REQUEST_SEED),
-    ):
-        value = payload.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attributes[attr] = value
-    return _Request(operation, model, arrival, attributes)
 
 
 def create_proxy_app(

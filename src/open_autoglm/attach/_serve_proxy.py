@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from open_autoglm.attach._proxy import ProxyConfig, create_proxy_app
+from open_autoglm.attach._config import ProxyConfig
+from open_autoglm.attach._proxy import create_proxy_app
 from open_autoglm.telemetry import Tracing
 
 logger = logging.getLogger(__name__)

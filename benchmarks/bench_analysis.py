@@ -22,11 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from open_autoglm.analysis._critical_path import critical_paths
 from open_autoglm.analysis._hotspots import HotspotConfig, find_hotspots, span_attributes
-from open_autoglm.analysis._synthetic import SyntheticRun
+from open_autoglm.collector import SpanStore
+from open_autoglm.testing import SyntheticRun
 
 SCAN_SQL = """
 SELECT count(DISTINCT trace_id), max(span_id), max(parent_span_id), count(DISTINCT name),
@@ -48,7 +47,8 @@ def bench(requests: int, rounds: int, directory: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     store = SyntheticRun(requests=requests, seed=7).write(directory / f"run{requests}")
     generate_s = time.perf_counter() - t0
-    con = duckdb.connect(str(store), read_only=True)
+    span_store = SpanStore(store)
+    con = span_store.connection
     try:
         spans = int(con.execute("SELECT count(*) FROM spans").fetchone()[0])  # type: ignore[index]
         scan_s, _ = best(rounds, lambda: con.execute(SCAN_SQL).fetchall())
@@ -57,7 +57,7 @@ def bench(requests: int, rounds: int, directory: Path) -> dict[str, Any]:
         config = HotspotConfig()
         hot_s, report = best(rounds, lambda: find_hotspots(paths, None, attributes, config))
     finally:
-        con.close()
+        span_store.close()
     total = cp_s + attr_s + hot_s
     return {
         "requests": requests,

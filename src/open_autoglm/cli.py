@@ -14,14 +14,42 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from open_autoglm import __version__
+from open_autoglm._redact import redact_text
 from open_autoglm.commands import COMMAND_MODULES
 from open_autoglm.errors import OpenAutoGLMError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already gives it or there
+    is none (no value, an off switch, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or not action.option_strings
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+        ):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+class Parser(argparse.ArgumentParser):
+    """``open-autoglm``'s parsers, sub-commands' included: help shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="open-autoglm",
         description="Benchmark LLM inference servers and explain their latency.",
     )
@@ -30,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level for messages on stderr (default: WARNING)",
+        help="log level for messages on stderr",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
@@ -49,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except OpenAutoGLMError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = redact_text(str(exc)).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
         print(f"open-autoglm: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

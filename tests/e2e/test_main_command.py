@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from open_autoglm.collector import SpanStore
 from open_autoglm.telemetry import names as n
 
 CLI = [sys.executable, "-m", "open_autoglm"]
@@ -74,15 +74,12 @@ def test_every_request_has_its_stage_spans_in_the_store(main_run: tuple[Path, Pa
     _, run_dir = main_run
     records = read_jsonl(run_dir / "requests.jsonl")
     trace_ids = {r["trace_id"] for r in records if r["status"] == "ok"}
-    con = duckdb.connect(str(run_dir / "spans.duckdb"), read_only=True)
-    try:
-        rows = con.execute(
+    with SpanStore(run_dir / "spans.duckdb") as store:
+        rows = store.connection.execute(
             "SELECT trace_id, list(name) FROM spans WHERE trace_id IN (SELECT unnest(?)) "
             "GROUP BY trace_id",
             [sorted(trace_ids)],
         ).fetchall()
-    finally:
-        con.close()
     names = {trace_id: set(span_names) for trace_id, span_names in rows}
     assert set(names) == trace_ids
     client_name = n.client_span_name(n.OPERATION_CHAT, "sim-llm")

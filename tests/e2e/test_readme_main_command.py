@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
+
+from open_autoglm.collector import SpanStore
 
 COMMAND = ["benchmark", "--backend", "onnxruntime", "--model", "smollm2-135m",
            "--concurrency", "16", "--output", "report.json"]  # fmt: skip
@@ -42,8 +43,8 @@ def test_main_command_on_the_real_model(tmp_path: Path) -> None:
     assert len(html) > 10_000
     assert "CPUExecutionProvider" in html
     (spans_db,) = tmp_path.glob("runs/*/spans.duckdb")
-    with duckdb.connect(str(spans_db), read_only=True) as db:
-        (resources,) = db.execute(
+    with SpanStore(spans_db) as store:
+        (resources,) = store.connection.execute(
             "SELECT list(DISTINCT resource_attributes->>'autoglm.backend.execution_provider') "
             "FROM spans WHERE service_name = 'open-autoglm-server'"
         ).fetchone()

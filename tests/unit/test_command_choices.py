@@ -11,6 +11,8 @@ from open_autoglm.instrumented_servers import models
 def test_each_copy_equals_the_library_constant() -> None:
     assert tuple(instrumented_servers.backend_names()) == choices.BACKENDS
     assert instrumented_servers.ServerConfig().max_body_bytes == choices.SERVER_MAX_BODY_BYTES
+    assert instrumented_servers.ServerConfig().header_timeout_s == choices.SERVER_HEADER_TIMEOUT_S
+    assert instrumented_servers.ServerConfig().body_timeout_s == choices.SERVER_BODY_TIMEOUT_S
     assert choices.COLLECTOR_MAX_BODY_BYTES == collector.DEFAULT_MAX_BODY_BYTES
     assert choices.APIS == loadgen.APIS
     assert choices.ARRIVALS == loadgen.ARRIVALS

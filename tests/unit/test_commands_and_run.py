@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from open_autoglm import analysis, collector, instrumented_servers, loadgen, telemetry
+from open_autoglm import analysis, collector, instrumented_servers, loadgen, objectives, telemetry
 from open_autoglm.cli import main
 from open_autoglm.commands import UsageError, parse_backend_options
 from open_autoglm.errors import OpenAutoGLMError
@@ -61,7 +61,7 @@ def test_managed_server_options_are_frozen_and_checked() -> None:
 def test_a_run_directory_of_another_run_is_refused(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     prepare_run_dir(run_dir)
-    (run_dir / analysis.RECORDS_FILE).write_text("")
+    (run_dir / loadgen.RECORDS_FILE).write_text("")
     with pytest.raises(RunDirectoryError, match="already holds a run"):
         prepare_run_dir(run_dir)
 
@@ -71,7 +71,7 @@ def test_a_run_directory_of_another_run_is_refused(tmp_path: Path) -> None:
     [
         analysis.AnalysisError,
         analysis.ReportError,
-        analysis.SloError,
+        objectives.ObjectiveError,
         analysis.ReportReadError,
         analysis.PrometheusError,
         analysis.TempoError,
@@ -96,7 +96,12 @@ def test_every_package_tree_is_under_the_one_root(error: type[Exception]) -> Non
 
 @pytest.mark.parametrize(
     "error",
-    [analysis.ReportError, analysis.SloError, loadgen.ConfigError, models.ModelPreparationError],
+    [
+        analysis.ReportError,
+        objectives.ObjectiveError,
+        loadgen.ConfigError,
+        models.ModelPreparationError,
+    ],
 )
 def test_library_errors_are_not_the_command_lines_usage_error(error: type[Exception]) -> None:
     assert not issubclass(error, UsageError)

@@ -18,6 +18,7 @@ PACKAGES = (
     "open_autoglm.commands",
     "open_autoglm.run",
     "open_autoglm.attach",
+    "open_autoglm.objectives",
 )
 
 

@@ -14,6 +14,7 @@ from open_autoglm.analysis._critical_path import (
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._errors import AnalysisError
 from open_autoglm.analysis._gate import GateResult, RegressionConfig, check_report
+from open_autoglm.analysis._hardware import Hardware
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
     HotspotReport,
@@ -23,8 +24,10 @@ from open_autoglm.analysis._hotspots import (
 )
 from open_autoglm.analysis._html import render_html, write_html
 from open_autoglm.analysis._load_models import (
+    FitSummary,
     LevelPoint,
     LoadModels,
+    LoadModelsSummary,
     fit_load_models,
     points_from_levels,
 )
@@ -37,21 +40,15 @@ from open_autoglm.analysis._prometheus_source import (
     query_prometheus,
 )
 from open_autoglm.analysis._report import (
-    EXPORT_STATS_FILE,
-    METRICS_FILE,
-    RECORDS_FILE,
     REPORT_VERSION,
-    RESULTS_FILE,
-    RUN_FILE,
-    SPANS_FILE,
+    Distribution,
     Report,
-    ReportError,
+    RunInfo,
     build_report,
 )
 from open_autoglm.analysis._report_view import ReportReadError
-from open_autoglm.analysis._slo import RUN_METRICS, Objective, SloError, parse_error_rate, parse_slo
+from open_autoglm.analysis._run_directory import ReportError, RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
-from open_autoglm.analysis._synthetic import SyntheticRun, write_span_store
 from open_autoglm.analysis._tempo_source import (
     TempoConfig,
     TempoError,
@@ -63,25 +60,21 @@ from open_autoglm.analysis._tempo_source import (
 
 __all__ = [
     "COMPARE_FORMATS",
-    "EXPORT_STATS_FILE",
-    "METRICS_FILE",
-    "RECORDS_FILE",
     "REPORT_VERSION",
-    "RESULTS_FILE",
-    "RUN_FILE",
-    "RUN_METRICS",
-    "SPANS_FILE",
     "AnalysisError",
     "CompareRow",
     "CriticalPathError",
     "CriticalPaths",
     "Diagnosis",
+    "Distribution",
+    "FitSummary",
     "GateResult",
+    "Hardware",
     "HotspotConfig",
     "HotspotReport",
     "LevelPoint",
     "LoadModels",
-    "Objective",
+    "LoadModelsSummary",
     "PrometheusConfig",
     "PrometheusError",
     "PrometheusSummary",
@@ -90,9 +83,9 @@ __all__ = [
     "ReportError",
     "ReportReadError",
     "ResourceSummary",
-    "SloError",
+    "RunDirectory",
+    "RunInfo",
     "StageBreakdown",
-    "SyntheticRun",
     "TempoConfig",
     "TempoError",
     "TempoFetch",
@@ -106,8 +99,6 @@ __all__ = [
     "find_hotspots",
     "fit_load_models",
     "latency_from_records",
-    "parse_error_rate",
-    "parse_slo",
     "points_from_levels",
     "prometheus_summary_of_run",
     "query_prometheus",
@@ -119,5 +110,4 @@ __all__ = [
     "summarize_samples",
     "trace_sections",
     "write_html",
-    "write_span_store",
 ]

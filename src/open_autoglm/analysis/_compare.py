@@ -78,42 +78,37 @@ def compare_rows(paths: Sequence[Path], *, level: int | None = None) -> list[Com
         run = view.label if names.count(view.label) == 1 else f"{view.label} ({view.path.name})"
         rss, gpu = view.peak_memory_bytes()
         memory, source = (gpu, "gpu") if gpu else (rss, "rss") if rss else (None, None)
-        for position, lv in enumerate(view.levels):
-            index = view.level_index(lv, position)
-            if level is not None and index != level:
+        for lv in view.levels:
+            if level is not None and lv.index != level:
                 continue
-            e2e, ttft = lv.get("e2e_ms") or {}, lv.get("ttft_ms") or {}
+            e2e, ttft = lv.stats("e2e"), lv.stats("ttft")
             rows.append(
                 CompareRow(
                     run=run,
-                    level=str(lv.get("label") or f"#{index}"),
-                    requests=_int(lv.get("measured", lv.get("requests"))),
-                    mean_latency_ms=_num(e2e.get("mean")),
-                    p95_latency_ms=_num(e2e.get("p95")),
-                    p95_ttft_ms=_num(ttft.get("p95")),
-                    tokens_per_s=_num(lv.get("output_token_throughput")),
-                    requests_per_s=_num(lv.get("request_throughput")),
+                    level=lv.name,
+                    requests=lv.measured if lv.measured is not None else lv.requests,
+                    mean_latency_ms=_num(e2e.mean),
+                    p95_latency_ms=_num(e2e.p95),
+                    p95_ttft_ms=_num(ttft.p95),
+                    tokens_per_s=_num(lv.output_token_throughput),
+                    requests_per_s=_num(lv.request_throughput),
                     peak_memory_gb=None if memory is None else memory / 1e9,
                     peak_memory_source=source,
-                    error_rate=_num(lv.get("error_rate")),
+                    error_rate=_num(lv.error_rate),
                 )
             )
     return rows
 
 
-def _num(value: Any) -> float | None:
+def _num(value: float | None) -> float | None:
     return None if value is None else float(value)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
 
 
 def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
     cells = [r.cells() for r in rows]
     if fmt == "markdown":
         out = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells]
+        out += ["| " + " | ".join(markdown_cell(c) for c in r) + " |" for r in cells]
         return "\n".join(out) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -125,9 +120,9 @@ def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
     if fmt == "html":
         return _html(cells)
     if fmt == "json":
-        import json
+        from open_autoglm import _strict_json as strict_json
 
-        return json.dumps([r.to_json() for r in rows], indent=2) + "\n"
+        return strict_json.dumps([r.to_json() for r in rows], indent=2) + "\n"
     widths = [max(len(r[i]) for r in (_HEADER, *cells)) for i in range(len(_HEADER))]
     lines = [
         "  ".join(
@@ -137,6 +132,17 @@ def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
         for r in (_HEADER, *cells)
     ]
     return "\n".join(lines) + "\n"
+
+
+_MARKDOWN_SPECIAL: Final = str.maketrans({c: "\\" + c for c in "\\`*_[]|"})
+
+
+def markdown_cell(text: str) -> str:
+    """``text`` as literal table-cell content: HTML escaped (a model named ``<img src=x
+    onerror=...>`` renders as text), Markdown punctuation and ``|`` backslash-escaped,
+    line breaks turned into spaces."""
+    flat = " ".join(text.splitlines())
+    return html.escape(flat).translate(_MARKDOWN_SPECIAL)
 
 
 def _html(cells: Sequence[Sequence[str]]) -> str:

@@ -23,6 +23,8 @@ all children sorted by (parent, end); no Python loop per span or per trace.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -32,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from open_autoglm.analysis._errors import AnalysisError
+from open_autoglm.collector import CollectorError, SpanStore
 from open_autoglm.telemetry import names
 
 Horizon = Literal["e2e", "ttft"]
@@ -199,15 +202,33 @@ class _Spans:
     end: IntArray
 
 
-def connect(source: duckdb.DuckDBPyConnection | Path | str) -> duckdb.DuckDBPyConnection:
-    """A connection on a span store file (read-only), or the connection given."""
+#: Where spans are read from: a span store file, an open :class:`SpanStore`, or a DuckDB
+#: connection that has the tables (the report's, or a test's own).
+SpanSource = SpanStore | duckdb.DuckDBPyConnection | Path | str
+
+
+@contextmanager
+def span_connection(source: SpanSource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection on ``source``: the connection given, the store's, or a
+    :class:`SpanStore` opened on the file (read-only, schema checked) and closed after.
+
+    Raises :class:`CriticalPathError` when the file is not a span store of this version."""
     if isinstance(source, duckdb.DuckDBPyConnection):
-        return source
-    return duckdb.connect(str(source), read_only=True)
+        yield source
+        return
+    if isinstance(source, SpanStore):
+        yield source.connection
+        return
+    try:
+        store = SpanStore(source)
+    except CollectorError as exc:
+        raise CriticalPathError(str(exc)) from exc
+    with store:
+        yield store.connection
 
 
 def critical_paths(
-    source: duckdb.DuckDBPyConnection | Path | str,
+    source: SpanSource,
     *,
     table: str = "spans",
     events_table: str = "span_events",
@@ -221,8 +242,7 @@ def critical_paths(
     ``first_token`` event), everything after it clipped off: what the time to first token was
     spent on. ``service`` keeps the spans of one ``service_name`` only.
     """
-    con = connect(source)
-    try:
+    with span_connection(source) as con:
         for t in (table, events_table):
             if not _IDENTIFIER.match(t):
                 raise CriticalPathError(f"bad table name {t!r}")
@@ -234,9 +254,6 @@ def critical_paths(
                 cutoff = _first_output(con, table, events_table, where, params, trace_ids)
         except duckdb.Error as exc:
             raise CriticalPathError(f"cannot read spans from {table!r}: {exc}") from exc
-    finally:
-        if con is not source:
-            con.close()
     return _compute(
         spans,
         trace_ids=trace_ids,
@@ -301,20 +318,16 @@ def _dictionary(
 
 
 def trace_sections(
-    source: duckdb.DuckDBPyConnection | Path | str,
+    source: SpanSource,
     trace_id: str,
     *,
     table: str = "spans",
 ) -> list[Section]:
     """The critical path of one trace as sections in time order (for a waterfall)."""
-    con = connect(source)
-    try:
+    with span_connection(source) as con:
         if not _IDENTIFIER.match(table):
             raise CriticalPathError(f"bad table name {table!r}")
         spans, _, op_names, _ = _load(con, table, "AND trace_id = ?", [trace_id.lower()])
-    finally:
-        if con is not source:
-            con.close()
     if not spans.trace.size:
         return []
     prepared = _prepare(spans, 1, None)

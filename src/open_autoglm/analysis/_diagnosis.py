@@ -6,8 +6,8 @@ store and records; the report embeds the result and the HTML shows it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,10 +16,16 @@ import numpy as np
 from open_autoglm.analysis._critical_path import CriticalPathError, CriticalPaths, critical_paths
 from open_autoglm.analysis._hotspots import (
     HotspotConfig,
+    HotspotReport,
     find_hotspots,
     span_attributes,
 )
-from open_autoglm.analysis._load_models import fit_load_models, points_from_levels
+from open_autoglm.analysis._load_models import (
+    LoadModelsSummary,
+    fit_load_models,
+    points_from_levels,
+)
+from open_autoglm.analysis._run_directory import RECORDS_TABLE, RunDirectory
 from open_autoglm.analysis._stages import WaterfallSpan, waterfalls
 
 #: Levels needed before a load model is fitted (three parameters each).
@@ -30,10 +36,11 @@ BOOTSTRAP_SAMPLES_PER_LEVEL = 2000
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    #: hotspots of E2E and of TTFT (each with plain-words summary and example trace ids)
-    hotspots: dict[str, dict[str, Any]]
-    #: decay and USL fits over the levels, or why not
-    load_models: dict[str, Any] | None
+    #: hotspots of E2E and of TTFT, by metric (each with plain-words summary and example trace
+    #: ids); a metric whose critical paths could not be built is absent (see ``notes``)
+    hotspots: dict[str, HotspotReport]
+    #: decay and USL fits over the levels (None under three levels)
+    load_models: LoadModelsSummary | None
     #: waterfalls of the hotspots' example traces, by trace id
     examples: dict[str, list[WaterfallSpan]]
     summary: list[str] = field(default_factory=list)
@@ -49,25 +56,14 @@ def slow_quantile(requests: int) -> float:
     return 0.9
 
 
-def _read_records(path: Path) -> dict[str, np.ndarray]:
-    """The measured records' columns (DuckDB reads the JSON lines; missing keys are NULL)."""
-    con = duckdb.connect()
-    try:
-        columns = con.execute(
-            """
-            SELECT trace_id, level, status, e2e_s, ttft_s
-            FROM read_json(?, format = 'newline_delimited', columns = {
-                trace_id: 'VARCHAR', level: 'BIGINT', phase: 'VARCHAR', status: 'VARCHAR',
-                e2e_s: 'DOUBLE', ttft_s: 'DOUBLE'})
-            WHERE coalesce(phase, 'measure') = 'measure'
-            """,
-            [str(path)],
-        ).fetchnumpy()
-    finally:
-        con.close()
+def _read_records(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
+    """The measured records' columns (missing keys are NULL; ``ok`` per the records' rule)."""
+    columns = con.execute(
+        f"SELECT trace_id, level, ok, e2e_s, ttft_s FROM {RECORDS_TABLE} WHERE measured"
+    ).fetchnumpy()
     return {
         k: np.ma.filled(v.astype(np.float64), np.nan) if k in ("e2e_s", "ttft_s") else
-        np.asarray(v)
+        np.ma.filled(v, False) if k == "ok" else np.asarray(v)
         for k, v in columns.items()
     }  # fmt: skip
 
@@ -75,7 +71,7 @@ def _read_records(path: Path) -> dict[str, np.ndarray]:
 def _latency_ms(paths: CriticalPaths, records: dict[str, np.ndarray], metric: str) -> np.ndarray:
     """Client latency (ms) per row of ``paths``; NaN for traces without a successful record."""
     values = records[f"{metric}_s"] * 1e3
-    ok = (records["status"] == "ok") & np.isfinite(values)
+    ok = records["ok"] & np.isfinite(values)
     ids = records["trace_id"][ok]
     out = np.full(paths.trace_ids.size, np.nan)
     if ids.size:
@@ -87,7 +83,7 @@ def _latency_ms(paths: CriticalPaths, records: dict[str, np.ndarray], metric: st
 
 def _bootstrap_records(records: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Successful records, at most ``BOOTSTRAP_SAMPLES_PER_LEVEL`` a level, as dicts."""
-    ok = (records["status"] == "ok") & np.isfinite(records["e2e_s"])
+    ok = records["ok"] & np.isfinite(records["e2e_s"])
     out: list[dict[str, Any]] = []
     for level in np.unique(records["level"][ok]):
         e2e = records["e2e_s"][ok & (records["level"] == level)]
@@ -96,17 +92,21 @@ def _bootstrap_records(records: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     return out
 
 
-def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]]) -> Diagnosis:
-    records = _read_records(records_path)
-    ok = int((records["status"] == "ok").sum())
+def diagnose(run: RunDirectory, levels: Sequence[Mapping[str, Any]]) -> Diagnosis:
+    """Hotspots of the slow requests (E2E and TTFT) and load models over ``levels`` (the load
+    generator's per-level results as JSON), from the run's span store and records (see
+    :meth:`RunDirectory.database`)."""
+    con = run.database()
+    records = _read_records(con)
+    ok = int(records["ok"].sum())
     quantile = slow_quantile(ok)
-    hotspots: dict[str, dict[str, Any]] = {}
+    hotspots: dict[str, HotspotReport] = {}
     summary: list[str] = []
     notes: list[str] = []
     example_ids: list[str] = []
     for metric in ("e2e", "ttft"):
         try:
-            paths = critical_paths(spans_path, horizon=metric)
+            paths = critical_paths(con, horizon=metric)
         except CriticalPathError as exc:
             notes.append(f"critical path ({metric}): {exc}")
             continue
@@ -114,26 +114,22 @@ def diagnose(spans_path: Path, records_path: Path, levels: list[dict[str, Any]])
         found = find_hotspots(
             paths,
             _latency_ms(paths, records, metric),
-            span_attributes(spans_path, paths),
+            span_attributes(con, paths),
             config,
         )
-        hotspots[metric] = found.to_json()
+        hotspots[metric] = found
         summary.extend(found.summary[:1])  # the rest are in the hotspot tables
         if found.top is not None:
             example_ids.extend(found.top.example_trace_ids)
     load_models = None
     if len(levels) >= MIN_LEVELS_FOR_FIT:
         points = points_from_levels(levels, _bootstrap_records(records))
-        load_models = fit_load_models(points).to_json()
-        summary.extend(load_models["summary"])
+        load_models = fit_load_models(points).report()
+        summary.extend(load_models.summary)
     elif len(levels) > 1:
         notes.append(
             f"{len(levels)} levels: a load model needs at least {MIN_LEVELS_FOR_FIT} "
             "(run a step or sweep profile)."
         )
-    con = duckdb.connect(str(spans_path), read_only=True)
-    try:
-        examples = waterfalls(con, list(dict.fromkeys(example_ids)))
-    finally:
-        con.close()
+    examples = waterfalls(con, list(dict.fromkeys(example_ids)))
     return Diagnosis(hotspots, load_models, examples, summary, notes)

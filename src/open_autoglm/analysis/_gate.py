@@ -12,7 +12,7 @@ one-sided Fisher exact test says the new rate is higher (p < 0.05).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -21,20 +21,22 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from open_autoglm.analysis._report_view import ReportView, RequestSamples
-from open_autoglm.analysis._slo import (
-    LATENCY_METRICS,
-    Objective,
-    format_value,
-    parse_slo,
+from open_autoglm.analysis._report_view import (
+    LevelView,
+    ReportReadError,
+    ReportView,
+    RequestSamples,
+    StatName,
 )
+from open_autoglm.objectives import LATENCY_METRICS, Objective, format_value, parse_gate
 
 Verdict = Literal["pass", "FAIL", "REGRESSION", "improved", "n/a"]
 FloatArray = npt.NDArray[np.float64]
 _DEFAULT_REGRESSION_STATS: Final = "p50_e2e<=1s,p95_e2e<=1s,p95_ttft<=1s"
 _MIN_SAMPLES: Final = 20
-_LEVEL_STATS: Final = {"mean": "mean", "median": "median", "p50": "median", "p90": "p90",
-                       "p95": "p95", "p99": "p99", "max": "max", "min": "min"}  # fmt: skip
+_LEVEL_STATS: Final[dict[str, StatName]] = {
+    "mean": "mean", "median": "median", "p50": "median", "p90": "p90", "p95": "p95",
+    "p99": "p99", "max": "max", "min": "min"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,43 +127,40 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 # ---------------------------------------------------------------- measuring
 
 
-def _levels(view: ReportView, level: int | None) -> list[tuple[int, dict[str, Any]]]:
+def _levels(view: ReportView, level: int | None) -> list[LevelView]:
     out = []
-    for position, lv in enumerate(view.levels):
-        index = view.level_index(lv, position)
-        if level is not None and index != level:
+    for lv in view.levels:
+        if level is not None and lv.index != level:
             continue
-        if level is None and not (lv.get("measured", 1) or lv.get("succeeded", 0)):
+        measured = 1 if lv.measured is None else lv.measured
+        if level is None and not (measured or lv.succeeded):
             continue
-        out.append((index, lv))
+        out.append(lv)
     if level is not None and not out:
-        from open_autoglm.analysis._report_view import ReportReadError
-
         raise ReportReadError(f"{view.path} has no level {level}")
     return out
 
 
 def _measure(
-    objective: Objective, lv: dict[str, Any], samples: RequestSamples | None
+    objective: Objective, lv: LevelView, samples: RequestSamples | None
 ) -> tuple[float | None, str | None]:
     """The objective's statistic for one level (seconds, fraction or per second)."""
     m = objective.metric
     if m == "rps":
-        return _num(lv.get("request_throughput")), None
+        return lv.request_throughput, None
     if m == "tok_s":
-        return _num(lv.get("output_token_throughput")), None
+        return lv.output_token_throughput, None
     if m == "error_rate":
         if samples is not None and samples.ok + samples.failed:
             return samples.failed / (samples.ok + samples.failed), None
-        return _num(lv.get("error_rate")), None
+        return lv.error_rate, None
     if samples is not None:
         values = samples.values(m)
         if not values.size:
             return None, "no successful request measured it"
         return _statistic(objective, values), None
     key = _LEVEL_STATS.get(objective.stat or "")
-    level_stats = lv.get(f"{m}_ms") or {}
-    value = _num(level_stats.get(key)) if key else None
+    value = lv.stats(m).stat(key) if key else None
     if value is None:
         return None, f"{objective.name} needs requests.jsonl beside the report"
     return value / 1e3, None
@@ -176,14 +175,6 @@ def _statistic(objective: Objective, values: FloatArray) -> float:
     if objective.stat == "min":
         return float(values.min())
     return float(values.max())
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _level_label(lv: dict[str, Any], index: int) -> str:
-    return str(lv.get("label") or f"#{index}")
 
 
 # ---------------------------------------------------------------- the gate
@@ -204,7 +195,7 @@ def check_report(
     checks = [_slo_check(view, o, level) for o in objectives]
     if base is not None:
         latency = [o for o in objectives if o.metric in LATENCY_METRICS]
-        for o in latency or parse_slo(_DEFAULT_REGRESSION_STATS):
+        for o in latency or parse_gate(_DEFAULT_REGRESSION_STATS):
             checks.extend(_regression_checks(view, base, o, level, config))
         checks.extend(_error_rate_regression(view, base, level, config))
     return GateResult(str(view.path), None if base is None else str(base.path), tuple(checks))
@@ -214,13 +205,13 @@ def _slo_check(view: ReportView, objective: Objective, level: int | None) -> Che
     samples = view.samples()
     measured: list[tuple[float, str]] = []
     missing: list[str] = []
-    for index, lv in _levels(view, level):
-        s = None if samples is None else samples.get(index, RequestSamples())
+    for lv in _levels(view, level):
+        s = None if samples is None else samples.get(lv.index, RequestSamples())
         value, why = _measure(objective, lv, s)
         if value is None:
             missing.append(why or "not measured")
         else:
-            measured.append((value, _level_label(lv, index)))
+            measured.append((float(value), lv.name))
     limit = objective.describe_limit()
     if not measured:
         note = missing[0] if missing else "the report has no measured level"
@@ -246,13 +237,13 @@ def _pairs(
     new_levels, old_levels = _levels(view, level), _levels(base, level)
     if len(new_levels) == len(old_levels):
         return [
-            (_level_label(lv, i), new.get(i, RequestSamples()), old.get(j, RequestSamples()))
-            for (i, lv), (j, _) in zip(new_levels, old_levels, strict=True)
+            (lv.name, new.get(lv.index, RequestSamples()), old.get(b.index, RequestSamples()))
+            for lv, b in zip(new_levels, old_levels, strict=True)
         ]
     return [("all", _pool(new.values()), _pool(old.values()))]
 
 
-def _pool(samples: Any) -> RequestSamples:
+def _pool(samples: Iterable[RequestSamples]) -> RequestSamples:
     out = RequestSamples()
     for s in samples:
         for m in ("ttft", "tpot", "itl", "itl_max", "e2e"):
@@ -300,25 +291,33 @@ def _compare_samples(
     a = _cap(old, config.max_samples, rng)
     b = _cap(new, config.max_samples, rng)
     stat_a, stat_b = _statistic(objective, old), _statistic(objective, new)
+    m = objective.metric
+    both = f"{format_value(m, stat_b)} vs {format_value(m, stat_a)}"
+    if not stat_a > 0:  # a relative change from zero is undefined: not judgeable, said so
+        why = "no change" if stat_b == stat_a else "a change from zero has no relative size"
+        return CheckResult(name, label, both, limit, "n/a", value=stat_b, baseline_value=stat_a,
+                           note=f"{label}: not judgeable: {why} ({both}); a relative "
+                           "change needs a baseline above zero")  # fmt: skip
     boot_a = _boot(objective, a, config.draws, rng)
     boot_b = _boot(objective, b, config.draws, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = (boot_b - boot_a) / boot_a
     rel = rel[np.isfinite(rel)]
+    if rel.size < 2:  # nearly every resample of the baseline has the statistic at zero
+        return CheckResult(name, label, both, limit, "n/a", value=stat_b, baseline_value=stat_a,
+                           note=f"{label}: not judgeable: the baseline's resampled statistic "
+                           "is zero too often to bound the change")  # fmt: skip
     tail = (1 - config.confidence) / 2
     low, high = (float(v) for v in np.quantile(rel, [tail, 1 - tail]))
-    change = (stat_b - stat_a) / stat_a if stat_a > 0 else float("inf")
-    p = float(stats.mannwhitneyu(b, a, alternative="greater", method="asymptotic").pvalue)
+    change = (stat_b - stat_a) / stat_a
+    p_raw = float(stats.mannwhitneyu(b, a, alternative="greater", method="asymptotic").pvalue)
+    p = p_raw if np.isfinite(p_raw) else None  # identical samples: no test statistic
     verdict: Verdict = "pass"
     if low > 0 and change > config.min_change:
         verdict = "REGRESSION"
     elif high < 0 and change < -config.min_change:
         verdict = "improved"
-    m = objective.metric
-    measured = (
-        f"{format_value(m, stat_b)} vs {format_value(m, stat_a)} "
-        f"({change:+.1%}, {config.confidence:.0%} CI {low:+.1%}..{high:+.1%})"
-    )
+    measured = f"{both} ({change:+.1%}, {config.confidence:.0%} CI {low:+.1%}..{high:+.1%})"
     note = None
     if verdict == "pass" and change > config.min_change:
         note = f"{label}: {change:+.1%} is within run-to-run noise (CI {low:+.1%}..{high:+.1%})"
@@ -381,10 +380,10 @@ def _error_rate_regression(
 
 def _error_counts(view: ReportView, level: int | None) -> tuple[int, int] | None:
     failed = total = 0
-    for _, lv in _levels(view, level):
-        ok, bad = lv.get("succeeded"), lv.get("failed")
+    for lv in _levels(view, level):
+        ok, bad = lv.succeeded, lv.failed
         if ok is None or bad is None:
             return None
-        failed += int(bad)
-        total += int(ok) + int(bad)
+        failed += bad
+        total += ok + bad
     return (failed, total) if total else None

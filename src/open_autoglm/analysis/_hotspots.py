@@ -20,15 +20,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Final, Literal
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from open_autoglm.analysis._critical_path import CriticalPaths, connect
+from open_autoglm.analysis._critical_path import CriticalPaths, SpanSource, span_connection
+from open_autoglm.loadgen import is_measured, is_ok
 from open_autoglm.telemetry import names
 
 FloatArray = npt.NDArray[np.float64]
@@ -152,18 +151,21 @@ class Trend:
         return asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HotspotReport:
+    """The hotspots of one metric; fields in the order of the report's JSON
+    (``diagnosis.hotspots.e2e|ttft``)."""
+
     metric: Metric
     quantile: float
     threshold_ms: float | None
     slow_requests: int
     baseline_requests: int
+    summary: tuple[str, ...]  # plain-words sentences, most important first
+    note: str | None = None
     hotspots: tuple[Hotspot, ...]  # flagged first, by excess ms
     attributes: tuple[AttributeFinding, ...]
     trends: tuple[Trend, ...]
-    summary: tuple[str, ...]  # plain-words sentences, most important first
-    note: str | None = None
     config: HotspotConfig = field(default_factory=HotspotConfig)
 
     @property
@@ -194,14 +196,16 @@ def latency_from_records(
     paths: CriticalPaths, records: Iterable[Mapping[str, Any] | Any], metric: Metric = "e2e"
 ) -> FloatArray:
     """Client latency (ms) per row of ``paths`` from load-generator records (dicts from
-    ``requests.jsonl`` or ``RequestRecord``); NaN for traces without a successful record."""
+    ``requests.jsonl`` or ``RequestRecord``); NaN for traces without a measured, successful
+    record."""
     key = "e2e_s" if metric == "e2e" else "ttft_s"
     ids: list[str] = []
     values: list[float] = []
     for record in records:
         trace_id, value = _field(record, "trace_id"), _field(record, key)
         status = _field(record, "status")
-        if trace_id and value is not None and status in (None, "ok"):
+        measured = is_measured(_field(record, "phase"), status) and is_ok(status)
+        if trace_id and value is not None and measured:
             ids.append(trace_id)
             values.append(float(value) * 1e3)
     out = np.full(paths.trace_ids.size, np.nan)
@@ -219,7 +223,7 @@ def _field(record: Mapping[str, Any] | Any, key: str) -> Any:
 
 
 def span_attributes(
-    source: duckdb.DuckDBPyConnection | Path | str,
+    source: SpanSource,
     paths: CriticalPaths,
     specs: Sequence[AttributeSpec] = DEFAULT_ATTRIBUTES,
     *,
@@ -227,8 +231,7 @@ def span_attributes(
 ) -> dict[str, FloatArray]:
     """Numeric attributes per row of ``paths`` (NaN where absent), read in one scan, plus
     ``in_flight``: SERVER spans in flight when each trace's SERVER span started."""
-    con = connect(source)
-    try:
+    with span_connection(source) as con:
         cases = ", ".join(
             f"max(CASE WHEN name = ? THEN TRY_CAST(attributes->>'$.\"{_quote(s.key)}\"' "
             f"AS DOUBLE) END) AS a{i}"
@@ -243,9 +246,6 @@ def span_attributes(
             "OR kind = 'SERVER' GROUP BY trace_id"
         )
         data = con.execute(sql, params + [s.span for s in specs]).fetchnumpy()
-    finally:
-        if con is not source:
-            con.close()
     n = paths.trace_ids.size
     rows = paths.indexes(np.asarray(data["trace_id"].astype(str), dtype=np.str_))
     hit = rows >= 0

@@ -3,13 +3,16 @@ fetched from anywhere), every text from prompts, models or errors escaped."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from open_autoglm.analysis._report import Report
+from open_autoglm.analysis._load_models import PointSummary
+from open_autoglm.analysis._report import DistributionMetric, Report
 from open_autoglm.analysis._stages import STAGE_COLUMNS, TTFT_PARTS
 from open_autoglm.analysis._svg import bar_chart, cdf_chart, fit_chart, stacked_bars, waterfall
+from open_autoglm.loadgen import LevelResult
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -39,39 +42,34 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _runtime_labels(runtime: object) -> list[object]:
+def _runtime_labels(runtime: dict[str, str]) -> list[str]:
     """Where the engine ran, for the title: the execution provider, else the device."""
-    if not isinstance(runtime, dict):
-        return []
     label = runtime.get("execution_provider") or runtime.get("device")
     return [label] if label else []
 
 
 def render_html(report: Report) -> str:
     run, load = report.run, report.load
-    levels: list[dict[str, Any]] = load.get("levels", [])
-    endpoint = load.get("endpoint", {})
-    model = run.get("model") or endpoint.get("model") or "?"
-    backend = run.get("backend") or "external server"
+    levels = load.levels
+    model = (run.model if run else None) or load.endpoint.model or "?"
+    backend = (run.backend if run else None) or "external server"
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Open-AutoGLM report: {escape(str(backend))} / {escape(str(model))}</title>",
+        f"<title>Open-AutoGLM report: {escape(backend)} / {escape(model)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{escape(str(backend))} · {escape(str(model))}",
-        "".join(f" · {escape(str(v))}" for v in _runtime_labels(run.get("runtime"))),
-        " <span class='badge'>simulated backend</span>" if run.get("simulated") else "",
+        f"<h1>{escape(backend)} · {escape(model)}",
+        "".join(f" · {escape(v)}" for v in _runtime_labels(run.runtime if run else {})),
+        " <span class='badge'>simulated backend</span>" if run and run.simulated else "",
         "</h1>",
         f"<p>Open-AutoGLM {escape(report.tool_version)} · report "
         f"<code>{escape(report.version)}</code> · target "
-        f"<code>{escape(str(endpoint.get('url', '')))}</code></p>",
+        f"<code>{escape(load.endpoint.url)}</code></p>",
     ]
-    hw = run.get("hardware") or {}
-    if hw:
-        gpus = escape(
-            ", ".join(map(str, hw.get("gpus") or [])) or str(hw.get("gpu_note") or "no GPU")
-        )
+    hw = run.hardware if run else None
+    if hw is not None:
+        gpus = escape(", ".join(hw.gpus) or str(hw.gpu_note or "no GPU"))
         out.append(
-            f"<p>Hardware: {escape(str(hw.get('cpu_model')))}, {escape(str(hw.get('cpu_cores')))}"
+            f"<p>Hardware: {escape(str(hw.cpu_model))}, {escape(str(hw.cpu_cores))}"
             f" cores; GPU: {gpus}</p>"
         )
     out += [f"<div class='note'>{escape(note)}</div>" for note in report.notes]
@@ -81,19 +79,21 @@ def render_html(report: Report) -> str:
     out.append(_levels_table(levels))
     out.append(
         bar_chart(
-            [str(lv.get("label", i)) for i, lv in enumerate(levels)],
-            [float(lv.get("output_token_throughput") or 0.0) for lv in levels],
+            [lv.label for lv in levels],
+            [float(lv.output_token_throughput) for lv in levels],
             "output tokens/s",
             "Output throughput per level",
         )
     )
     out.append("<h2>Latency distributions</h2>")
-    labels = {lv.get("index"): str(lv.get("label")) for lv in levels}
-    for key, name in (("ttft_ms", "TTFT"), ("e2e_ms", "E2E latency"), ("tpot_ms", "TPOT")):
+    labels = {lv.index: lv.label for lv in levels}
+    metrics: tuple[tuple[DistributionMetric, str], ...] = (
+        ("ttft_ms", "TTFT"), ("e2e_ms", "E2E latency"), ("tpot_ms", "TPOT"))  # fmt: skip
+    for key, name in metrics:
         series = {
-            labels.get(d["level"], str(d["level"])): d[key]
+            labels.get(d.level, str(d.level)): values
             for d in report.distributions
-            if d.get(key)
+            if (values := d.metric(key))
         }
         out.append(f"<h3>{name} (CDF)</h3>" + cdf_chart(series, f"{name}, ms", f"{name} CDF"))
     out.append(_stages_section(report))
@@ -101,38 +101,41 @@ def render_html(report: Report) -> str:
     return "".join(out)
 
 
-def _headline(levels: list[dict[str, Any]], report: Report) -> str:
+def _headline(levels: Sequence[LevelResult], report: Report) -> str:
     if not levels:
         return "<p>No level finished.</p>"
-    best = max(levels, key=lambda lv: lv.get("output_token_throughput") or 0.0)
+    best = max(levels, key=lambda lv: lv.output_token_throughput)
     rss = report.resources.server_rss_peak_bytes
     gpu = report.resources.gpu_memory_peak_bytes
+    load = report.resources.server_rss_load_peak_bytes
     kpis = [
-        ("requests ok", _fmt(sum(lv.get("succeeded", 0) for lv in levels))),
-        ("failed", _fmt(sum(lv.get("failed", 0) for lv in levels))),
-        ("best output tok/s", _fmt(best.get("output_token_throughput"))),
-        ("TTFT p99 (best level)", _fmt(best.get("ttft_ms", {}).get("p99"), unit=" ms")),
-        ("server RSS peak", _fmt(rss / 2**20 if rss else None, unit=" MiB")),
-        ("GPU memory peak", _fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
+        ("requests ok", _fmt(sum(lv.succeeded for lv in levels))),
+        ("failed", _fmt(sum(lv.failed for lv in levels))),
+        ("best output tok/s", _fmt(best.output_token_throughput)),
+        ("TTFT p99 (best level)", _fmt(best.ttft_ms.p99, unit=" ms")),
+        ("server RSS peak, serving", _fmt(rss / 2**20 if rss else None, unit=" MiB")),
+        ("GPU memory peak, serving", _fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
     ]
+    if load:  # the model's preparation and load, apart from serving
+        kpis.append(("server RSS peak, model load", _fmt(load / 2**20, unit=" MiB")))
     cells = "".join(f"<div class='kpi'>{escape(k)}<b>{v}</b></div>" for k, v in kpis)
     return f"<div class='headline'>{cells}</div>"
 
 
-def _levels_table(levels: list[dict[str, Any]]) -> str:
+def _levels_table(levels: Sequence[LevelResult]) -> str:
     header = ["level", "ok", "failed", "error rate", "req/s", "out tok/s", "TTFT p50",
               "TTFT p99", "TPOT p50", "ITL p99", "E2E p50", "E2E p99", "goodput"]  # fmt: skip
     rows = []
     for lv in levels:
-        ttft, tpot, itl, e2e = (lv.get(k, {}) for k in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"))
+        ttft, tpot, itl, e2e = lv.ttft_ms, lv.tpot_ms, lv.itl_ms, lv.e2e_ms
         rows.append([
-            _fmt(lv.get("label")), _fmt(lv.get("succeeded")), _fmt(lv.get("failed")),
-            _fmt(100 * (lv.get("error_rate") or 0.0), 2, "%"),
-            _fmt(lv.get("request_throughput"), 2), _fmt(lv.get("output_token_throughput")),
-            _fmt(ttft.get("median"), 1, " ms"), _fmt(ttft.get("p99"), 1, " ms"),
-            _fmt(tpot.get("median"), 2, " ms"), _fmt(itl.get("p99"), 2, " ms"),
-            _fmt(e2e.get("median"), 1, " ms"), _fmt(e2e.get("p99"), 1, " ms"),
-            _fmt(lv.get("goodput"), 2),
+            _fmt(lv.label), _fmt(lv.succeeded), _fmt(lv.failed),
+            _fmt(100 * lv.error_rate, 2, "%"),
+            _fmt(lv.request_throughput, 2), _fmt(lv.output_token_throughput),
+            _fmt(ttft.median, 1, " ms"), _fmt(ttft.p99, 1, " ms"),
+            _fmt(tpot.median, 2, " ms"), _fmt(itl.p99, 2, " ms"),
+            _fmt(e2e.median, 1, " ms"), _fmt(e2e.p99, 1, " ms"),
+            _fmt(lv.goodput, 2),
         ])  # fmt: skip
     return _table(header, rows)
 
@@ -204,42 +207,41 @@ def _diagnosis_section(report: Report) -> str:
               "seed rule", "examples"]  # fmt: skip
     for metric, found in d.hotspots.items():
         title = "E2E" if metric == "e2e" else "TTFT"
-        threshold = found.get("threshold_ms")
+        threshold = found.threshold_ms
         out.append(
-            f"<h3>Hotspots of {title}: slow cohort above p{100 * found['quantile']:.0f}"
+            f"<h3>Hotspots of {title}: slow cohort above p{100 * found.quantile:.0f}"
             f"{f' ({threshold:.1f} ms)' if threshold is not None else ''}, "
-            f"{found['slow_requests']} slow vs {found['baseline_requests']} baseline</h3>"
+            f"{found.slow_requests} slow vs {found.baseline_requests} baseline</h3>"
         )
-        if found.get("note"):
-            out.append(f"<p>{escape(str(found['note']))}</p>")
+        if found.note:
+            out.append(f"<p>{escape(found.note)}</p>")
         rows = [
             [
-                escape(h["operation"]) + (" <b>●</b>" if h["significant"] else ""),
-                _fmt(100 * h["slow_share"], 1, "%"),
-                _fmt(100 * h["baseline_share"], 1, "%"),
-                _fmt(h["lift"], 2),
-                _fmt(h["excess_ms"], 2),
-                "–" if h["p_value"] is None else f"{h['p_value']:.2g}",
-                "yes" if h["seed_rule"] else "",
-                " ".join(_trace_link(t) for t in h["example_trace_ids"][:3]),
+                escape(h.operation) + (" <b>●</b>" if h.significant else ""),
+                _fmt(100 * h.slow_share, 1, "%"),
+                _fmt(100 * h.baseline_share, 1, "%"),
+                _fmt(h.lift, 2),
+                _fmt(h.excess_ms, 2),
+                "–" if h.p_value is None else f"{h.p_value:.2g}",
+                "yes" if h.seed_rule else "",
+                " ".join(_trace_link(t) for t in h.example_trace_ids[:3]),
             ]
-            for h in found["hotspots"][:8]
+            for h in found.hotspots[:8]
         ]
         if rows:
             out.append(_table(header, rows))
     models = d.load_models
     if models is not None:
         out.append("<h3>Load models</h3>")
-        for key, y_key, y_label in (("usl", "throughput", "throughput"),
-                                    ("decay", "latency_ms", "mean E2E, ms")):  # fmt: skip
-            fit = models[key]
-            out.append(f"<p><code>{escape(fit['formula'])}</code>: {escape(fit['sentence'])}</p>")
-            points = [(p["load"], p[y_key]) for p in fit["points"]]
-            curve = list(zip(fit["curve"]["load"], fit["curve"]["value"], strict=True))
+        for key, fit, y_label in (("usl", models.usl, "throughput"),
+                                  ("decay", models.decay, "mean E2E, ms")):  # fmt: skip
+            out.append(f"<p><code>{escape(fit.formula)}</code>: {escape(fit.sentence)}</p>")
+            points = [(p.load, _y(p, key)) for p in fit.points]
+            curve = list(zip(fit.curve.load, fit.curve.value, strict=True))
             out.append(
                 fit_chart(
                     points,
-                    curve if fit["supported"] else [],
+                    curve if fit.supported else [],
                     "load (in flight)",
                     y_label,
                     f"{key} fit",
@@ -258,6 +260,11 @@ def _diagnosis_section(report: Report) -> str:
                 )
             )
     return "".join(out)
+
+
+def _y(point: PointSummary, model: str) -> float:
+    """What a load model plots against load: throughput (USL), mean latency (decay)."""
+    return point.throughput if model == "usl" else point.latency_ms
 
 
 def write_html(report: Report, path: Path) -> None:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize
+
+from open_autoglm.loadgen import is_measured, is_ok
 
 FloatArray = npt.NDArray[np.float64]
 ModelName = Literal["decay", "usl"]
@@ -45,14 +47,28 @@ class LevelPoint:
     label: str = ""
     latencies_ms: tuple[float, ...] = ()
 
+    def summary(self) -> PointSummary:
+        return PointSummary(
+            load=self.load,
+            throughput=self.throughput,
+            latency_ms=self.latency_ms,
+            label=self.label,
+            requests=len(self.latencies_ms) or None,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "load": self.load,
-            "throughput": self.throughput,
-            "latency_ms": self.latency_ms,
-            "label": self.label,
-            "requests": len(self.latencies_ms) or None,
-        }
+        return asdict(self.summary())
+
+
+@dataclass(frozen=True, slots=True)
+class PointSummary:
+    """A level as the report keeps it: the per-request latencies reduced to their count."""
+
+    load: float
+    throughput: float
+    latency_ms: float
+    label: str
+    requests: int | None  # per-request latencies the bootstrap resampled (None: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +80,7 @@ class Estimate:
     high: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high}
+        return asdict(self)
 
     def describe(self, fmt: str = ".3g", unit: str = "") -> str:
         if self.low is None and self.high is None:
@@ -98,33 +114,76 @@ class ModelFit:
         p = [self.parameters[k].value for k in _PARAMS[self.model]]
         return np.asarray(_MODELS[self.model](x, *p), dtype=np.float64)
 
-    def curve(self, points: int = 64) -> dict[str, list[float]]:
+    def curve(self, points: int = 64) -> Curve:
         """The fitted curve from 0 to past the last level, for plotting with the points."""
         if not self.points or not self.parameters:
-            return {"load": [], "value": []}
+            return Curve(load=[], value=[])
         top = max(p.load for p in self.points)
         top = max(top, self.next_load or 0.0, self.knee.value if self.knee else 0.0) * 1.1
         x = np.linspace(min(1.0, top / points), top, points)
-        return {"load": x.tolist(), "value": self.predict(x).tolist()}
+        return Curve(load=x.tolist(), value=self.predict(x).tolist())
+
+    def summary(self) -> FitSummary:
+        return FitSummary(
+            model=self.model,
+            formula=_FORMULAS[self.model],
+            supported=self.supported,
+            reason=self.reason,
+            parameters=dict(self.parameters),
+            r_squared=self.r_squared,
+            rmse=self.rmse,
+            knee=self.knee,
+            peak=self.peak,
+            next_load=self.next_load,
+            prediction=self.prediction,
+            bootstrap_draws=self.bootstrap_draws,
+            sentence=self.sentence,
+            points=[p.summary() for p in self.points],
+            curve=self.curve(),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "formula": _FORMULAS[self.model],
-            "supported": self.supported,
-            "reason": self.reason,
-            "parameters": {k: v.to_json() for k, v in self.parameters.items()},
-            "r_squared": self.r_squared,
-            "rmse": self.rmse,
-            "knee": None if self.knee is None else self.knee.to_json(),
-            "peak": None if self.peak is None else self.peak.to_json(),
-            "next_load": self.next_load,
-            "prediction": None if self.prediction is None else self.prediction.to_json(),
-            "bootstrap_draws": self.bootstrap_draws,
-            "sentence": self.sentence,
-            "points": [p.to_json() for p in self.points],
-            "curve": self.curve(),
-        }
+        return asdict(self.summary())
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A fitted curve sampled for plotting: ``value`` (throughput, or latency in ms) at
+    ``load`` (requests in flight); both empty without a fit."""
+
+    load: list[float]
+    value: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class FitSummary:
+    """A fit as the report keeps it (``diagnosis.load_models.decay|usl``): the parameters
+    and intervals, the formula in words, the levels and the curve to plot."""
+
+    model: ModelName
+    formula: str
+    supported: bool
+    reason: str | None
+    parameters: dict[str, Estimate]
+    r_squared: float | None
+    rmse: float | None
+    knee: Estimate | None
+    peak: Estimate | None
+    next_load: float | None
+    prediction: Estimate | None
+    bootstrap_draws: int
+    sentence: str
+    points: list[PointSummary]
+    curve: Curve
+
+
+@dataclass(frozen=True, slots=True)
+class LoadModelsSummary:
+    """The load models as the report keeps them (``diagnosis.load_models``)."""
+
+    decay: FitSummary
+    usl: FitSummary
+    summary: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +192,11 @@ class LoadModels:
     usl: ModelFit
     summary: tuple[str, ...] = field(default=())
 
+    def report(self) -> LoadModelsSummary:
+        return LoadModelsSummary(self.decay.summary(), self.usl.summary(), list(self.summary))
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "decay": self.decay.to_json(),
-            "usl": self.usl.to_json(),
-            "summary": list(self.summary),
-        }
+        return asdict(self.report())
 
 
 # ---------------------------------------------------------------- the models
@@ -187,7 +245,7 @@ def points_from_levels(
     E2E. ``records`` (``requests.jsonl`` lines) add each level's request latencies."""
     by_level: dict[int, list[float]] = {}
     for r in records or ():
-        measured = r.get("phase", "measure") == "measure" and r.get("status", "ok") == "ok"
+        measured = is_measured(r.get("phase"), r.get("status")) and is_ok(r.get("status"))
         if measured and r.get("e2e_s") is not None:
             by_level.setdefault(int(r.get("level", 0)), []).append(float(r["e2e_s"]) * 1e3)
     out = []

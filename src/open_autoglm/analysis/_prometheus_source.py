@@ -9,14 +9,15 @@ What it asks (metric names from the telemetry contract):
   born inside it, which is every series of a server started for the run. A server restart
   inside the window (a counter reset) makes the difference meaningless; the answer says so
   through a negative count.
-* Queue depth, running batch size, RSS, GPU memory and utilisation as ``query_range`` series
-  over the window: peak and mean.
+* Queue depth, running batch size, RSS (``process_resident_memory_bytes``), GPU memory and
+  utilisation as ``query_range`` series over the window: peak and mean; the server's own
+  serving and model-load peaks of resident memory.
 * ``/api/v1/query_exemplars``: the ``trace_id`` exemplars of the latency histograms, for
   links from a slow bucket to the trace that landed in it.
 
-Only series with the run's ``model`` and ``backend`` labels (from ``run.json``) are read; RSS
-and GPU series carry no such labels and are matched to the same scrape targets by
-``instance`` and ``job``.
+Only series with the run's model and provider (backend) labels, ``gen_ai_request_model`` and
+``gen_ai_provider_name`` (from ``run.json``), are read; process and GPU series carry no such
+labels and are matched to the same scrape targets by ``instance`` and ``job``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import pydantic
 
 from open_autoglm.analysis._errors import AnalysisError
+from open_autoglm.analysis._run_directory import RunDirectory
 from open_autoglm.telemetry import names as n
 
 #: Trace ids in exemplars: 32 lowercase hex digits.
@@ -59,7 +62,8 @@ class PrometheusConfig:
     timeout_s: float = 10.0
     max_concurrency: int = 8
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
-    #: Label matchers every server series must carry (``{"model": ..., "backend": ...}``).
+    #: Label matchers every server series must carry
+    #: (``{"gen_ai_request_model": ..., "gen_ai_provider_name": ...}``).
     matchers: Mapping[str, str] = field(default_factory=dict)
     #: Seconds after the run's end still read: the scrape that follows the last request.
     settle_s: float = 30.0
@@ -112,14 +116,24 @@ class PrometheusSummary:
     queue_depth: GaugeSummary
     batch_size: GaugeSummary
     rss_bytes: GaugeSummary
-    peak_rss_bytes: float | None
+    peak_rss_bytes: float | None  # the server's serving peak (its high-water mark since load)
     gpu_memory_used_bytes: GaugeSummary
     gpu_utilization: GaugeSummary
     exemplar_trace_ids: list[str]
     queries: int
+    load_peak_rss_bytes: float | None = None  # while the server prepared and loaded the model
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PrometheusSummary:
+        """The summary back from :meth:`to_json`'s document; :class:`PrometheusError` when a
+        field is missing or of the wrong type."""
+        try:
+            return pydantic.TypeAdapter(cls).validate_python(data)
+        except pydantic.ValidationError as exc:
+            raise PrometheusError(f"not a Prometheus summary: {exc.errors()[0]}") from None
 
 
 def quantile_key(q: float) -> str:
@@ -128,7 +142,8 @@ def quantile_key(q: float) -> str:
 
 
 def selector(matchers: Mapping[str, str]) -> str:
-    """``{model="m",backend="b"}`` (empty string for no matchers), values escaped."""
+    """``{gen_ai_provider_name="b",gen_ai_request_model="m"}`` (empty string for no matchers),
+    values escaped."""
     if not matchers:
         return ""
     parts = [f"{k}={json.dumps(v)}" for k, v in sorted(matchers.items())]
@@ -243,6 +258,7 @@ def query_prometheus(
         "batch_size": f"sum({n.METRIC_BATCH_SIZE}{sel})",
         "rss_bytes": f"max{w.of_targets(n.METRIC_PROCESS_RSS)}",
         "peak_rss_bytes": f"max{w.of_targets(n.METRIC_PROCESS_PEAK_RSS)}",
+        "load_peak_rss_bytes": f"max{w.of_targets(n.METRIC_PROCESS_LOAD_PEAK_RSS)}",
         "gpu_memory_used_bytes": f"sum{w.of_targets(n.METRIC_GPU_MEMORY_USED)}",
         "gpu_utilization": f"avg{w.of_targets(n.METRIC_GPU_UTILIZATION)}",
     }
@@ -315,6 +331,7 @@ def query_prometheus(
         batch_size=gauges["batch_size"],
         rss_bytes=gauges["rss_bytes"],
         peak_rss_bytes=gauges["peak_rss_bytes"].max,
+        load_peak_rss_bytes=gauges["load_peak_rss_bytes"].max,
         gpu_memory_used_bytes=gauges["gpu_memory_used_bytes"],
         gpu_utilization=gauges["gpu_utilization"],
         exemplar_trace_ids=_exemplar_trace_ids(answers["exemplars"], config.exemplar_limit),
@@ -354,7 +371,7 @@ def _exemplar_trace_ids(data: Any, limit: int) -> list[str]:
 
 def run_window(run_dir: Path) -> tuple[float, float]:
     """Start and end (unix seconds) of the run in ``run_dir`` from its ``results.json``."""
-    path = run_dir / "results.json"
+    path = RunDirectory(run_dir).results_path
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
         return results["started_unix_ns"] / 1e9, results["finished_unix_ns"] / 1e9
@@ -367,8 +384,9 @@ def run_window(run_dir: Path) -> tuple[float, float]:
 
 
 def run_matchers(run_dir: Path) -> dict[str, str]:
-    """``model`` and ``backend`` label matchers from the run's ``run.json`` (none if absent)."""
-    path = run_dir / "run.json"
+    """Model and provider (backend) label matchers from the run's ``run.json`` (none if
+    absent)."""
+    path = RunDirectory(run_dir).run_path
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -376,7 +394,7 @@ def run_matchers(run_dir: Path) -> dict[str, str]:
     if not isinstance(run, dict):
         return {}
     out = {}
-    for label, key in ((n.LABEL_MODEL, "model"), (n.LABEL_BACKEND, "backend")):
+    for label, key in ((n.LABEL_MODEL, "model"), (n.LABEL_PROVIDER, "backend")):
         if isinstance(run.get(key), str) and run[key]:
             out[label] = run[key]
     return out

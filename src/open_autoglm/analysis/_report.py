@@ -1,43 +1,90 @@
 """The report: a versioned, typed JSON document built from a run directory.
 
-A run directory holds what a benchmark left behind: ``results.json`` (the load generator's
-per-level results), ``requests.jsonl`` (one record per request), ``spans.duckdb`` (the span
-store, when a collector ran), ``server_metrics.jsonl`` (samples of the server's /metrics) and
-``run.json`` (what was run: backend, model, hardware). :func:`build_report` reads them all
-and never needs the servers to be alive.
+A run directory (:class:`~open_autoglm.analysis._run_directory.RunDirectory`) holds what a
+benchmark left behind: ``results.json``, ``requests.jsonl``, ``spans.duckdb`` (when a
+collector ran), ``server_metrics.jsonl`` and ``run.json``. :func:`build_report` reads each
+once and never needs the servers to be alive.
+
+The report is typed to its leaves: the load generator's :class:`BenchmarkResults`, the
+:class:`RunInfo` of ``run.json``, the :class:`ResourceSummary`, the stage breakdown, the
+diagnosis and the :class:`PrometheusSummary`. :meth:`Report.to_json` is the versioned document
+(``open-autoglm.report/1``) and :meth:`Report.from_json` reads one back, validated.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
+
+import pydantic
 
 from open_autoglm import __version__
+from open_autoglm import _strict_json as strict_json
+from open_autoglm._redact import redact_url
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
-from open_autoglm.analysis._errors import AnalysisError
-from open_autoglm.analysis._metric_samples import ResourceSummary, summarize_samples
+from open_autoglm.analysis._hardware import Hardware
+from open_autoglm.analysis._metric_samples import (
+    ResourceSummary,
+    measured_windows,
+    summarize_samples,
+)
+from open_autoglm.analysis._prometheus_source import PrometheusSummary
+from open_autoglm.analysis._run_directory import RECORDS_TABLE, ReportError, RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
+from open_autoglm.loadgen import BenchmarkResults, ConfigError
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
+DistributionMetric = Literal["ttft_ms", "tpot_ms", "e2e_ms"]
 ReportVersion = Literal["open-autoglm.report/1"]
 REPORT_VERSION: Final[ReportVersion] = "open-autoglm.report/1"
 
-RESULTS_FILE: Final = "results.json"
-RECORDS_FILE: Final = "requests.jsonl"
-SPANS_FILE: Final = "spans.duckdb"
-METRICS_FILE: Final = "server_metrics.jsonl"
-RUN_FILE: Final = "run.json"
-#: The server's span export counts, written when it stops (``serve --export-stats``).
-EXPORT_STATS_FILE: Final = "span_export.json"
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What was run (``run.json``, written by the managed run; absent for an external
+    server). Every field may be missing from an older file."""
+
+    mode: str | None = None  # "managed"
+    backend: str | None = None
+    model: str | None = None
+    simulated: bool = False
+    #: where the engine ran, as the server's /health says (``device``, ``execution_provider``,
+    #: ``kv_cache``, ...)
+    runtime: dict[str, str] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+    url: str | None = None
+    hardware: Hardware | None = None
+    started_unix_ns: int | None = None
+
+    def write(self, path: Path) -> None:
+        """``run.json``: every field, in this order."""
+        text = strict_json.dumps(asdict(self), indent=2)
+        path.write_text(text + "\n", encoding="utf-8")
 
 
-class ReportError(AnalysisError):
-    """The run directory lacks what a report needs (say which file, and why)."""
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """One level's 101 quantiles (0..100) of TTFT, TPOT and E2E in ms (None: no value); the
+    CDFs of the HTML. In JSON a metric without values is left out."""
+
+    level: int
+    ttft_ms: list[float] | None = None
+    tpot_ms: list[float] | None = None
+    e2e_ms: list[float] | None = None
+
+    def metric(self, key: DistributionMetric) -> list[float] | None:
+        value: list[float] | None = getattr(self, key)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,38 +92,73 @@ class Report:
     version: ReportVersion
     tool_version: str
     created_unix_ns: int
-    run: dict[str, Any]  # backend, model, simulated, hardware, server args, url
-    load: dict[str, Any]  # the load generator's results document, levels included
+    #: backend, model, simulated, hardware, server args, url (None: no ``run.json``, ``{}``
+    #: in JSON)
+    run: RunInfo | None
+    load: BenchmarkResults  # the load generator's results document, levels included
     resources: ResourceSummary
     stages: StageBreakdown | None
     #: per level, 101 quantiles (0..100) of TTFT, TPOT and E2E in ms: the CDFs of the HTML
-    distributions: list[dict[str, Any]] = field(default_factory=list)
+    distributions: list[Distribution] = field(default_factory=list)
     #: hotspots of the slow requests, load models over the levels (None without spans)
     diagnosis: Diagnosis | None = None
     notes: list[str] = field(default_factory=list)
-    #: the server's side from Prometheus (``analyze --prometheus``): PrometheusSummary.to_json()
-    prometheus: dict[str, Any] | None = None
+    #: the server's side from Prometheus (``analyze --prometheus``)
+    prometheus: PrometheusSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["run"] = out["run"] or {}
+        out["distributions"] = [d.to_json() for d in self.distributions]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Report:
+        """A report document back as a :class:`Report`; :class:`ReportError` names the first
+        field that is missing or of the wrong type."""
+        doc = dict(data)
+        if doc.get("run") == {}:
+            doc["run"] = None
+        try:
+            return _REPORT.validate_python(doc)
+        except (pydantic.ValidationError, ConfigError) as exc:
+            raise ReportError(f"not an {REPORT_VERSION} report: {_first_error(exc)}") from None
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        text = strict_json.dumps(self.to_json(), indent=2, default=str)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)
 
 
-def _load_json(path: Path, what: str) -> dict[str, Any]:
+_REPORT: Final = pydantic.TypeAdapter(Report)
+_RESULTS: Final = pydantic.TypeAdapter(BenchmarkResults)
+_RUN: Final = pydantic.TypeAdapter(RunInfo)
+
+
+def _first_error(exc: pydantic.ValidationError | ConfigError) -> str:
+    """The first field in error and why (a config rejected as built: its message)."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "document"
+    return f"{where}: {error['msg']} ({exc.error_count()} error(s))"
+
+
+def _validated(adapter: pydantic.TypeAdapter[_T], data: dict[str, Any], path: Path) -> _T:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path} is missing: {what}") from None
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path} cannot be read: {exc}") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path} is not a JSON object")
-    return data
+        return adapter.validate_python(data)
+    except (pydantic.ValidationError, ConfigError) as exc:
+        raise ReportError(f"{path} is not what a report needs: {_first_error(exc)}") from None
+
+
+def _redact_endpoint(load: dict[str, Any]) -> None:
+    """A results file written before URLs were stripped of credentials may hold a password:
+    the report never copies it."""
+    endpoint = load.get("endpoint")
+    if isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
+        endpoint["url"] = redact_url(endpoint["url"])
 
 
 def build_report(
@@ -84,31 +166,33 @@ def build_report(
     results_path: Path | None = None,
     *,
     spans_path: Path | None = None,
-    prometheus: dict[str, Any] | None = None,
+    prometheus: PrometheusSummary | None = None,
 ) -> Report:
-    """The report of the run in ``run_dir`` (files named as in this module).
+    """The report of the run in ``run_dir`` (files named as in :class:`RunDirectory`).
 
     ``spans_path`` replaces ``RUN_DIR/spans.duckdb`` (a store fetched from Tempo);
-    ``prometheus`` is what Prometheus recorded of the run, added to the report as is."""
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir} is not a run directory")
-    load = _load_json(results_path or run_dir / RESULTS_FILE, "the load generator's results")
-    run_path = run_dir / RUN_FILE
-    run = _load_json(run_path, "run metadata") if run_path.exists() else {}
+    ``prometheus`` is what Prometheus recorded of the run, added to the report as is.
+    Raises :class:`ReportError` when the results are missing or a file cannot be read."""
+    with RunDirectory(run_dir, results_path=results_path, spans_path=spans_path) as run:
+        return _build(run.require(), prometheus)
+
+
+def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
+    load_doc = run.results()
+    _redact_endpoint(load_doc)
+    load = _validated(_RESULTS, load_doc, run.results_path)
+    run_doc = run.run_info()
+    run_info = _validated(_RUN, run_doc, run.run_path) if run_doc else None
     notes: list[str] = []
-    records = Path(load.get("records_path") or run_dir / RECORDS_FILE)
-    if not records.is_absolute() and not records.exists():
-        records = run_dir / RECORDS_FILE
-    spans = spans_path or run_dir / SPANS_FILE
     stages = None
     diagnosis = None
-    if not spans.exists():
+    if not run.has_spans():
         notes.append("No span store in the run directory: no server stage breakdown.")
-    elif not records.exists() or records.stat().st_size == 0:
+    elif not run.has_records():
         notes.append("No request records: no server stage breakdown.")
     else:
-        stages = stage_breakdown(spans, records)
-        diagnosis = diagnose(spans, records, list(load.get("levels", [])))
+        stages = stage_breakdown(run)
+        diagnosis = diagnose(run, load_doc.get("levels", []))
         notes.extend(diagnosis.notes)
         missing = stages.requests - stages.with_server_spans
         if missing:
@@ -116,68 +200,64 @@ def build_report(
                 f"{missing} of {stages.requests} successful requests have no server span in "
                 "the store (sampling, or a server without tracing)."
             )
-    export_path = run_dir / EXPORT_STATS_FILE
-    if export_path.exists():
-        export = _load_json(export_path, "the server's span export counts")
-        dropped = int(export.get("spans_dropped", 0))
-        if dropped:
-            total = dropped + int(export.get("spans_exported", 0))
-            notes.append(
-                f"The server dropped {dropped} of {total} spans on export (queue limit, or a "
-                "collector that never took them): their requests cannot be joined."
-            )
-    if run.get("simulated"):
+    export = run.export_stats()
+    dropped = int(export.get("spans_dropped", 0))
+    if dropped:
+        total = dropped + int(export.get("spans_exported", 0))
+        notes.append(
+            f"The server dropped {dropped} of {total} spans on export (queue limit, or a "
+            "collector that never took them): their requests cannot be joined."
+        )
+    if run_info is not None and run_info.simulated:
         notes.append(
             "The backend is the `sim` simulator: these figures measure the tool, not an engine."
         )
-    if load.get("client_bound"):
-        notes.append(str(load.get("summary", "The client was the bottleneck.")))
+    if load.client_bound:
+        notes.append(load.summary)
     return Report(
         version=REPORT_VERSION,
         tool_version=__version__,
         created_unix_ns=time.time_ns(),
-        run=run,
+        run=run_info,
         load=load,
-        resources=summarize_samples(run_dir / METRICS_FILE),
+        resources=summarize_samples(
+            run.metrics_path, run.memory_path, measured_windows(run.records_path)
+        ),
         stages=stages,
-        distributions=distributions(records) if records.exists() else [],
+        distributions=distributions(run) if run.records_path.exists() else [],
         diagnosis=diagnosis,
         notes=notes,
         prometheus=prometheus,
     )
 
 
-def distributions(records_path: Path) -> list[dict[str, Any]]:
+def distributions(run: RunDirectory) -> list[Distribution]:
     """Quantiles 0..100 of TTFT, TPOT and E2E (ms) per level, measured successes only.
 
     DuckDB's ``quantile_cont`` interpolates linearly, as numpy does by default.
     """
-    import duckdb
-
     quantiles = [round(q / 100, 2) for q in range(101)]
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            """
+    rows = (
+        run.database()
+        .execute(
+            f"""
             SELECT level,
                 quantile_cont(ttft_s * 1e3, $q) FILTER (WHERE ttft_s IS NOT NULL),
                 quantile_cont(tpot_s * 1e3, $q) FILTER (WHERE tpot_s IS NOT NULL),
                 quantile_cont(e2e_s * 1e3, $q) FILTER (WHERE e2e_s IS NOT NULL)
-            FROM read_json($path, format = 'newline_delimited', columns = {
-                level: 'BIGINT', phase: 'VARCHAR', status: 'VARCHAR', ttft_s: 'DOUBLE',
-                tpot_s: 'DOUBLE', e2e_s: 'DOUBLE'})
-            WHERE coalesce(phase, 'measure') = 'measure' AND status = 'ok'
+            FROM {RECORDS_TABLE}
+            WHERE measured AND ok
             GROUP BY level ORDER BY level
             """,
-            {"q": quantiles, "path": str(records_path)},
-        ).fetchall()
-    finally:
-        con.close()
-    out = []
-    for level, ttft, tpot, e2e in rows:
-        entry: dict[str, Any] = {"level": int(level)}
-        for key, values in (("ttft_ms", ttft), ("tpot_ms", tpot), ("e2e_ms", e2e)):
-            if values:
-                entry[key] = [round(v, 4) for v in values]
-        out.append(entry)
-    return out
+            {"q": quantiles},
+        )
+        .fetchall()
+    )
+
+    def ms(values: list[float] | None) -> list[float] | None:
+        return [round(v, 4) for v in values] if values else None
+
+    return [
+        Distribution(int(level), ttft_ms=ms(ttft), tpot_ms=ms(tpot), e2e_ms=ms(e2e))
+        for level, ttft, tpot, e2e in rows
+    ]

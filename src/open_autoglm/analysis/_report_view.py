@@ -3,14 +3,16 @@
 Accepted documents: the report (``version`` ``open-autoglm.report/N``, the load generator's
 document under ``load``, server resources under ``resources``, backend and model under
 ``run``) and the load generator's own results (``open-autoglm.loadgen.results/N``). Fields
-read, all optional except ``levels``:
+read, all optional except ``levels``, each typed (:class:`LevelView`, :class:`RunInfo`); one
+of the wrong type is refused with its path in the document:
 
-* ``load.levels[]`` (or top-level ``levels[]``): ``index``, ``label``, ``mode``, ``target``,
-  ``succeeded``, ``failed``, ``measured``, ``error_rate``, ``request_throughput``,
-  ``output_token_throughput``, ``duration_s``, and ``mean``, ``median``, ``p90``, ``p95``,
-  ``p99``, ``max`` of ``ttft_ms``, ``tpot_ms``, ``itl_ms``, ``e2e_ms``;
+* ``load.levels[]`` (or top-level ``levels[]``): ``index``, ``label``, ``succeeded``,
+  ``failed``, ``measured``, ``requests``, ``error_rate``, ``request_throughput``,
+  ``output_token_throughput``, and ``mean``, ``min``, ``median``, ``p90``, ``p95``, ``p99``,
+  ``max`` of ``ttft_ms``, ``tpot_ms``, ``itl_ms``, ``e2e_ms``;
 * ``load.records_path`` (else ``requests.jsonl`` beside the report) for per-request samples;
-* ``run.backend``, ``run.model`` (else ``load.endpoint.backend|model``) for a row label;
+* ``run.backend``, ``run.model`` (else ``load.endpoint.backend|model``) and
+  ``run.runtime.device|kv_cache`` for a row label;
 * ``resources.server_rss_peak_bytes``, ``resources.gpu_memory_peak_bytes`` for peak memory.
 """
 
@@ -18,22 +20,101 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pydantic
 
 from open_autoglm.analysis._errors import AnalysisError
+from open_autoglm.analysis._report import RunInfo
+from open_autoglm.analysis._run_directory import find_records
+from open_autoglm.loadgen import is_measured, is_ok, read_record_dicts
 
 FloatArray = npt.NDArray[np.float64]
+StatName = Literal["mean", "min", "median", "p90", "p95", "p99", "max"]
 _METRIC_KEYS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}
 
 
 class ReportReadError(AnalysisError):
     """A report that is missing, unreadable or of another kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelStats:
+    """One latency distribution of a level in ms, as far as the document has it."""
+
+    mean: float | None = None
+    min: float | None = None
+    median: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+    def stat(self, name: StatName) -> float | None:
+        value: float | None = getattr(self, name)
+        return value
+
+
+_NO_STATS: Final = LevelStats()
+
+
+@dataclass(frozen=True, slots=True)
+class LevelView:
+    """One level of the document: the fields ``check`` and ``compare`` read (None: absent).
+    ``index`` is the level's position when the document does not give it."""
+
+    index: int
+    label: str | None = None
+    measured: int | None = None
+    requests: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    error_rate: float | None = None
+    request_throughput: float | None = None
+    output_token_throughput: float | None = None
+    ttft_ms: LevelStats | None = None
+    tpot_ms: LevelStats | None = None
+    itl_ms: LevelStats | None = None
+    e2e_ms: LevelStats | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or f"#{self.index}"
+
+    def stats(self, metric: str) -> LevelStats:
+        """The level's ``ttft``, ``tpot``, ``itl`` or ``e2e`` distribution (empty when absent
+        or another metric)."""
+        value = {"ttft": self.ttft_ms, "tpot": self.tpot_ms, "itl": self.itl_ms,
+                 "e2e": self.e2e_ms}.get(metric)  # fmt: skip
+        return _NO_STATS if value is None else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    backend: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    levels: list[LevelView]
+    records_path: str | None = None
+    endpoint: _Endpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resources:
+    server_rss_peak_bytes: float | None = None
+    gpu_memory_peak_bytes: float | None = None
+
+
+_LOAD: Final = pydantic.TypeAdapter(_Load)
+_RUN: Final = pydantic.TypeAdapter(RunInfo)
+_RESOURCES: Final = pydantic.TypeAdapter(_Resources)
 
 
 @dataclass(slots=True)
@@ -56,8 +137,11 @@ class RequestSamples:
 @dataclass(slots=True)
 class ReportView:
     path: Path
-    data: dict[str, Any]
-    load: dict[str, Any]
+    levels: list[LevelView]
+    run: RunInfo | None = None
+    resources: _Resources | None = None
+    records_path_given: str | None = None
+    endpoint: _Endpoint | None = None
     _samples: dict[int, RequestSamples] | None = None
     _records_checked: bool = False
 
@@ -77,26 +161,39 @@ class ReportView:
             raise ReportReadError(
                 f"{path} is not an open-autoglm report or results file (no levels)"
             )
-        return cls(path, data, load)
-
-    @property
-    def levels(self) -> list[dict[str, Any]]:
-        return [lv for lv in self.load["levels"] if isinstance(lv, dict)]
-
-    def level_index(self, level: Mapping[str, Any], position: int) -> int:
-        return int(level.get("index", position))
+        levels = [
+            {"index": position, **lv}
+            for position, lv in enumerate(load["levels"])
+            if isinstance(lv, dict)
+        ]
+        try:
+            parsed = _LOAD.validate_python({**_dicts(load, "endpoint"), "levels": levels})
+            run = data.get("run")
+            resources = data.get("resources")
+            return cls(
+                path,
+                parsed.levels,
+                run=_RUN.validate_python(run) if isinstance(run, dict) else None,
+                resources=(
+                    _RESOURCES.validate_python(resources) if isinstance(resources, dict) else None
+                ),
+                records_path_given=parsed.records_path,
+                endpoint=parsed.endpoint,
+            )
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise ReportReadError(f"{path}: {where}: {error['msg']}") from None
 
     @property
     def label(self) -> str:
-        run = self.data.get("run") if isinstance(self.data.get("run"), dict) else {}
-        endpoint = self.load.get("endpoint") if isinstance(self.load.get("endpoint"), dict) else {}
-        backend = (run or {}).get("backend") or (endpoint or {}).get("backend")
-        model = (run or {}).get("model") or (endpoint or {}).get("model")
-        parts = [str(p) for p in (backend, model) if p]
-        runtime = (run or {}).get("runtime")
-        if isinstance(runtime, dict) and runtime.get("device"):
-            where = str(runtime["device"])
-            kv_cache = runtime.get("kv_cache")
+        run, endpoint = self.run or RunInfo(), self.endpoint or _Endpoint()
+        backend = run.backend or endpoint.backend
+        model = run.model or endpoint.model
+        parts = [p for p in (backend, model) if p]
+        if run.runtime.get("device"):
+            where = run.runtime["device"]
+            kv_cache = run.runtime.get("kv_cache")
             if kv_cache and kv_cache != where and where != "cpu":  # the host is the CPU
                 where += f", KV cache on {kv_cache}"
             parts.append(f"[{where}]")
@@ -104,20 +201,15 @@ class ReportView:
 
     def peak_memory_bytes(self) -> tuple[int | None, int | None]:
         """(server RSS peak, GPU memory peak), None where not measured."""
-        res = self.data.get("resources")
-        if not isinstance(res, dict):
+        res = self.resources
+        if res is None:
             return None, None
-        rss, gpu = res.get("server_rss_peak_bytes"), res.get("gpu_memory_peak_bytes")
+        rss, gpu = res.server_rss_peak_bytes, res.gpu_memory_peak_bytes
         return (int(rss) if rss else None, int(gpu) if gpu else None)
 
     def records_path(self) -> Path | None:
-        candidates = []
-        given = self.load.get("records_path")
-        if given:
-            p = Path(str(given))
-            candidates += [p] if p.is_absolute() else [self.path.parent / p, p]
-        candidates.append(self.path.parent / "requests.jsonl")
-        return next((c for c in candidates if c.is_file()), None)
+        given = self.records_path_given
+        return find_records(self.path.parent, str(given) if given else None)
 
     def samples(self) -> dict[int, RequestSamples] | None:
         """Measured requests per level index from ``requests.jsonl``; None if not found."""
@@ -129,21 +221,24 @@ class ReportView:
             return None
         out: dict[int, RequestSamples] = {}
         try:
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        _add(out, json.loads(line))
-        except (OSError, json.JSONDecodeError, TypeError, ValueError) as exc:
+            for record in read_record_dicts(path):
+                _add(out, record)
+        except (OSError, TypeError, ValueError) as exc:
             raise ReportReadError(f"cannot read request records {path}: {exc}") from None
         self._samples = out
         return out
 
 
+def _dicts(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``doc`` with the ``keys`` that are not JSON objects left out (read as absent)."""
+    return {k: v for k, v in doc.items() if k not in keys or isinstance(v, dict)}
+
+
 def _add(out: dict[int, RequestSamples], r: dict[str, Any]) -> None:
-    if r.get("phase", "measure") != "measure" or r.get("status") == "cancelled":
+    if not is_measured(r.get("phase"), r.get("status")):
         return
     s = out.setdefault(int(r.get("level", 0)), RequestSamples())
-    if r.get("status", "ok") != "ok":
+    if not is_ok(r.get("status")):
         s.failed += 1
         return
     s.ok += 1

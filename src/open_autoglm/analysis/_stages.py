@@ -12,12 +12,12 @@ The client TTFT splits into::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 
+from open_autoglm.analysis._run_directory import RECORDS_TABLE, RunDirectory
 from open_autoglm.loadgen import Stats
 from open_autoglm.telemetry import names as n
 
@@ -29,13 +29,9 @@ TTFT_PARTS = ("client_queue", "network_in", "server_pre", "queue", "prefill", "f
 _REQUESTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE request_stages AS
 WITH rec AS (
-    SELECT trace_id, "index" AS request_index, level, phase, status, sent_unix_ns, queue_s,
+    SELECT trace_id, "index" AS request_index, level, measured, ok, sent_unix_ns, queue_s,
            ttft_s, e2e_s
-    FROM read_json(?, format = 'newline_delimited', columns = {{
-        trace_id: 'VARCHAR', "index": 'BIGINT', level: 'BIGINT', phase: 'VARCHAR',
-        status: 'VARCHAR', sent_unix_ns: 'BIGINT', queue_s: 'DOUBLE', ttft_s: 'DOUBLE',
-        e2e_s: 'DOUBLE'
-    }})
+    FROM {RECORDS_TABLE}
     WHERE trace_id IS NOT NULL
 ),
 srv AS (
@@ -140,22 +136,21 @@ def _shares(rows: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float | 
     }
 
 
-def stage_breakdown(db_path: Path, records_path: Path, slowest: int = 10) -> StageBreakdown:
-    """Join ``requests.jsonl`` to the span store and summarise the server's stages."""
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        con.execute(_REQUESTS_SQL, [str(records_path)])
-        columns = ["trace_id", "level", "e2e_ms", "ttft_ms", "has_server_span"]
-        columns += [f"{s}_ms" for s in STAGE_COLUMNS] + [f"{p}_ms" for p in TTFT_PARTS]
-        result = con.execute(
-            f"SELECT {', '.join(dict.fromkeys(columns))} FROM request_stages "
-            "WHERE phase = 'measure' AND status = 'ok' AND e2e_ms IS NOT NULL"
-        ).fetchnumpy()
-        e2e_all = np.asarray(result["e2e_ms"], dtype=np.float64)
-        top = [str(result["trace_id"][i]) for i in np.argsort(-e2e_all)[:slowest]]
-        by_trace = waterfalls(con, top)
-    finally:
-        con.close()
+def stage_breakdown(run: RunDirectory, slowest: int = 10) -> StageBreakdown:
+    """Join the run's records to its span store by trace id and summarise the server's
+    stages over the measured, successful requests (``run`` has both; see
+    :meth:`RunDirectory.database`)."""
+    con = run.database()
+    con.execute(_REQUESTS_SQL)
+    columns = ["trace_id", "level", "e2e_ms", "ttft_ms", "has_server_span"]
+    columns += [f"{s}_ms" for s in STAGE_COLUMNS] + [f"{p}_ms" for p in TTFT_PARTS]
+    result = con.execute(
+        f"SELECT {', '.join(dict.fromkeys(columns))} FROM request_stages "
+        "WHERE measured AND ok AND e2e_ms IS NOT NULL"
+    ).fetchnumpy()
+    e2e_all = np.asarray(result["e2e_ms"], dtype=np.float64)
+    top = [str(result["trace_id"][i]) for i in np.argsort(-e2e_all)[:slowest]]
+    by_trace = waterfalls(con, top)
     # DuckDB hands NULLs back as masked entries: make them NaN, never a silent 0
     rows = {
         k: (v if k == "trace_id" else np.ma.filled(np.ma.asarray(v, dtype=np.float64), np.nan))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -68,7 +68,7 @@ def _svg(parts: Sequence[str], title: str) -> str:
     )
 
 
-def cdf_chart(series: dict[str, Sequence[float]], x_label: str, title: str) -> str:
+def cdf_chart(series: Mapping[str, Sequence[float]], x_label: str, title: str) -> str:
     """Lines of quantiles 0..100 (x: value, y: fraction of requests)."""
     values = [v for qs in series.values() for v in qs]
     if not values:

@@ -33,7 +33,8 @@ from typing import Any, Final, Literal
 import httpx
 
 from open_autoglm.analysis._errors import AnalysisError
-from open_autoglm.analysis._synthetic import write_span_store
+from open_autoglm.analysis._run_directory import ReportError, RunDirectory
+from open_autoglm.collector import DecodeError, write_span_store
 from open_autoglm.collector._decode import (
     EVENT_COLUMNS,
     SPAN_COLUMNS,
@@ -42,8 +43,7 @@ from open_autoglm.collector._decode import (
     decode_protobuf,
     flatten,
 )
-from open_autoglm.collector._errors import DecodeError
-from open_autoglm.loadgen import read_records
+from open_autoglm.loadgen import read_record_dicts
 from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
@@ -327,11 +327,13 @@ def _write_store(db_path: Path, batches: Sequence[SpanBatch]) -> int:
 
 
 def run_trace_ids(run_dir: Path) -> list[str]:
-    """Trace ids of the run's requests (``requests.jsonl``), in record order."""
-    path = run_dir / "requests.jsonl"
-    if not path.exists():
+    """Trace ids of the run's requests (``requests.jsonl``, every phase), in record order."""
+    path = RunDirectory(run_dir).records_path
+    if not path.is_file():
         return []
-    return list(dict.fromkeys(r.trace_id for r in read_records(path) if r.trace_id))
+    return list(
+        dict.fromkeys(str(r["trace_id"]) for r in read_record_dicts(path) if r.get("trace_id"))
+    )
 
 
 def fetch_run_traces(
@@ -351,7 +353,7 @@ def fetch_run_traces(
 
 def _run_window(run_dir: Path) -> tuple[float | None, float | None]:
     try:
-        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        results = RunDirectory(run_dir).results()
         return results["started_unix_ns"] / 1e9, results["finished_unix_ns"] / 1e9
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ReportError, KeyError, TypeError):
         return None, None

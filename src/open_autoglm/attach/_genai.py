@@ -44,7 +44,7 @@ def request_of(operation: str, body: bytes, arrival: int) -> ProxyRequest:
     attributes: dict[str, AttributeValue] = {
         n.GEN_AI_OPERATION_NAME: operation,
         n.GEN_AI_REQUEST_MODEL: model,
-        n.ATTR_STREAM: payload.get("stream") is True,
+        n.GEN_AI_REQUEST_STREAM: payload.get("stream") is True,
     }
     max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
@@ -67,6 +67,7 @@ def response_attributes(
     response said (``usage``, finish reason, id, model), the upstream, errors by type."""
     attributes = request.attributes
     attributes[n.ATTR_BACKEND] = PROXY_BACKEND
+    attributes[n.GEN_AI_PROVIDER_NAME] = PROXY_BACKEND  # as the metrics' provider label
     attributes[n.ATTR_UPSTREAM] = upstream
     attributes[n.ATTR_OUTPUT_CHUNKS] = facts.output_chunks
     if facts.prompt_tokens is not None:

@@ -19,12 +19,13 @@ from open_autoglm.collector._errors import (
 )
 from open_autoglm.collector._expected import expected_record
 from open_autoglm.collector._process import CollectorProcess, write_ready_file
-from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_TABLE_COLUMNS
-from open_autoglm.collector._store import SpanEvent, SpanRecord, SpanStore
+from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_FILE, SPANS_TABLE_COLUMNS
+from open_autoglm.collector._store import SpanEvent, SpanRecord, SpanStore, write_span_store
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "SCHEMA_VERSION",
+    "SPANS_FILE",
     "SPANS_TABLE_COLUMNS",
     "BodyTooLargeError",
     "Collector",
@@ -42,4 +43,5 @@ __all__ = [
     "decode_json",
     "expected_record",
     "write_ready_file",
+    "write_span_store",
 ]

@@ -41,6 +41,11 @@ class CollectorConfig:
             )
         if self.db_path.is_dir():
             raise CollectorConfigError(f"the span store {self.db_path} is a folder")
+        if "?" in str(self.db_path):
+            raise CollectorConfigError(
+                f"the span store path {self.db_path} has a '?': DuckDB cannot keep a database "
+                "there (it reads what follows '?' as options); choose a name without one"
+            )
         for name in ("http_port", "grpc_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:

@@ -1,14 +1,15 @@
 """OTLP trace requests: bodies (protobuf, JSON, gzip) to messages, messages to span rows.
 
 The rows are plain tuples in the column order of :data:`SPAN_COLUMNS`, ready for the writer to
-append in bulk. Validation happens while flattening: a span without a valid trace or span id is
-counted as rejected (the OTLP partial-success answer) and never stored.
+append in bulk. Validation happens while flattening: a span without a valid trace or span id
+(missing, the wrong length, or all zeros) is counted as rejected (the OTLP partial-success
+answer) and never stored. An all-zero ``parentSpanId``, which several SDKs send for a root, is
+no parent: the span is stored as a root (``parent_span_id`` NULL).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -100,7 +101,7 @@ def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
     """Parse an ``ExportTraceServiceRequest`` in the protobuf binary encoding."""
     try:
         request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
-    except ProtobufDecodeError as exc:
+    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
         raise DecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from exc
     return request
 
@@ -111,10 +112,14 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
     OTLP JSON differs from the standard protobuf JSON mapping in one way that matters here:
     trace and span ids are hex strings, not base64. They are rewritten before parsing; an id
     that is not hex becomes empty, so its span is rejected as having an invalid id.
+
+    Any malformed body raises :class:`DecodeError` (a 400), whatever its shape: ``orjson``
+    refuses nesting deeper than 1024 levels and NaN, protobuf's parser nested messages deeper
+    than 100, and every other exception the parser raises on a wrong type is mapped too.
     """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise DecodeError("invalid OTLP JSON: the body must be an object")
@@ -128,7 +133,7 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         request: ExportTraceServiceRequest = json_format.ParseDict(
             document, ExportTraceServiceRequest(), ignore_unknown_fields=True
         )
-    except (json_format.ParseError, TypeError, ValueError) as exc:
+    except Exception as exc:  # ParseError, or what a wrong type makes the parser raise
         raise DecodeError(f"invalid OTLP JSON: {exc}") from exc
     return request
 
@@ -214,6 +219,8 @@ def flatten(request: ExportTraceServiceRequest) -> SpanBatch:
                 trace_id = span.trace_id
                 span_id = span.span_id
                 parent = span.parent_span_id
+                if parent == _ZERO_SPAN_ID:
+                    parent = b""  # the invalid id some SDKs send for "no parent": a root
                 if (
                     len(trace_id) != 16
                     or len(span_id) != 8

@@ -78,6 +78,8 @@ class GrpcReceiver:
         except DecodeError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         result = self._ingest.export(message, "grpc")
+        if result.invalid:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, result.error_message)
         if result.refused:
             context.abort(grpc.StatusCode.UNAVAILABLE, "span store queue is full; retry later")
         response: bytes = result.response().SerializeToString()

@@ -5,7 +5,8 @@ batches its request handling costs a few percent of what flattening the spans co
 ``benchmarks/bench_collector.py``), so a hand-written server would buy nothing measurable.
 
 Answers follow the OTLP/HTTP specification: 200 with an ``ExportTraceServiceResponse`` (with
-``partial_success`` when spans were rejected), 400 for an undecodable body, 413 over the size
+``partial_success`` when some spans were rejected), 400 for an undecodable body or one whose
+every span has an invalid trace or span id (all zeros, missing, wrong length), 413 over the size
 limit, 415 for an unknown ``Content-Type`` or ``Content-Encoding``, 503 with ``Retry-After``
 when the writer's queue is full; error bodies are a ``google.rpc.Status`` in the request's
 encoding.
@@ -152,6 +153,8 @@ class HttpReceiver:
         except DecodeError as exc:
             return _status(400, str(exc), is_json)
         result = self._ingest.export(message, "http")
+        if result.invalid:
+            return _status(400, result.error_message, is_json)
         if result.refused:
             response = _status(503, "span store queue is full; retry later", is_json)
             response.headers["Retry-After"] = "1"

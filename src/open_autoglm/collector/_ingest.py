@@ -22,6 +22,8 @@ class ExportResult:
     rejected: int
     error_message: str
     refused: bool  # the writer's queue was full: nothing stored, the exporter should retry
+    #: every span had an invalid id (all zeros, missing, wrong length): a 4xx, not a retry
+    invalid: bool = False
 
     def response(self) -> ExportTraceServiceResponse:
         """The OTLP answer: ``partial_success`` set only when spans were rejected."""
@@ -43,6 +45,11 @@ class Ingest:
 
     def export(self, request: ExportTraceServiceRequest, protocol: str) -> ExportResult:
         batch = flatten(request)
+        if batch.rejected and not batch.spans:
+            with self._lock:
+                self.requests[protocol] += 1
+                self.rejected_spans += batch.rejected
+            return ExportResult(0, batch.rejected, batch.error_message(), False, invalid=True)
         queued = self._writer.submit(batch)
         with self._lock:
             self.requests[protocol] += 1

@@ -28,9 +28,14 @@ Rows are appended in arrival order. When the collector stops it builds an ART in
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import duckdb
 
 SCHEMA_VERSION: Final = 1
+#: The span store's file name in a run directory.
+SPANS_FILE: Final = "spans.duckdb"
 
 SPANS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -109,3 +114,12 @@ SPANS_TABLE_COLUMNS: Final = (
     "trace_state",
     "links",
 )
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables (where missing) and stamp the schema version on a writable store."""
+    for ddl in (SPANS_DDL, EVENTS_DDL, SESSIONS_DDL, META_DDL):
+        con.execute(ddl)
+    con.execute(
+        "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+    )

@@ -1,25 +1,38 @@
-"""Reading the span store: spans of a trace, spans by name, counts, columns.
+"""The span store file: read it (:class:`SpanStore`), or write one in bulk
+(:func:`write_span_store`) outside a running collector.
 
 For analysis, :attr:`SpanStore.connection` is a DuckDB connection on the file; the tables are
-described in :mod:`open_autoglm.collector._schema`. Open the file after the collector has
-stopped: DuckDB lets one process write a file, and no other process open it meanwhile.
+described in :mod:`open_autoglm.collector._schema`. Every open checks the schema version. Open
+the file after the collector has stopped: DuckDB lets one process write a file, and no other
+process open it meanwhile. Nothing else in the package connects to a span store.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 
 from open_autoglm.collector._errors import CollectorError
-from open_autoglm.collector._schema import SCHEMA_VERSION, SPANS_TABLE_COLUMNS
+from open_autoglm.collector._schema import (
+    SCHEMA_VERSION,
+    SPANS_FILE,
+    SPANS_TABLE_COLUMNS,
+    create_schema,
+)
 
 _SPAN_SELECT: Final = ", ".join(SPANS_TABLE_COLUMNS)
+_EVENT_COLUMNS: Final = ("trace_id", "span_id", "event_index", "name", "time_unix_ns", "attributes")
+_JSON_COLUMNS: Final = frozenset({"attributes", "resource_attributes", "links"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +82,13 @@ class SpanStore:
         except duckdb.Error as exc:
             raise CollectorError(f"cannot open span store {self.path}: {exc}") from exc
         try:
-            row = self._con.execute(
+            rows = self._con.execute(
                 "SELECT value FROM store_meta WHERE key = 'schema_version'"
-            ).fetchone()
+            ).fetchall()  # fetched to the end: an unfinished result blocks the connection
         except duckdb.Error as exc:
             self._con.close()
             raise CollectorError(f"{self.path} is not a span store: {exc}") from exc
-        self.schema_version = int(row[0]) if row else 0
+        self.schema_version = int(rows[0][0]) if rows else 0
         if self.schema_version != SCHEMA_VERSION:
             self._con.close()
             raise CollectorError(
@@ -211,3 +224,89 @@ class SpanStore:
 
 def _json(text: str | None, empty: Any) -> Any:
     return empty if text is None else json.loads(text)
+
+
+Columns = Mapping[str, Sequence[Any] | npt.NDArray[Any]]
+
+
+def write_span_store(path: Path, spans: Columns, events: Columns | None = None) -> Path:
+    """Append spans to a span store file (created with the schema when missing); returns
+    ``path``. ``spans`` holds columns of the ``spans`` table, ``trace_id`` required: missing
+    ones are NULL, ``duration_ns`` is computed, ``kind`` is INTERNAL and ``status_code`` UNSET
+    by default; dict and list values of the JSON columns are encoded. ``events`` holds the
+    ``span_events`` columns. For stores made outside a collector (Tempo, synthetic runs).
+
+    Raises :class:`CollectorError` when the file cannot be opened for writing."""
+    if "?" in str(path):
+        # DuckDB reads what follows '?' as options when it names the write-ahead log, so a
+        # database under such a path cannot commit: write it elsewhere, then move it there
+        with tempfile.TemporaryDirectory(prefix="open-autoglm-") as tmp:
+            staging = Path(tmp) / SPANS_FILE
+            if path.exists():
+                shutil.copyfile(path, staging)
+            _write_span_store(staging, spans, events)
+            shutil.move(staging, path)
+        return path
+    _write_span_store(path, spans, events)
+    return path
+
+
+def _write_span_store(path: Path, spans: Columns, events: Columns | None) -> None:
+    n = len(spans["trace_id"])
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for name in SPANS_TABLE_COLUMNS:
+        if name == "duration_ns":
+            continue
+        if name in spans:
+            columns[name] = _column(spans[name])
+        elif name == "kind":
+            columns[name] = np.full(n, "INTERNAL", dtype=object)
+        elif name == "status_code":
+            columns[name] = np.full(n, "UNSET", dtype=object)
+        else:
+            columns[name] = np.full(n, None, dtype=object)
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        raise CollectorError(f"cannot open span store {path} for writing: {exc}") from exc
+    try:
+        create_schema(con)
+        if n:
+            con.register("_open_autoglm_spans", columns)
+            select = ", ".join(
+                "CAST(end_unix_ns AS BIGINT) - CAST(start_unix_ns AS BIGINT)"
+                if c == "duration_ns"
+                else f"CAST({c} AS BIGINT)"
+                if c in ("start_unix_ns", "end_unix_ns")
+                else f"CAST({c} AS JSON)"
+                if c in _JSON_COLUMNS
+                else c
+                for c in SPANS_TABLE_COLUMNS
+            )
+            con.execute(f"INSERT INTO spans SELECT {select} FROM _open_autoglm_spans")
+            con.unregister("_open_autoglm_spans")
+        if events is not None and len(events["trace_id"]):
+            con.register("_open_autoglm_events", {c: _column(events[c]) for c in _EVENT_COLUMNS})
+            con.execute(
+                "INSERT INTO span_events SELECT trace_id, span_id, CAST(event_index AS INTEGER), "
+                "name, CAST(time_unix_ns AS BIGINT), CAST(attributes AS JSON) "
+                "FROM _open_autoglm_events"
+            )
+            con.unregister("_open_autoglm_events")
+    finally:
+        con.close()
+
+
+def _column(values: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[Any]:
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        return array.astype(np.float64)
+    return np.asarray(
+        [
+            None if v is None else (json.dumps(v) if isinstance(v, dict | list) else v)
+            for v in values
+        ],
+        dtype=object,
+    )

@@ -23,14 +23,7 @@ import numpy as np
 from open_autoglm import __version__
 from open_autoglm.collector._decode import EVENT_COLUMNS, SPAN_COLUMNS, SpanBatch
 from open_autoglm.collector._errors import CollectorStartError
-from open_autoglm.collector._schema import (
-    EVENTS_DDL,
-    META_DDL,
-    SCHEMA_VERSION,
-    SESSIONS_DDL,
-    SPANS_DDL,
-    TRACE_INDEX_DDL,
-)
+from open_autoglm.collector._schema import TRACE_INDEX_DDL, create_schema
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +100,7 @@ class SpanWriter:
             self._con = duckdb.connect(str(self._path))
         except duckdb.Error as exc:
             raise CollectorStartError(f"cannot open span store {self._path}: {exc}") from exc
-        con = self._con
-        for ddl in (SPANS_DDL, EVENTS_DDL, SESSIONS_DDL, META_DDL):
-            con.execute(ddl)
-        con.execute(
-            "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-        )
+        create_schema(self._con)
         self._started_ns = time.time_ns()
         self._thread = threading.Thread(target=self._run, name="span-writer", daemon=True)
         self._thread.start()

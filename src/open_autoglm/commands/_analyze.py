@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._errors import UsageError
+
+if TYPE_CHECKING:
+    from open_autoglm.analysis import PrometheusSummary
 
 
 def register(subparsers: Any) -> None:
@@ -17,7 +21,12 @@ def register(subparsers: Any) -> None:
         "server_metrics.jsonl) and write report.json and report.html.",
     )
     p.add_argument("run_dir", type=Path, help="the run directory")
-    p.add_argument("--output", type=Path, help="report path (default: RUN_DIR/report.json)")
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="report path (default: RUN_DIR/report.json); '-' writes the report JSON to "
+        "standard output (report.html still goes to RUN_DIR)",
+    )
     p.add_argument(
         "--prometheus",
         metavar="URL",
@@ -42,35 +51,46 @@ def run(args: argparse.Namespace) -> int:
         write_html,
     )
 
-    output: Path = args.output or args.run_dir / "report.json"
+    to_stdout = args.output is not None and str(args.output) == "-"
+    human = sys.stderr if to_stdout else sys.stdout
+    output: Path = args.run_dir / "report.json" if to_stdout or not args.output else args.output
     try:
-        spans_path, prometheus = _sources(args)
+        spans_path, prometheus = _sources(args, human)
         report = build_report(args.run_dir, spans_path=spans_path, prometheus=prometheus)
     except (ReportError, PrometheusError, TempoError) as exc:
         raise UsageError(str(exc)) from exc
-    report.write(output)
+    if to_stdout:
+        from open_autoglm import _strict_json as strict_json
+
+        sys.stdout.write(strict_json.dumps(report.to_json(), indent=2, default=str) + "\n")
+    else:
+        report.write(output)
+        print(f"report: {output}", file=human)
     write_html(report, output.with_suffix(".html"))
     stages = report.stages
-    print(f"report: {output}")
-    print(f"html:   {output.with_suffix('.html')}")
+    print(f"html:   {output.with_suffix('.html')}", file=human)
     if stages is not None:
-        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
+        print(
+            f"{stages.with_server_spans}/{stages.requests} requests joined to server spans",
+            file=human,
+        )
     return 0
 
 
-def _sources(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any] | None]:
+def _sources(args: argparse.Namespace, human: Any) -> tuple[Path | None, PrometheusSummary | None]:
     """Spans from Tempo and the Prometheus summary, when asked for (printed as fetched)."""
     from open_autoglm.analysis import TempoConfig, fetch_run_traces, prometheus_summary_of_run
 
-    spans_path = prometheus = None
+    spans_path: Path | None = None
+    prometheus: PrometheusSummary | None = None
     if args.tempo and args.run_dir.is_dir():
         fetched = fetch_run_traces(
             args.run_dir, TempoConfig(url=args.tempo), args.run_dir / "tempo_spans.duckdb"
         )
-        print(f"tempo:  {fetched.summary()}")
+        print(f"tempo:  {fetched.summary()}", file=human)
         spans_path = fetched.path
     if args.prometheus and args.run_dir.is_dir():
         summary = prometheus_summary_of_run(args.run_dir, args.prometheus)
-        print(f"prometheus: {summary.e2e.count or 0:.0f} requests in the run's window")
-        prometheus = summary.to_json()
+        print(f"prometheus: {summary.e2e.count or 0:.0f} requests in the run's window", file=human)
+        prometheus = summary
     return spans_path, prometheus

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from open_autoglm.commands._backend_options import parse_backend_options
 from open_autoglm.commands._choices import (
     APIS,
     ARRIVALS,
+    BACKENDS,
     DATASETS,
     DISTRIBUTIONS,
     IMAGE_FORMATS,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         Prompt,
     )
     from open_autoglm.run import ManagedServer
+from open_autoglm.objectives import parse_error_rate, split_objectives
 
 
 def register(subparsers: Any) -> None:
@@ -74,7 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--api", choices=APIS, default="chat", help="endpoint (default: chat)")
     target.add_argument("--model", help="model name to send (default: first of /v1/models)")
-    target.add_argument("--api-key", help="sent as 'Authorization: Bearer KEY'")
+    target.add_argument(
+        "--api-key",
+        help="sent as 'Authorization: Bearer KEY' (visible in `ps`: prefer --api-key-file or "
+        "$OPENAI_API_KEY, read when the URL and headers carry no credentials); never written",
+    )
+    target.add_argument("--api-key-file", type=Path, help="read the API key from this file")
     target.add_argument(
         "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra header"
     )
@@ -87,18 +95,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target.add_argument("--ignore-eos", action="store_true", help="ask for exactly max_tokens")
     target.add_argument("--timeout", type=float, default=600.0, help="per request, s")
+    target.add_argument(
+        "--provider",
+        help="gen_ai.provider.name on the client spans (default: openai, the API spoken; "
+        "in a managed run, the backend)",
+    )
 
     load = parser.add_argument_group("load profile")
     load.add_argument("--profile", choices=PROFILES, help="default: from the options given")
     load.add_argument("--concurrency", type=int, help="closed loop: requests in flight")
     load.add_argument("--rate", type=float, help="open loop: requests per second")
-    load.add_argument("--arrival", choices=ARRIVALS, default="poisson")
+    load.add_argument(
+        "--arrival", choices=ARRIVALS, default="poisson",
+        help="open loop: how arrivals are spaced (poisson: exponential gaps)",
+    )  # fmt: skip
     load.add_argument(
         "--burstiness", type=float, default=1.0, help="gamma shape (<1 burstier, 1 = Poisson)"
     )
     load.add_argument("--max-concurrency", type=int, help="open loop: cap on requests in flight")
     load.add_argument("--levels", help="step profile: comma-separated levels, e.g. 1,2,4,8")
-    load.add_argument("--level-kind", choices=("concurrency", "rate"), default="concurrency")
+    load.add_argument(
+        "--level-kind", choices=("concurrency", "rate"), default="concurrency",
+        help="step profile: what --levels count",
+    )  # fmt: skip
     load.add_argument("--sweep-levels", type=int, default=6, help="sweep: rate levels between")
     load.add_argument("--sweep-concurrency", type=int, default=64, help="sweep: saturation level")
     load.add_argument("--requests", type=int, help="requests per level")
@@ -107,23 +126,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--cooldown", type=float, default=0.0, help="seconds excluded at the end")
 
     work = parser.add_argument_group("workload")
-    work.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    work.add_argument(
+        "--dataset", choices=DATASETS, default="synthetic", help="where the prompts come from"
+    )
     work.add_argument("--dataset-path", type=Path, help="ShareGPT JSON or JSONL file")
     work.add_argument("--input-len", type=int, default=128, help="prompt tokens (synthetic)")
-    work.add_argument("--input-dist", choices=DISTRIBUTIONS, default="fixed")
-    work.add_argument("--input-spread", type=float, default=0.0)
+    work.add_argument(
+        "--input-dist", choices=DISTRIBUTIONS, default="fixed",
+        help="distribution of prompt lengths around --input-len",
+    )  # fmt: skip
+    work.add_argument(
+        "--input-spread", type=float, default=0.0,
+        help="spread of prompt lengths (uniform: half-width, normal/lognormal: sigma)",
+    )  # fmt: skip
     work.add_argument("--output-len", type=int, help="max_tokens (default 64, or the dataset's)")
-    work.add_argument("--output-dist", choices=DISTRIBUTIONS, default="fixed")
-    work.add_argument("--output-spread", type=float, default=0.0)
+    work.add_argument(
+        "--output-dist", choices=DISTRIBUTIONS, default="fixed",
+        help="distribution of max_tokens around --output-len",
+    )  # fmt: skip
+    work.add_argument(
+        "--output-spread", type=float, default=0.0,
+        help="spread of max_tokens (as --input-spread)",
+    )  # fmt: skip
     work.add_argument("--prefix-len", type=int, default=0, help="shared prefix tokens")
     work.add_argument("--images", type=int, default=0, help="images per chat request")
     work.add_argument("--image-size", default="512x512", help="WIDTHxHEIGHT of synthetic images")
-    work.add_argument("--image-format", choices=IMAGE_FORMATS, default="png")
+    work.add_argument(
+        "--image-format", choices=IMAGE_FORMATS, default="png",
+        help="encoding of synthetic images",
+    )  # fmt: skip
     work.add_argument(
         "--image-file", action="append", default=[], type=Path, help="use these images"
     )
-    work.add_argument("--tokenizer", type=Path, help="tokenizer.json for token counts")
-    work.add_argument("--seed", type=int, default=0)
+    work.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="for token counts: a tokenizer.json, a folder with one, or a model id in the local "
+        "Hugging Face cache (default: an estimate)",
+    )
+    work.add_argument("--seed", type=int, default=0, help="seed of prompts, lengths and arrivals")
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -142,7 +183,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         help="results JSON (default results.json); in a managed run, the report JSON "
-        "(default RUN_DIR/report.json), with report.html beside it",
+        "(default RUN_DIR/report.json), with report.html beside it; '-' writes the JSON to "
+        "standard output (the summary then goes to standard error)",
     )
     out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
@@ -168,10 +210,11 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         LengthDistribution,
         ProfileConfig,
         WorkloadConfig,
+        api_key_from,
+        carries_credentials,
         parse_body_field,
         parse_header,
         parse_size,
-        parse_slo,
     )
     from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, names
 
@@ -182,15 +225,19 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         )
     if args.url and args.backend:
         raise UsageError("--url and --backend exclude each other")
+    headers = dict(parse_header(h) for h in args.header)
+    from_env = bool(args.url) and not carries_credentials(args.url, headers)
+    key = api_key_from(args.api_key, args.api_key_file, os.environ, use_environment=from_env)
     endpoint = EndpointConfig(
         url=args.url or _MANAGED_PLACEHOLDER_URL,
         api=args.api,
         model=args.model,
-        api_key=args.api_key,
-        headers=dict(parse_header(h) for h in args.header),
+        api_key=key.value if key else None,
+        headers=headers,
         extra_body=dict(parse_body_field(b) for b in args.body),
         ignore_eos=args.ignore_eos,
         timeout_s=args.timeout,
+        **({"provider": args.provider} if args.provider else {}),
     )
     kind: ProfileKind = args.profile or (
         "step"
@@ -235,7 +282,7 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         image_files=tuple(args.image_file),
         seed=args.seed,
     )
-    goodput_terms, _ = split_slo(args.slo)
+    goodput, _ = split_objectives(args.slo)
     try:
         tracing = TracingConfig.from_env(names.LOADGEN_SERVICE_NAME, endpoint=args.otlp_endpoint)
     except TelemetryConfigError as exc:
@@ -244,37 +291,19 @@ def build_config(args: argparse.Namespace) -> BenchmarkConfig:
         endpoint=endpoint,
         profile=profile,
         workload=workload,
-        slo=parse_slo(goodput_terms) if goodput_terms else None,
+        slo=goodput,
         seed=args.seed,
-        output_path=args.output or Path("results.json"),
-        records_path=args.records,
+        output_path=None if _to_stdout(args) else args.output or Path("results.json"),
+        records_path=args.records or (Path("requests.jsonl") if _to_stdout(args) else None),
         tracing=tracing,
         tokenizer_path=args.tokenizer,
     )
 
 
-def split_slo(text: str | None) -> tuple[str, str]:
-    """``--slo`` split into per-request goodput terms and run-level gate terms (those with a
-    statistic such as ``p95_e2e`` and the run metrics ``error_rate``, ``rps``, ``tok_s``)."""
-    from open_autoglm.analysis import RUN_METRICS
-
-    goodput: list[str] = []
-    gate: list[str] = []
-    for term in (text or "").split(","):
-        if not term.strip():
-            continue
-        name = term.strip().split("<")[0].split(">")[0].split("=")[0].strip()
-        (gate if "_" in name or name in RUN_METRICS else goodput).append(term.strip())
-    return ",".join(goodput), ",".join(gate)
-
-
 def gate_objectives(args: argparse.Namespace) -> list[Any]:
     """The run-level objectives that ``--fail-on-slo`` checks (raises on a bad one)."""
-    from open_autoglm.analysis import parse_error_rate
-    from open_autoglm.analysis import parse_slo as parse_gate
-
-    _, gate_terms = split_slo(args.slo)
-    objectives: list[Any] = list(parse_gate(gate_terms)) if gate_terms else []
+    _, run_level = split_objectives(args.slo)
+    objectives: list[Any] = list(run_level)
     if args.max_error_rate is not None:
         objectives.append(parse_error_rate(args.max_error_rate))
     if args.fail_on_slo and not objectives:
@@ -285,14 +314,26 @@ def gate_objectives(args: argparse.Namespace) -> list[Any]:
     return objectives
 
 
+def _to_stdout(args: argparse.Namespace) -> bool:
+    """``--output -``: the JSON goes to standard output, the human summary to stderr."""
+    return args.output is not None and str(args.output) == "-"
+
+
 def apply_gate(args: argparse.Namespace, objectives: list[Any], report: Path, status: int) -> int:
     if not args.fail_on_slo:
         return status
     from open_autoglm.analysis import check_report
 
     result = check_report(report, objectives)
-    print(result.table())
+    print(result.table(), file=sys.stderr if _to_stdout(args) else sys.stdout)
     return status or result.exit_code
+
+
+def _write_stdout(document: dict[str, Any]) -> None:
+    from open_autoglm import _strict_json as strict_json
+
+    sys.stdout.write(strict_json.dumps(document, indent=2) + "\n")
+    sys.stdout.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -306,17 +347,46 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     objectives = gate_objectives(args)
     server = managed_server(args) if args.backend else None
-    prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
-    progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
     if server is not None:
-        status, report_path = _run_managed(args, server, config, prompts, progress)
-        return apply_gate(args, objectives, report_path, status)
-    results = run_benchmark(config, progress=progress, prompts=prompts)
-    print_summary(results, config)
+        _check_backend_installed(server.backend)
+    human = sys.stderr if _to_stdout(args) else sys.stdout
+    progress: ProgressReporter = NullProgress() if args.quiet else RichProgress()
+    progress.phase(f"preparing {config.workload.pool_size} prompts ({config.workload.dataset})")
+    try:  # the display ends however the run does (a server that never started, Ctrl-C)
+        prompts = prepare_prompts(config)  # a bad dataset stops here, before anything is sent
+        if server is not None:
+            status, report_path = _run_managed(args, server, config, prompts, progress, human)
+            return apply_gate(args, objectives, report_path, status)
+        results = run_benchmark(config, progress=progress, prompts=prompts)
+    finally:
+        progress.close()
+    print_summary(results, config, out=human)
     succeeded = sum(level.succeeded for level in results.levels)
+    status = 0 if succeeded else 1
+    if _to_stdout(args):
+        _write_stdout(results.to_json())
+        if args.fail_on_slo:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="open-autoglm-") as tmp:
+                path = Path(tmp) / "results.json"
+                results.write(path)
+                return apply_gate(args, objectives, path, status)
+        return status
     if config.output_path is None:
-        return 0 if succeeded else 1
-    return apply_gate(args, objectives, config.output_path, 0 if succeeded else 1)
+        return status
+    return apply_gate(args, objectives, config.output_path, status)
+
+
+def _check_backend_installed(backend: str) -> None:
+    """A backend whose engine is not installed: one line naming the extra, before anything
+    starts (the server would fail the same way, after the collector had started)."""
+    from open_autoglm.instrumented_servers import MissingEngineError, check_backend_installed
+
+    try:
+        check_backend_installed(backend)
+    except MissingEngineError as exc:
+        raise UsageError(str(exc)) from None
 
 
 #: Stands for the server's address until the managed run knows its port.
@@ -327,6 +397,8 @@ def managed_server(args: argparse.Namespace) -> ManagedServer:
     """The typed server of a managed run (``--backend`` and the flags under it)."""
     from open_autoglm.run import ManagedServer
 
+    if args.backend not in BACKENDS:
+        raise UsageError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
     return ManagedServer(
         backend=args.backend,
         model=args.model,
@@ -344,6 +416,7 @@ def _run_managed(
     config: BenchmarkConfig,
     prompts: list[Prompt],
     progress: ProgressReporter,
+    human: Any,
 ) -> tuple[int, Path]:
     """Serve, load, report (:func:`open_autoglm.run.run_managed`); the run's, server's,
     collector's and report's errors reach ``cli.py``, which prints their first line."""
@@ -354,23 +427,31 @@ def _run_managed(
     run_dir: Path = args.run_dir or Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-{args.backend}"
     )
-    report_path: Path = args.output or run_dir / "report.json"
+    to_stdout = _to_stdout(args)
+    report_path: Path = (
+        run_dir / "report.json" if to_stdout else args.output or run_dir / "report.json"
+    )
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
     results, report = run_managed(
         bench, server, run_dir, report_path, progress=progress, prompts=prompts
     )
-    print_summary(results, dataclasses.replace(bench, output_path=None))
+    print_summary(results, dataclasses.replace(bench, output_path=None), out=human)
     stages = report.stages
     if stages is not None:
-        print(f"{stages.with_server_spans}/{stages.requests} requests joined to server spans")
-    print(f"run directory: {run_dir}")
-    print(f"report: {report_path} and {report_path.with_suffix('.html')}")
+        print(
+            f"{stages.with_server_spans}/{stages.requests} requests joined to server spans",
+            file=human,
+        )
+    print(f"run directory: {run_dir}", file=human)
+    print(f"report: {report_path} and {report_path.with_suffix('.html')}", file=human)
+    if to_stdout:
+        _write_stdout(report.to_json())
     return (0 if sum(level.succeeded for level in results.levels) else 1), report_path
 
 
-def print_summary(results: BenchmarkResults, config: BenchmarkConfig) -> None:
-    """One paragraph a level on stdout, then where the files went."""
-    out = sys.stdout
+def print_summary(results: BenchmarkResults, config: BenchmarkConfig, out: Any = None) -> None:
+    """One paragraph a level on ``out`` (stdout), then where the files went."""
+    out = out or sys.stdout
     for level in results.levels:
         err = ", ".join(f"{k}: {v}" for k, v in level.errors.items()) or "none"
         ttft, tpot, e2e = level.ttft_ms, level.tpot_ms, level.e2e_ms

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,18 @@ def register(subparsers: Any) -> None:
         default=0.05,
         help="relative change that counts as a regression when beyond noise (default 0.05)",
     )
-    check.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    check.add_argument(
+        "--format", choices=("text", "markdown", "json"), default="text",
+        help="how the verdict is printed",
+    )  # fmt: skip
     check.set_defaults(run=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from open_autoglm.analysis import RegressionConfig, check_report, parse_error_rate, parse_slo
+    from open_autoglm.analysis import RegressionConfig, check_report
+    from open_autoglm.objectives import parse_error_rate, parse_gate
 
-    objectives = list(parse_slo(args.slo)) if args.slo is not None else []
+    objectives = list(parse_gate(args.slo)) if args.slo is not None else []
     if args.max_error_rate is not None:
         if any(o.metric == "error_rate" for o in objectives):
             raise UsageError("give the error rate once: in --slo or --max-error-rate")
@@ -58,7 +61,9 @@ def run_check(args: argparse.Namespace) -> int:
         regression=RegressionConfig(min_change=args.min_change),
     )
     if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2))
+        from open_autoglm import _strict_json as strict_json
+
+        print(strict_json.dumps(result.to_json(), indent=2))
     else:
         print(result.table(markdown=args.format == "markdown"))
     return result.exit_code

@@ -13,6 +13,9 @@ from typing import Final
 BACKENDS: Final = ("onnxruntime", "sim", "tensorrt", "vllm")
 #: ``open_autoglm.instrumented_servers.ServerConfig().max_body_bytes``
 SERVER_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+#: ``ServerConfig().header_timeout_s`` and ``.body_timeout_s``
+SERVER_HEADER_TIMEOUT_S: Final = 30.0
+SERVER_BODY_TIMEOUT_S: Final = 30.0
 #: ``open_autoglm.collector.DEFAULT_MAX_BODY_BYTES``
 COLLECTOR_MAX_BODY_BYTES: Final = 20 * 1024 * 1024
 #: ``open_autoglm.loadgen.APIS``

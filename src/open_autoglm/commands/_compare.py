@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
         description="The backend comparison table of several reports, one row per level.",
     )
     compare.add_argument("reports", type=Path, nargs="+", help="report.json files")
-    compare.add_argument("--format", choices=COMPARE_FORMATS, default="text")
+    compare.add_argument(
+        "--format", choices=COMPARE_FORMATS, default="text", help="how the table is written"
+    )
     compare.add_argument("--level", type=int, help="only this level (its index) of each report")
     compare.add_argument("--output", type=Path, help="write here instead of stdout")
     compare.set_defaults(run=run_compare)

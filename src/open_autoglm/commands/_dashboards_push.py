@@ -33,7 +33,7 @@ def add_push_parser(actions: argparse._SubParsersAction[Any]) -> None:
     )
     push.add_argument("--prometheus-uid", help="uid of the Prometheus datasource in that Grafana")
     push.add_argument("--tempo-uid", help="uid of the Tempo datasource in that Grafana")
-    push.add_argument("--timeout", type=float, default=10.0, help="per request, s (default: 10)")
+    push.add_argument("--timeout", type=float, default=10.0, help="per request, s")
     push.set_defaults(run=run_push)
 
 

@@ -35,7 +35,10 @@ def register(subparsers: Any) -> None:
 
     path = commands.add_parser("path", help="print the folder of a prepared model")
     path.add_argument("name")
-    path.add_argument("--variant", choices=MODEL_VARIANTS, default=DEFAULT_MODEL_VARIANT)
+    path.add_argument(
+        "--variant", choices=MODEL_VARIANTS, default=DEFAULT_MODEL_VARIANT,
+        help="which prepared form's folder to print",
+    )  # fmt: skip
     path.set_defaults(run=_run_path)
 
 

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=300.0,
         metavar="S",
-        help="longest silence of the upstream before a request fails as a stall (default 300)",
+        help="longest silence of the upstream before a request fails as a stall, in seconds",
     )
     p.add_argument(
         "--ready-file",

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._backend_options import parse_backend_options
-from open_autoglm.commands._choices import BACKENDS, SERVER_MAX_BODY_BYTES
+from open_autoglm.commands._choices import (
+    BACKENDS,
+    SERVER_BODY_TIMEOUT_S,
+    SERVER_HEADER_TIMEOUT_S,
+    SERVER_MAX_BODY_BYTES,
+)
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._tracing_options import (
     add_export_stats_argument,
@@ -69,7 +74,26 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="make no spans at all (metrics stay; exemplars go): the overhead baseline",
     )
-    p.add_argument("--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES)
+    p.add_argument(
+        "--max-body-bytes", type=int, default=SERVER_MAX_BODY_BYTES,
+        help="largest request body accepted (413 above)",
+    )  # fmt: skip
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=SERVER_HEADER_TIMEOUT_S,
+        metavar="S",
+        help="most seconds to receive a request's headers, then 408 and close "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=SERVER_BODY_TIMEOUT_S,
+        metavar="S",
+        help="most seconds between two pieces of a request body (one shorter than its "
+        "Content-Length), then 408 and close (default: %(default)s)",
+    )
     p.add_argument(
         "--ready-file",
         type=Path,
@@ -92,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
 
     extra = parse_backend_options(args.backend_option)
     try:
-        config = ServerConfig(host=args.host, port=args.port, max_body_bytes=args.max_body_bytes)
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            max_body_bytes=args.max_body_bytes,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+        )
         tracing = TracingConfig.from_env(
             n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
         )
@@ -136,7 +166,7 @@ async def _serve(
 ) -> int:
     import uvicorn
 
-    from open_autoglm.instrumented_servers import create_app
+    from open_autoglm.instrumented_servers import create_app, timed_http_protocol
     from open_autoglm.telemetry import GpuProbe, make_tracing
     from open_autoglm.telemetry import names as n
 
@@ -171,6 +201,7 @@ async def _serve(
             app,
             host=config.host,
             port=config.port,
+            http=timed_http_protocol(config.header_timeout_s, config.body_timeout_s),
             log_level="warning",
             access_log=False,
             lifespan="on",

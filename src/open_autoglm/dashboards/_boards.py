@@ -245,10 +245,29 @@ def _resources() -> Board:
                 (
                     PromQuery(joined_to_server(n.METRIC_PROCESS_RSS), legend="{{instance}} RSS"),
                     PromQuery(
-                        joined_to_server(n.METRIC_PROCESS_PEAK_RSS), legend="{{instance}} peak"
+                        joined_to_server(n.METRIC_PROCESS_PEAK_RSS),
+                        legend="{{instance}} serving peak",
+                    ),
+                    PromQuery(
+                        joined_to_server(n.METRIC_PROCESS_LOAD_PEAK_RSS),
+                        legend="{{instance}} model-load peak",
                     ),
                 ),
+                "RSS (process_resident_memory_bytes); the serving peak is the kernel's "
+                "high-water mark since the model had loaded; the model-load peak covers "
+                "preparing and loading it.",
                 unit="bytes",
+                width=12,
+            ),
+            Panel(
+                "Process CPU",
+                (
+                    PromQuery(
+                        joined_to_server(f"{n.METRIC_PROCESS_CPU}_total", rate=True),
+                        legend="{{instance}} cores",
+                    ),
+                ),
+                "CPU seconds per second of the server process (process_cpu_seconds_total).",
                 width=12,
             ),
             Panel(
@@ -294,12 +313,41 @@ def _resources() -> Board:
             ),
         ),
     )
+    tracing = Row(
+        "Tracing",
+        (
+            Panel(
+                "Span export",
+                (
+                    PromQuery(
+                        joined_to_server(_total(n.METRIC_SPANS_EXPORTED), rate=True),
+                        legend="{{instance}} exported/s",
+                    ),
+                    PromQuery(
+                        joined_to_server(_total(n.METRIC_SPANS_DROPPED), rate=True),
+                        legend="{{instance}} dropped/s",
+                    ),
+                    PromQuery(
+                        joined_to_server(_total(n.METRIC_TRACES_SAMPLED_OUT), rate=True),
+                        legend="{{instance}} requests sampled out/s",
+                    ),
+                    PromQuery(
+                        joined_to_server(n.METRIC_SPANS_QUEUED), legend="{{instance}} queued"
+                    ),
+                ),
+                "Spans the server exported and lost per second (dropped: export queue full, or "
+                "a collector that never took them), requests the tail sampler left out "
+                "(--trace-budget), and spans waiting for export.",
+                width=24,
+            ),
+        ),
+    )
     return Board(
         uid="open-autoglm-resources",
         title="Open-AutoGLM / Resources",
         file_name="resources.json",
-        description="Server memory, GPU memory and utilisation, vLLM KV-cache use.",
-        rows=(memory, gpu),
+        description="Server memory, GPU memory and utilisation, vLLM KV-cache use, span export.",
+        rows=(memory, gpu, tracing),
     )
 
 

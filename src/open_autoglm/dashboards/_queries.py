@@ -63,7 +63,7 @@ class TraceQuery:
 
 def selector(*, instance: bool = True) -> str:
     """The label matchers every server metric is filtered by (the dashboard variables)."""
-    matchers = [f'{n.LABEL_BACKEND}=~"${VAR_BACKEND}"', f'{n.LABEL_MODEL}=~"${VAR_MODEL}"']
+    matchers = [f'{n.LABEL_PROVIDER}=~"${VAR_BACKEND}"', f'{n.LABEL_MODEL}=~"${VAR_MODEL}"']
     if instance:
         matchers.append(f'instance=~"${VAR_INSTANCE}"')
     return "{" + ", ".join(matchers) + "}"
@@ -89,21 +89,24 @@ def quantile_queries(histogram: str, *, by: tuple[str, ...] = ()) -> tuple[PromQ
     )
 
 
-def joined_to_server(metric: str, *, by: tuple[str, ...] = ()) -> str:
+def joined_to_server(metric: str, *, by: tuple[str, ...] = (), rate: bool = False) -> str:
     """A per-process gauge (no backend/model labels) filtered by the server's labels.
 
     RSS and GPU gauges carry only ``instance`` (and ``gpu``); joining them on ``instance``
-    with a server gauge that carries ``backend`` and ``model`` lets the dashboard variables
-    select them too.
+    with a server gauge that carries the provider (backend) and model labels lets the
+    dashboard variables select them too.
     """
     keys = ", ".join(("instance", *by))
+    series = f'{metric}{{instance=~"${VAR_INSTANCE}"}}'
+    if rate:  # a counter: its per-second rate
+        series = f"rate({series}[{RATE_WINDOW}])"
     server = (
-        f"group by (instance, {n.LABEL_BACKEND}, {n.LABEL_MODEL}) "
+        f"group by (instance, {n.LABEL_PROVIDER}, {n.LABEL_MODEL}) "
         f"({n.METRIC_QUEUE_DEPTH}{selector()})"
     )
     return (
-        f'max by ({keys}) ({metric}{{instance=~"${VAR_INSTANCE}"}}) '
-        f"* on (instance) group_left ({n.LABEL_BACKEND}, {n.LABEL_MODEL}) {server}"
+        f"max by ({keys}) ({series}) "
+        f"* on (instance) group_left ({n.LABEL_PROVIDER}, {n.LABEL_MODEL}) {server}"
     )
 
 
@@ -112,7 +115,7 @@ def server_traces(condition: str = "") -> str:
     parts = [
         f'resource.service.name = "{n.SERVER_SERVICE_NAME}"',
         "kind = server",
-        f'span.{n.ATTR_BACKEND} =~ "${VAR_BACKEND}"',
+        f'span.{n.GEN_AI_PROVIDER_NAME} =~ "${VAR_BACKEND}"',
         f'span.{n.GEN_AI_REQUEST_MODEL} =~ "${VAR_MODEL}"',
     ]
     if condition:

@@ -153,8 +153,11 @@ def _panel(panel: Panel, panel_id: int, grid: _Grid) -> _AnyPanel:
     return built
 
 
-def _label_variable(name: str, label: str, matchers: str) -> sdk_dashboard.QueryVariable:
-    query = f"label_values({_VARIABLE_SERIES}{matchers}, {name})"
+def _label_variable(
+    name: str, label: str, matchers: str, prom_label: str
+) -> sdk_dashboard.QueryVariable:
+    """Variable ``name`` (shown as ``label``) holding the values of ``prom_label``."""
+    query = f"label_values({_VARIABLE_SERIES}{matchers}, {prom_label})"
     return (
         sdk_dashboard.QueryVariable(name)
         .label(label)
@@ -171,14 +174,14 @@ def _label_variable(name: str, label: str, matchers: str) -> sdk_dashboard.Query
 
 
 def _variables(board: Board) -> list[Builder[dashboard_model.VariableModel]]:
-    backend = f'{{{n.LABEL_BACKEND}=~"${VAR_BACKEND}"}}'
-    backend_model = f'{{{n.LABEL_BACKEND}=~"${VAR_BACKEND}", {n.LABEL_MODEL}=~"${VAR_MODEL}"}}'
+    backend = f'{{{n.LABEL_PROVIDER}=~"${VAR_BACKEND}"}}'
+    backend_model = f'{{{n.LABEL_PROVIDER}=~"${VAR_BACKEND}", {n.LABEL_MODEL}=~"${VAR_MODEL}"}}'
     variables: list[Builder[dashboard_model.VariableModel]] = [
-        _label_variable(VAR_BACKEND, "Backend", ""),
-        _label_variable(VAR_MODEL, "Model", backend),
+        _label_variable(VAR_BACKEND, "Backend", "", n.LABEL_PROVIDER),
+        _label_variable(VAR_MODEL, "Model", backend, n.LABEL_MODEL),
     ]
     if board.instance_variable:
-        variables.append(_label_variable(VAR_INSTANCE, "Instance", backend_model))
+        variables.append(_label_variable(VAR_INSTANCE, "Instance", backend_model, "instance"))
     if board.duration_variable:
         variables.append(
             sdk_dashboard.CustomVariable(VAR_MIN_DURATION)

@@ -17,15 +17,19 @@ from open_autoglm.instrumented_servers._backend import (
     SamplingParams,
     StageTimes,
     TokenDelta,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from open_autoglm.instrumented_servers._errors import ServerError
+from open_autoglm.instrumented_servers._read_timeouts import timed_http_protocol
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
 from open_autoglm.instrumented_servers.backends import (
     BackendOptions,
+    MissingEngineError,
     UnknownBackendError,
     backend_names,
     build_backend,
+    check_backend_installed,
 )
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "GenerationEvent",
     "GenerationRequest",
     "ImageInput",
+    "MissingEngineError",
     "QueueFullError",
     "SamplingParams",
     "ServerConfig",
@@ -50,8 +55,11 @@ __all__ = [
     "ServerStartError",
     "StageTimes",
     "TokenDelta",
+    "TokenLogprob",
     "UnknownBackendError",
     "backend_names",
     "build_backend",
+    "check_backend_installed",
     "create_app",
+    "timed_http_protocol",
 ]

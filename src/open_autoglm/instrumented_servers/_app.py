@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from time import perf_counter_ns
+from typing import TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -14,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from open_autoglm.instrumented_servers._backend import (
@@ -46,8 +51,9 @@ from open_autoglm.instrumented_servers._protocol import (
     decode_messages,
     model_card,
     parse_body,
+    unsupported_parameter,
 )
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.telemetry import (
     ExportMetrics,
     GpuProbe,
@@ -58,6 +64,11 @@ from open_autoglm.telemetry import (
 )
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+#: Characters per token of context in the prefix that :meth:`_Service.check_context` counts:
+#: English text averages 4-5 characters per token, so a prompt over the context almost always
+#: shows it in its first ``8 * max_model_len`` characters.
+_PREFIX_CHARS_PER_TOKEN = 8
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -66,11 +77,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"request body is larger than {limit} bytes", code="body_too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise APIError(
+                    413, f"request body is larger than {limit} bytes", code="body_too_large"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by the body read timeout (_read_timeouts)
+        raise APIError(
+            408, "the request body was not received in full", code="request_timeout"
+        ) from None
     return b"".join(chunks)
 
 
@@ -89,6 +107,9 @@ class _Service:
         self.metrics = metrics
         self.created = created_now()
         self.telemetry = RequestTelemetry(tracer_provider, metrics, backend.name, backend.simulated)
+        # One worker thread for large bodies: their parsing holds the GIL in long C calls, so
+        # more threads would only queue the event loop behind more of them (GIL-bound anyway).
+        self._large_bodies = anyio.CapacityLimiter(1)
 
     def check_common(self, body: _Sampling) -> None:
         if body.model != self.backend.model_name:
@@ -102,11 +123,40 @@ class _Service:
             )
         if body.n != 1:
             raise APIError(400, "only n=1 is supported", param="n")
+        unsupported_parameter(body)
 
-    def resolve_max_tokens(self, requested: int | None, default: int | None, prompt: str) -> int:
+    def wanted_logprobs(self, body: ChatCompletionRequest | CompletionRequest) -> int | None:
+        wanted = body.wanted_logprobs
+        if wanted is not None and not self.backend.supports_logprobs:
+            raise APIError(
+                400,
+                f"the {self.backend.name} backend does not return log probabilities",
+                param="logprobs",
+                code="unsupported_parameter",
+            )
+        return wanted
+
+    async def off_loop(self, big: bool, fn: Callable[..., _T], *args: object) -> _T:
+        """``fn(*args)`` in a worker thread for a large body, else here.
+
+        Parsing, decoding and tokenising are linear in the body's size: for bodies of
+        :attr:`ServerConfig.off_loop_body_bytes` or more they run off the event loop, so
+        ``/health``, ``/metrics`` and the streams of other requests keep their latency."""
+        if big:
+            return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._large_bodies)
+        return fn(*args)
+
+    async def resolve_max_tokens(
+        self, requested: int | None, default: int | None, prompt: str | tuple[int, ...], big: bool
+    ) -> int:
         limit = self.backend.max_model_len
         if requested is None:
-            requested = default or limit - self.backend.count_tokens(prompt)
+            counted = (
+                len(prompt)
+                if isinstance(prompt, tuple)
+                else await self.off_loop(big, self.backend.count_tokens, prompt)
+            )
+            requested = default or limit - counted
             if requested < 1:
                 raise APIError(400, "the prompt fills the model's context", param="messages",
                                code="context_length_exceeded")  # fmt: skip
@@ -122,29 +172,53 @@ class _Service:
 
     async def completions(self, request: Request) -> Response:
         arrival = perf_counter_ns()
-        body = parse_body(CompletionRequest, await _read_body(request, self.config.max_body_bytes))
+        raw = await _read_body(request, self.config.max_body_bytes)
+        big = len(raw) >= self.config.off_loop_body_bytes
+        body = await self.off_loop(big, parse_body, CompletionRequest, raw)
         self.check_common(body)
         prompt = body.prompt_text()
         if not prompt:
             raise APIError(400, "prompt must not be empty", param="prompt")
-        max_tokens = self.resolve_max_tokens(
-            body.max_tokens, self.config.default_completion_tokens, prompt
+        if isinstance(prompt, tuple):
+            self.check_token_ids(prompt)
+        max_tokens = await self.resolve_max_tokens(
+            body.max_tokens, self.config.default_completion_tokens, prompt, big
         )
-        record = RequestRecord(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
+        record = ServedRequest(OPERATIONS[False], body.model, arrival, max_tokens, body.stream)
         if self.config.capture_content:
-            record.input_messages = prompt_input_messages(prompt)
+            text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt))
+            record.input_messages = prompt_input_messages(text)
             record.output_text = []
-        return await self.generate(body, prompt, (), max_tokens, record, chat=False)
+        return await self.generate(body, prompt, (), max_tokens, record, chat=False, big=big)
+
+    def check_token_ids(self, ids: tuple[int, ...]) -> None:
+        backend = self.backend
+        if not backend.accepts_token_ids:
+            raise APIError(
+                400,
+                f"the {backend.name} backend takes text prompts only, not token ids",
+                param="prompt",
+                code="unsupported_parameter",
+            )
+        vocab = backend.vocab_size
+        bad = next((i for i in ids if i < 0 or (vocab is not None and i >= vocab)), None)
+        if bad is not None:
+            raise APIError(
+                400,
+                f"token id {bad} is out of the vocabulary"
+                + (f" (0 to {vocab - 1})" if vocab is not None else " (ids are >= 0)"),
+                param="prompt",
+            )
 
     async def chat_completions(self, request: Request) -> Response:
         arrival = perf_counter_ns()
-        body = parse_body(
-            ChatCompletionRequest, await _read_body(request, self.config.max_body_bytes)
-        )
+        raw = await _read_body(request, self.config.max_body_bytes)
+        big = len(raw) >= self.config.off_loop_body_bytes
+        body = await self.off_loop(big, parse_body, ChatCompletionRequest, raw)
         self.check_common(body)
-        record = RequestRecord(OPERATIONS[True], body.model, arrival, 0, body.stream)
+        record = ServedRequest(OPERATIONS[True], body.model, arrival, 0, body.stream)
         started = perf_counter_ns()
-        messages, image_bytes = decode_messages(body.messages)
+        messages, image_bytes = await self.off_loop(big, decode_messages, body.messages)
         images: tuple[ImageInput, ...] = tuple(im for m in messages for im in m.images)
         if images and not self.backend.accepts_images:
             raise APIError(
@@ -164,19 +238,45 @@ class _Service:
         if self.config.capture_content:
             record.input_messages = chat_input_messages(messages)
             record.output_text = []
-        prompt = self.backend.render_chat(messages)
-        record.max_tokens = self.resolve_max_tokens(body.requested_max_tokens(), None, prompt)
-        return await self.generate(body, prompt, images, record.max_tokens, record, chat=True)
+        prompt = await self.off_loop(big, self.backend.render_chat, messages)
+        record.max_tokens = await self.resolve_max_tokens(
+            body.requested_max_tokens(), None, prompt, big
+        )
+        return await self.generate(
+            body, prompt, images, record.max_tokens, record, chat=True, big=big
+        )
+
+    async def check_context(self, prompt: str, max_tokens: int) -> None:
+        """For a large body, the context check before the backend tokenises the whole prompt
+        on the event loop. Raises :class:`ContextLengthError` as the backend would.
+
+        First a prefix of the prompt, cut before a whitespace character and
+        :data:`_PREFIX_CHARS_PER_TOKEN` characters per token of context long, is counted here:
+        its tokens are a lower bound of the prompt's for tokenizers that split at whitespace
+        (the simulator's, byte-level BPE, SentencePiece), so a prompt far over the context is
+        refused at the cost of a few thousand tokens. Otherwise the whole text is counted in
+        a worker thread (images add tokens on top: still a lower bound)."""
+        limit = self.backend.max_model_len
+        room = limit - max_tokens
+        cut = prompt.rfind(" ", 0, _PREFIX_CHARS_PER_TOKEN * limit)
+        if cut > 0:
+            at_least = self.backend.count_tokens(prompt[:cut])
+            if at_least > room:
+                raise ContextLengthError(at_least, max_tokens, limit, at_least=True)
+        tokens = await self.off_loop(True, self.backend.count_tokens, prompt)
+        if tokens > room:
+            raise ContextLengthError(tokens, max_tokens, limit)
 
     async def generate(
         self,
-        body: _Sampling,
-        prompt: str,
+        body: ChatCompletionRequest | CompletionRequest,
+        prompt: str | tuple[int, ...],
         images: tuple[ImageInput, ...],
         max_tokens: int,
-        record: RequestRecord,
+        record: ServedRequest,
         *,
         chat: bool,
+        big: bool = False,
     ) -> Response:
         span = trace.get_current_span()
         headers: dict[str, str] = {}
@@ -184,9 +284,11 @@ class _Service:
             propagate.inject(headers)
         response_id = new_response_id(chat)
         stops = body.stop_sequences()
+        logprobs = self.wanted_logprobs(body)
         generation_request = GenerationRequest(
             request_id=response_id,
-            prompt=prompt,
+            prompt=prompt if isinstance(prompt, str) else "",
+            prompt_token_ids=prompt if isinstance(prompt, tuple) else None,
             sampling=SamplingParams(
                 max_tokens=max_tokens,
                 temperature=1.0 if body.temperature is None else body.temperature,
@@ -194,29 +296,32 @@ class _Service:
                 seed=body.seed,
                 stop=stops,
                 ignore_eos=body.ignore_eos,
+                logprobs=logprobs,
             ),
             images=images,
             trace_headers=headers,
         )
         events = self.backend.generate(generation_request)
         try:
+            if big and isinstance(prompt, str):
+                await self.check_context(prompt, max_tokens)
             first = await anext(events)
         except QueueFullError as exc:
             record.error_type = type(exc).__name__
             self.telemetry.finish(span, record)
             retry = str(max(1, round(exc.retry_after_s)))
             raise APIError(429, str(exc), type="rate_limit_error", code="queue_full",
-                           headers={"Retry-After": retry}) from exc  # fmt: skip
+                           headers={"Retry-After": retry}, counted=True) from exc  # fmt: skip
         except ContextLengthError as exc:
             record.error_type = type(exc).__name__
             self.telemetry.finish(span, record)
             raise APIError(400, str(exc), param="messages" if chat else "prompt",
-                           code="context_length_exceeded") from exc  # fmt: skip
+                           code="context_length_exceeded", counted=True) from exc  # fmt: skip
         except (EngineError, StopAsyncIteration) as exc:
             record.error_type = type(exc).__name__
             self.telemetry.finish(span, record)
             raise APIError(500, f"engine failed: {exc}", type="server_error",
-                           code="engine_error") from exc  # fmt: skip
+                           code="engine_error", counted=True) from exc  # fmt: skip
         if not isinstance(first, Accepted):
             await events.aclose()
             raise APIError(500, "backend broke its protocol", type="server_error")
@@ -227,6 +332,7 @@ class _Service:
             model=body.model,
             stops=stops,
             include_usage=body.include_usage,
+            logprobs=logprobs is not None,
         )
         generation = Generation(events, first, shape, record, span, self.telemetry)
         if body.stream:
@@ -266,6 +372,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await backend.start()
+        metrics.memory.loaded()  # the model is ready: its load peak apart from serving's
         try:
             yield
         finally:
@@ -280,7 +387,7 @@ def create_app(
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
-        if exc.status >= 400 and exc.code not in ("engine_error",):
+        if exc.status >= 400 and not exc.counted:
             metrics.error(str(exc.status))
         return exc.response()
 

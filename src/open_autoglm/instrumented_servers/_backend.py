@@ -38,11 +38,15 @@ class QueueFullError(BackendError):
 class ContextLengthError(BackendError):
     """Prompt plus requested output do not fit the model's context: a 400."""
 
-    def __init__(self, prompt_tokens: int, max_tokens: int, limit: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, max_tokens: int, limit: int, *, at_least: bool = False
+    ) -> None:
+        """``at_least``: ``prompt_tokens`` counts part of the prompt (a lower bound)."""
+        more = "more than " if at_least else ""
         super().__init__(
             f"This model's maximum context length is {limit} tokens. However, you requested "
-            f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} "
-            "for the completion). Please reduce the prompt or max_tokens."
+            f"{more}{prompt_tokens + max_tokens} tokens ({more}{prompt_tokens} in the prompt, "
+            f"{max_tokens} for the completion). Please reduce the prompt or max_tokens."
         )
         self.prompt_tokens = prompt_tokens
         self.limit = limit
@@ -60,6 +64,9 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    #: Log probabilities wanted: None for none, else how many alternatives per token (0-20)
+    #: beside the sampled token. Only for backends with ``supports_logprobs``.
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,9 @@ class GenerationRequest:
     request_id: str
     prompt: str
     sampling: SamplingParams
+    #: The prompt as token ids (``/v1/completions`` with a token-id prompt; ``prompt`` is then
+    #: empty). Only for backends with ``accepts_token_ids``; the server checked the range.
+    prompt_token_ids: tuple[int, ...] | None = None
     images: tuple[ImageInput, ...] = ()
     #: W3C trace headers of the server span, for engines with tracing of their own (vLLM).
     trace_headers: Mapping[str, str] = field(default_factory=dict)
@@ -128,11 +138,23 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One sampled token: its text, its natural-log probability, and the ``top`` most likely
+    tokens of that step as (text, logprob), most likely first."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TokenDelta:
-    """New output: ``text`` decodes ``token_count`` tokens (one step, usually one token)."""
+    """New output: ``text`` decodes ``token_count`` tokens (one step, usually one token);
+    ``logprobs`` has one entry per token when the request asked for them."""
 
     text: str
     token_count: int = 1
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +190,14 @@ class Backend(abc.ABC):
     accepts_images: ClassVar[bool] = False
     #: True for engines whose scheduler honours ``--target-tpot`` (adaptive batching).
     adaptive_batching: ClassVar[bool] = False
+    #: True for engines that fill ``TokenDelta.logprobs`` when ``SamplingParams.logprobs`` is
+    #: set; for the others a request for log probabilities is a 400.
+    supports_logprobs: ClassVar[bool] = False
+    #: True for engines that take ``GenerationRequest.prompt_token_ids``; for the others a
+    #: token-id prompt is a 400.
+    accepts_token_ids: ClassVar[bool] = False
+    #: Token ids run from 0 to ``vocab_size - 1`` (checked on token-id prompts); None: unknown.
+    vocab_size: int | None = None
 
     def __init__(self, model_name: str, max_model_len: int) -> None:
         self.model_name = model_name

@@ -49,6 +49,7 @@ from open_autoglm.instrumented_servers._backend import (
     QueueFullError,
     StageTimes,
     TokenDelta,
+    TokenLogprob,
 )
 
 _log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class Token:
 
     text: str
     finish_reason: FinishReason | None = None
+    #: this token's log probability, when the request asked for them
+    logprob: TokenLogprob | None = None
 
 
 #: What a step gives one sequence: a token, or an error that ends only that sequence.
@@ -90,6 +93,7 @@ class BatchSequence:
     out: asyncio.Queue[TokenDelta | Finished | EngineError] = field(default_factory=asyncio.Queue)
     generated: int = 0
     pending_tokens: int = 0  # tokens produced whose text is held back
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)  # of those tokens
     cancelled: bool = False  # the consumer went away
     done: bool = False  # finished or failed
 
@@ -316,10 +320,14 @@ class ContinuousBatchingBackend(Backend, Generic[S]):
             return
         seq.generated += 1
         seq.pending_tokens += 1
+        if output.logprob is not None:
+            seq.pending_logprobs.append(output.logprob)
         reason = output.finish_reason
         if output.text or reason is not None:
-            seq.out.put_nowait(TokenDelta(output.text, seq.pending_tokens))
+            logprobs = tuple(seq.pending_logprobs)
+            seq.out.put_nowait(TokenDelta(output.text, seq.pending_tokens, logprobs))
             seq.pending_tokens = 0
+            seq.pending_logprobs.clear()
         if reason is not None:
             seq.done = True  # leaves the batch; the consumer still drains its queue
             seq.stages.finished_ns = now

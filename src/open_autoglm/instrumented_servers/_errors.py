@@ -25,6 +25,7 @@ class APIError(ServerError):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        counted: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +34,9 @@ class APIError(ServerError):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        #: True when the request's telemetry already counted this failure (by the backend's
+        #: error class), so the error counter must not count it again by HTTP status.
+        self.counted = counted
 
     def body(self) -> dict[str, dict[str, str | None]]:
         return {

@@ -20,10 +20,11 @@ from open_autoglm.instrumented_servers._backend import (
     Finished,
     GenerationEvent,
     TokenDelta,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers._errors import APIError
 from open_autoglm.instrumented_servers._protocol import usage_dict
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.instrumented_servers._stop import StopMatcher
 from open_autoglm.telemetry import names as n
 
@@ -41,6 +42,8 @@ class ResponseShape:
     model: str
     stops: tuple[str, ...]
     include_usage: bool
+    #: The request asked for log probabilities (``TokenDelta.logprobs`` are rendered).
+    logprobs: bool = False
 
     @property
     def object_name(self) -> str:
@@ -55,7 +58,7 @@ class Generation:
         events: AsyncGenerator[GenerationEvent, None],
         accepted: Accepted,
         shape: ResponseShape,
-        record: RequestRecord,
+        record: ServedRequest,
         span: Span,
         telemetry: RequestTelemetry,
     ) -> None:
@@ -105,6 +108,7 @@ class Generation:
     # ------------------------------------------------------------------ non-streaming
     async def respond(self) -> Response:
         texts: list[str] = []
+        logprobs: list[TokenLogprob] = []
         finish = "length"
         completed = False
         try:
@@ -112,6 +116,7 @@ class Generation:
                 if isinstance(event, TokenDelta):
                     text, stopped = self._on_delta(event)
                     texts.append(text)
+                    logprobs.extend(event.logprobs)
                     if stopped:
                         finish = "stop"
                         break
@@ -122,25 +127,46 @@ class Generation:
             self._record.finish_reason = finish
         except EngineError as exc:
             self._record.error_type = type(exc).__name__
-            raise APIError(500, str(exc), type="server_error", code="engine_error") from exc
+            raise APIError(500, str(exc), type="server_error", code="engine_error",
+                           counted=True) from exc  # fmt: skip
         finally:
             await self._close(completed)
-        return Response(
-            json.dumps(self._full_body("".join(texts), finish)), media_type="application/json"
-        )
+        body = self._full_body("".join(texts), finish, logprobs)
+        return Response(json.dumps(body), media_type="application/json")
 
-    def _full_body(self, text: str, finish: str) -> dict[str, object]:
+    def _logprobs(self, entries: list[TokenLogprob], offset: int = 0) -> object:
+        """The choice's ``logprobs`` in OpenAI's shape (None when not asked for). Chat:
+        ``{"content": [{token, logprob, bytes, top_logprobs: [...]}]}``; completions:
+        ``{tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}``, text
+        offsets counted from ``offset`` characters into the output."""
+        if not self._shape.logprobs:
+            return None
+        if self._shape.chat:
+            return {"content": [_chat_logprob(e) for e in entries], "refusal": None}
+        offsets = []
+        for entry in entries:
+            offsets.append(offset)
+            offset += len(entry.token)
+        return {
+            "tokens": [e.token for e in entries],
+            "token_logprobs": [e.logprob for e in entries],
+            "top_logprobs": [dict(e.top) for e in entries],
+            "text_offset": offsets,
+        }
+
+    def _full_body(self, text: str, finish: str, logprobs: list[TokenLogprob]) -> dict[str, object]:
         shape = self._shape
         choice: dict[str, object]
+        lp = self._logprobs(logprobs)
         if shape.chat:
             choice = {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "logprobs": None,
+                "logprobs": lp,
                 "finish_reason": finish,
             }
         else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+            choice = {"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}
         return {
             "id": shape.response_id,
             "object": shape.object_name,
@@ -192,37 +218,81 @@ class Generation:
             out += f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
         return out.encode()
 
+    def _logprob_chunk(self, text: str, entries: tuple[TokenLogprob, ...], offset: int) -> bytes:
+        """A content chunk with its tokens' log probabilities (the slower, general path)."""
+        s = self._shape
+        lp = self._logprobs(list(entries), offset)
+        choice: dict[str, object] = (
+            {"index": 0, "delta": {"content": text}, "logprobs": lp, "finish_reason": None}
+            if s.chat
+            else {"index": 0, "text": text, "logprobs": lp, "finish_reason": None}
+        )
+        chunk: dict[str, object] = {
+            "id": s.response_id,
+            "object": s.object_name + (".chunk" if s.chat else ""),
+            "created": s.created,
+            "model": s.model,
+            "choices": [choice],
+        }
+        if s.include_usage:
+            chunk["usage"] = None
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
     async def _sse(self) -> AsyncIterator[bytes]:
         head, tail = self._chunk_frame()
         dumps = json.dumps
         finish = "length"
         completed = False
+        with_logprobs = self._shape.logprobs
+        offset = 0
+        # Chat streams open with a role-only chunk. It goes out with the first token, as
+        # vLLM sends it, not before prefill: clients that time TTFT from the first chunk
+        # (``vllm bench serve`` on chat) would otherwise measure the time to accept.
+        role = (head + '"","role":"assistant"' + tail).encode() if self._shape.chat else b""
         try:
-            if self._shape.chat:
-                yield (head + '"","role":"assistant"' + tail).encode()
             async for event in self._events:
                 if isinstance(event, TokenDelta):
                     text, stopped = self._on_delta(event)
-                    if text:
-                        yield (head + dumps(text) + tail).encode()
+                    if with_logprobs and event.logprobs:
+                        yield role + self._logprob_chunk(text, event.logprobs, offset)
+                        role = b""
+                        offset += sum(len(e.token) for e in event.logprobs)
+                    elif text:
+                        yield role + (head + dumps(text) + tail).encode()
+                        role = b""
+                    elif role:
+                        yield role
+                        role = b""
                     if stopped:
                         finish = "stop"
                         break
                 elif isinstance(event, Finished):
                     rest = self._flush()
                     if rest:
-                        yield (head + dumps(rest) + tail).encode()
+                        yield role + (head + dumps(rest) + tail).encode()
+                        role = b""
                     finish = event.finish_reason
             self._record.finish_reason = finish
             completed = True
-            yield self._final_chunks(finish) + _DONE
+            yield role + self._final_chunks(finish) + _DONE
         except EngineError as exc:
             self._record.error_type = type(exc).__name__
             error = APIError(500, str(exc), type="server_error", code="engine_error")
             completed = True
-            yield f"data: {json.dumps(error.body())}\n\n".encode() + _DONE
+            yield role + f"data: {json.dumps(error.body())}\n\n".encode() + _DONE
         finally:
             await self._close(completed)
+
+
+def _chat_logprob(entry: TokenLogprob) -> dict[str, object]:
+    return {
+        "token": entry.token,
+        "logprob": entry.logprob,
+        "bytes": list(entry.token.encode()),
+        "top_logprobs": [
+            {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in entry.top
+        ],
+    }
 
 
 # Response ids need to be unique, not secret. ``uuid4()`` calls ``os.urandom`` per request; a

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -13,6 +14,66 @@ from open_autoglm.instrumented_servers._errors import APIError
 from open_autoglm.instrumented_servers._images import image_size
 
 _STRICT = ConfigDict(strict=True, extra="ignore")  # unknown fields are ignored, as vLLM does
+# Request bodies keep their unknown fields, to refuse the known ones the server does not honour
+# (:func:`unsupported_parameter`); other unknown names are still ignored.
+_REQUEST = ConfigDict(strict=True, extra="allow")
+_MAX_TOP_LOGPROBS = 20
+
+
+def _off(*defaults: object) -> Callable[[object], bool]:
+    return lambda value: (
+        value is None or any(value == d and type(value) is type(d) for d in defaults)
+    )
+
+
+#: OpenAI (and vLLM) request parameters that change the output and that this server does not
+#: implement, each with a test for the values that leave the output unchanged ("off"). A
+#: request setting one to anything else is refused with a 400 naming it, so a benchmark never
+#: silently measures something other than what it asked for.
+_UNSUPPORTED: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
+    "tool_choice": (_off("none", "auto"), "tool calling is not supported"),
+    "tools": (_off([]), "tool calling is not supported (no tool definitions reach the model)"),
+    "functions": (_off([]), "function calling is not supported"),
+    "function_call": (_off("none", "auto"), "function calling is not supported"),
+    "response_format": (
+        lambda v: v is None or v == {"type": "text"},
+        "structured output (json_object, json_schema) is not supported",
+    ),
+    "frequency_penalty": (_off(0, 0.0), "frequency_penalty is not supported"),
+    "presence_penalty": (_off(0, 0.0), "presence_penalty is not supported"),
+    "repetition_penalty": (_off(1, 1.0), "repetition_penalty is not supported"),
+    "logit_bias": (_off({}), "logit_bias is not supported"),
+    "best_of": (_off(1), "best_of is not supported"),
+    "echo": (_off(False), "echo is not supported"),
+    "suffix": (_off(""), "suffix is not supported"),
+    "prediction": (_off(), "predicted outputs are not supported"),
+    "audio": (_off(), "audio output is not supported"),
+    "modalities": (_off(["text"]), "only the text modality is supported"),
+    "top_k": (_off(-1, 0), "top_k is not supported"),
+    "min_p": (_off(0, 0.0), "min_p is not supported"),
+    "min_tokens": (_off(0), "min_tokens is not supported"),
+    "use_beam_search": (_off(False), "beam search is not supported"),
+    "prompt_logprobs": (_off(), "prompt_logprobs is not supported"),
+    "guided_json": (_off(), "guided decoding is not supported"),
+    "guided_regex": (_off(), "guided decoding is not supported"),
+    "guided_choice": (_off(), "guided decoding is not supported"),
+    "guided_grammar": (_off(), "guided decoding is not supported"),
+    "structured_outputs": (_off(), "structured output is not supported"),
+}
+
+
+def unsupported_parameter(body: BaseModel) -> None:
+    """Raise a 400 naming the first parameter of :data:`_UNSUPPORTED` set to a value that is
+    not "off" (``{"error": {"param": NAME, "code": "unsupported_parameter"}}``)."""
+    extra = body.model_extra or {}
+    for name, (is_off, why) in _UNSUPPORTED.items():
+        if name in extra and not is_off(extra[name]):
+            raise APIError(
+                400,
+                f"{why}; remove `{name}` or set it to its default",
+                param=name,
+                code="unsupported_parameter",
+            )
 
 
 class StreamOptions(BaseModel):
@@ -21,7 +82,7 @@ class StreamOptions(BaseModel):
 
 
 class _Sampling(BaseModel):
-    model_config = _STRICT
+    model_config = _REQUEST
     model: str
     max_tokens: int | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
@@ -50,14 +111,32 @@ class _Sampling(BaseModel):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
+    #: Text, or token ids (``[1, 2, 3]``); a list of one of either is one prompt too.
+    prompt: str | list[str] | list[int] | list[list[int]]
+    #: How many alternatives per token to return log probabilities for (the sampled token's
+    #: always comes too); None: no log probabilities.
+    logprobs: Annotated[int, Field(ge=0, le=_MAX_TOP_LOGPROBS)] | None = None
 
-    def prompt_text(self) -> str:
-        if isinstance(self.prompt, str):
-            return self.prompt
-        if len(self.prompt) != 1:
+    def prompt_text(self) -> str | tuple[int, ...]:
+        """The one prompt: text, or a tuple of token ids."""
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return prompt
+        if not prompt:
+            raise APIError(400, "prompt must not be empty", param="prompt")
+        if all(isinstance(p, int) for p in prompt):
+            return tuple(p for p in prompt if isinstance(p, int))
+        if len(prompt) != 1:
             raise APIError(400, "exactly one prompt per request is supported", param="prompt")
-        return self.prompt[0]
+        first = prompt[0]
+        if isinstance(first, int):  # not reached: a list of ints was handled above
+            return (first,)
+        return first if isinstance(first, str) else tuple(first)
+
+    @property
+    def wanted_logprobs(self) -> int | None:
+        """Alternatives per token when log probabilities are wanted, else None."""
+        return self.logprobs
 
 
 class ImageURL(BaseModel):
@@ -90,6 +169,15 @@ class Message(BaseModel):
 class ChatCompletionRequest(_Sampling):
     messages: Annotated[list[Message], Field(min_length=1)]
     max_completion_tokens: int | None = None
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=_MAX_TOP_LOGPROBS)] | None = None
+
+    @property
+    def wanted_logprobs(self) -> int | None:
+        """Alternatives per token when log probabilities are wanted, else None."""
+        if self.top_logprobs is not None and not self.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def requested_max_tokens(self) -> int | None:
         if self.max_completion_tokens is not None:

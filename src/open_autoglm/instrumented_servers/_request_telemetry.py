@@ -24,7 +24,7 @@ from open_autoglm.telemetry import names as n
 
 
 @dataclass(slots=True)
-class RequestRecord:
+class ServedRequest:
     """One request as the server saw it; perf_counter_ns stamps."""
 
     operation: str
@@ -126,7 +126,7 @@ class RequestTelemetry:
         self._backend = backend
         self._simulated = simulated
 
-    def finish(self, span: Span, record: RequestRecord) -> None:
+    def finish(self, span: Span, record: ServedRequest) -> None:
         """Record spans and metrics of a finished, failed or cancelled request.
 
         Stage spans first (on a lean :class:`~open_autoglm.telemetry.RequestSpan` they are
@@ -161,18 +161,19 @@ class RequestTelemetry:
             exemplar=exemplar,
         )
 
-    def _annotate_server_span(self, span: Span, record: RequestRecord) -> None:
+    def _annotate_server_span(self, span: Span, record: ServedRequest) -> None:
         if not span.is_recording():
             return
         attributes: dict[str, AttributeValue] = {
             n.GEN_AI_OPERATION_NAME: record.operation,
+            n.GEN_AI_PROVIDER_NAME: self._backend,
             n.GEN_AI_REQUEST_MODEL: record.model,
             n.GEN_AI_RESPONSE_MODEL: record.model,
             n.GEN_AI_REQUEST_MAX_TOKENS: record.max_tokens,
             n.GEN_AI_USAGE_INPUT_TOKENS: record.prompt_tokens,
             n.GEN_AI_USAGE_OUTPUT_TOKENS: record.output_tokens,
             n.ATTR_BACKEND: self._backend,
-            n.ATTR_STREAM: record.stream,
+            n.GEN_AI_REQUEST_STREAM: record.stream,
         }
         if record.response_id:
             attributes[n.GEN_AI_RESPONSE_ID] = record.response_id
@@ -194,7 +195,7 @@ class RequestTelemetry:
         span.set_attributes(attributes)
 
     def _stage_spans(
-        self, parent: Span, record: RequestRecord, end_ns: int
+        self, parent: Span, record: ServedRequest, end_ns: int
     ) -> list[tuple[str, float]]:
         """Write the stage spans; return each stage's duration in seconds, for the metrics."""
         stages = record.stages

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -39,9 +39,13 @@ class ServerProcess:
         command: Sequence[str] = ("serve",),
         launcher: Sequence[str] = (),
         log_path: Path | None = None,
+        on_spawn: Callable[[int], None] | None = None,
     ) -> None:
         """``launcher`` goes before the interpreter, e.g. ``("taskset", "-c", "0")``;
-        ``log_path`` keeps the server's stderr (default: a temporary file)."""
+        ``log_path`` keeps the server's stderr (default: a temporary file); ``on_spawn`` is
+        called with the child's pid as soon as it exists, before it is ready (a memory
+        watch that must see the model load)."""
+        self._on_spawn = on_spawn
         self._args = list(args)
         self._env = dict(os.environ if env is None else env)
         self._timeout_s = timeout_s
@@ -71,6 +75,8 @@ class ServerProcess:
                "--host", "127.0.0.1", "--port", "0", "--ready-file", str(ready_file),
                *self._args]  # fmt: skip
         self._child = ChildProcess.start("server", cmd, env=self._env, stderr_path=self.stderr_path)
+        if self._on_spawn is not None:
+            self._on_spawn(self._child.pid)
 
         def ready() -> bool:
             if not ready_file.exists():

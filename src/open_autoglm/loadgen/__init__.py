@@ -1,18 +1,22 @@
 """The load generator: workloads, arrival processes and load profiles, the streaming client,
 per-request records, results, live progress and client-health checks."""
 
+from open_autoglm.loadgen._api_key import api_key_from, carries_credentials
 from open_autoglm.loadgen._arrivals import ARRIVALS, Arrival, arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
 from open_autoglm.loadgen._endpoint import APIS, Api, EndpointConfig, parse_body_field, parse_header
 from open_autoglm.loadgen._errors import (
+    AbnormalFinish,
     Cancelled,
     ConfigError,
     ConnectError,
     DatasetError,
+    GenerationAborted,
     HTTPStatusError,
     IncompleteStream,
     LoadgenError,
     MalformedStream,
+    NoOutput,
     ReadTimeout,
     RequestError,
     StreamDropped,
@@ -29,16 +33,25 @@ from open_autoglm.loadgen._images import (
 from open_autoglm.loadgen._profiles import PROFILES, Level, ProfileConfig, ProfileKind
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter, RichProgress
 from open_autoglm.loadgen._records import (
+    MEASURED_SQL,
+    RECORD_COLUMNS,
     RECORD_VERSION,
+    RECORDS_FILE,
     RecordWriter,
     RequestRecord,
+    is_measured,
+    is_ok,
+    load_records_table,
+    read_record_dicts,
     read_records,
 )
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     Stats,
+    summarize_level,
 )
 from open_autoglm.loadgen._runner import (
     BenchmarkConfig,
@@ -47,7 +60,8 @@ from open_autoglm.loadgen._runner import (
     run_benchmark,
     run_benchmark_async,
 )
-from open_autoglm.loadgen._slo import Slo, parse_slo
+from open_autoglm.loadgen._sse import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, SSEEvent, SSEParser
+from open_autoglm.loadgen._tokens import cached_tokenizer, make_token_counter
 from open_autoglm.loadgen._workloads import (
     DATASETS,
     DISTRIBUTIONS,
@@ -63,11 +77,16 @@ __all__ = [
     "APIS",
     "ARRIVALS",
     "DATASETS",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DISTRIBUTIONS",
     "IMAGE_FORMATS",
+    "MEASURED_SQL",
     "PROFILES",
+    "RECORDS_FILE",
+    "RECORD_COLUMNS",
     "RECORD_VERSION",
     "RESULTS_VERSION",
+    "AbnormalFinish",
     "Api",
     "Arrival",
     "BenchmarkConfig",
@@ -79,6 +98,9 @@ __all__ = [
     "DatasetError",
     "EncodedImage",
     "EndpointConfig",
+    "EndpointSummary",
+    "EventTooLarge",
+    "GenerationAborted",
     "HTTPStatusError",
     "ImageFormat",
     "IncompleteStream",
@@ -87,6 +109,7 @@ __all__ = [
     "LevelResult",
     "LoadgenError",
     "MalformedStream",
+    "NoOutput",
     "NullProgress",
     "ProfileConfig",
     "ProfileKind",
@@ -98,25 +121,34 @@ __all__ = [
     "RequestRecord",
     "RequestSpec",
     "RichProgress",
-    "Slo",
+    "SSEEvent",
+    "SSEParser",
     "Stats",
     "StreamDropped",
     "StreamError",
     "StreamingClient",
     "WorkloadConfig",
+    "api_key_from",
     "arrival_offsets",
     "assess",
     "build_requests",
+    "cached_tokenizer",
+    "carries_credentials",
     "discover_model",
+    "is_measured",
+    "is_ok",
     "level_rng",
     "load_prompts",
+    "load_records_table",
+    "make_token_counter",
     "parse_body_field",
     "parse_header",
     "parse_size",
-    "parse_slo",
     "prepare_prompts",
+    "read_record_dicts",
     "read_records",
     "run_benchmark",
     "run_benchmark_async",
+    "summarize_level",
     "synthetic_image",
 ]

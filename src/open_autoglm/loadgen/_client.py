@@ -9,21 +9,22 @@ request, and a load generator's CPU per request is its capacity. The session's r
 4 MiB (aiohttp's default 256 KiB caps throughput on long contexts), and each read's SSE events
 are parsed in one ``orjson`` call.
 
-Metric definitions (design.md): TTFT is the first chunk that carries generated text (a
-role-only first chunk does not count); E2E is the last such chunk; chunk arrival times are
-taken when the bytes are read, so chunks that arrive in one read share a timestamp.
+Metric definitions (design.md): TTFT is the first chunk that carries output of any kind
+(content, reasoning, tool calls; a role-only first chunk does not count); E2E is the last such
+chunk; chunk arrival times are taken when the bytes are read, so chunks that arrive in one read
+share a timestamp. What counts as output, success and failure is :mod:`._stream`'s to say; no
+response, however odd, raises out of :meth:`StreamingClient.send`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import time
-from typing import Any
 
 import aiohttp
-import orjson
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from open_autoglm.loadgen._endpoint import EndpointConfig
@@ -31,19 +32,19 @@ from open_autoglm.loadgen._errors import (
     Cancelled,
     ConnectError,
     HTTPStatusError,
-    IncompleteStream,
     MalformedStream,
     ReadTimeout,
     RequestError,
     StreamDropped,
-    StreamError,
 )
 from open_autoglm.loadgen._records import RequestRecord
+from open_autoglm.loadgen._stream import StreamState, server_message
 from open_autoglm.loadgen._tokens import TokenCounter
 from open_autoglm.loadgen._workloads import RequestSpec
 from open_autoglm.telemetry import names
 
 _perf_ns = time.perf_counter_ns
+logger = logging.getLogger(__name__)
 
 
 class StreamingClient:
@@ -66,6 +67,7 @@ class StreamingClient:
         self._ids = random.Random(int.from_bytes(os.urandom(16), "big"))
         self._counter = counter
         self._url = endpoint.request_url
+        self._server = endpoint.server_address
         self._headers = endpoint.request_headers()
         self._span_name = names.client_span_name(endpoint.operation, model)
         self._chat = endpoint.api == "chat"
@@ -100,8 +102,12 @@ class StreamingClient:
                 kind=SpanKind.CLIENT,
                 attributes={
                     names.GEN_AI_OPERATION_NAME: self.endpoint.operation,
+                    names.GEN_AI_PROVIDER_NAME: self.endpoint.provider,
                     names.GEN_AI_REQUEST_MODEL: self.model,
                     names.GEN_AI_REQUEST_MAX_TOKENS: spec.max_tokens,
+                    names.GEN_AI_REQUEST_STREAM: spec.stream,
+                    names.SERVER_ADDRESS: self._server[0],
+                    names.SERVER_PORT: self._server[1],
                     names.ATTR_LEVEL: record.level,
                 },
             )
@@ -113,7 +119,7 @@ class StreamingClient:
         record.trace_id = f"{trace_id:032x}"
         headers = dict(self._headers)
         headers["traceparent"] = f"00-{record.trace_id}-{span_id:016x}-{flags:02x}"
-        state = _StreamState(self._chat)
+        state = StreamState(self._chat, self.endpoint.max_event_bytes)
         sent_ns = _perf_ns()
         record.sent_unix_ns = time.time_ns()
         record.sent_s = (sent_ns - origin_ns) / 1e9
@@ -123,12 +129,18 @@ class StreamingClient:
                 response_started = True
                 record.http_status = resp.status
                 if resp.status >= 300:
-                    text = (await resp.read()).decode("utf-8", "replace")
-                    raise HTTPStatusError(resp.status, text)
-                state.feed_stream_start()
-                async for data in resp.content.iter_any():
-                    state.feed(data, _perf_ns())
-                state.finish()
+                    raise HTTPStatusError(
+                        resp.status, server_message(await resp.content.read(65536))
+                    )
+                try:
+                    state.feed_stream_start(resp.content_type)
+                    async for data in resp.content.iter_any():
+                        state.feed(data, _perf_ns())
+                    state.finish(_perf_ns())
+                except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                    # data the stream reader did not foresee: this request only
+                    name = type(exc).__name__
+                    raise MalformedStream(f"unexpected data ({name}: {exc})") from exc
         except RequestError as exc:
             _fail(record, exc)
         except asyncio.CancelledError:
@@ -147,13 +159,22 @@ class StreamingClient:
             _fail(record, err)
         except aiohttp.ClientError as exc:
             _fail(record, ConnectError(f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # never out of the client: the run goes on, the record says why
+            logger.warning("request %d failed unexpectedly", record.index, exc_info=True)
+            _fail(record, _Unexpected(type(exc).__name__, str(exc)))
         finally:
             self._complete(record, state, spec, sent_ns, origin_ns, span)
+
+    def _count(self, texts: list[str], chunks: int) -> int:
+        """Tokens in ``texts``: exact with the model's tokenizer; the fallback estimate never
+        counts fewer tokens than the chunks that carried them."""
+        counted = self._counter.count("".join(texts))
+        return counted if self._counter.exact else max(counted, chunks)
 
     def _complete(
         self,
         record: RequestRecord,
-        state: _StreamState,
+        state: StreamState,
         spec: RequestSpec,
         sent_ns: int,
         origin_ns: int,
@@ -166,19 +187,31 @@ class StreamingClient:
             record.chunk_offsets_s = [(t - sent_ns) / 1e9 for t in chunks]
             record.ttft_s = record.chunk_offsets_s[0]
             record.e2e_s = record.chunk_offsets_s[-1]
+        if state.answer_ns is not None:
+            record.answer_ttft_s = (state.answer_ns - sent_ns) / 1e9
+        record.streamed = state.streamed
         record.finish_reason = state.finish_reason
         record.input_tokens = state.prompt_tokens or spec.input_tokens
         if state.completion_tokens is not None:
             record.output_tokens = state.completion_tokens
             record.output_tokens_source = "usage"
         elif chunks:
-            record.output_tokens = self._counter.count("".join(state.texts))
+            record.output_tokens = self._count(state.texts, len(chunks))
             record.output_tokens_source = "tokenizer"
         else:
             record.output_tokens = 0
+        record.reasoning_tokens = state.reasoning_tokens
+        if (
+            record.reasoning_tokens is None
+            and state.reasoning_texts
+            and record.output_tokens_source == "tokenizer"
+        ):
+            record.reasoning_tokens = self._count(state.reasoning_texts, len(state.reasoning_texts))
         out = record.output_tokens
-        if record.ttft_s is not None and record.e2e_s is not None and out and out > 1:
-            record.tpot_s = (record.e2e_s - record.ttft_s) / (out - 1)
+        # one JSON answer (not streamed): TTFT = E2E, no time per token to see
+        ttft, e2e = record.ttft_s, record.e2e_s
+        if ttft is not None and e2e is not None and state.streamed and out and out > 1:
+            record.tpot_s = (e2e - ttft) / (out - 1)
         if span is None:
             return
         try:
@@ -188,6 +221,10 @@ class StreamingClient:
                 span.set_attribute(names.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, record.ttft_s)
             if record.finish_reason:
                 span.set_attribute(names.GEN_AI_RESPONSE_FINISH_REASONS, [record.finish_reason])
+            if state.response_id:
+                span.set_attribute(names.GEN_AI_RESPONSE_ID, state.response_id)
+            if state.response_model is not None:
+                span.set_attribute(names.GEN_AI_RESPONSE_MODEL, state.response_model)
             if record.error_type is not None:
                 span.set_attribute(names.ERROR_TYPE, record.error_type)
                 span.set_status(Status(StatusCode.ERROR, record.error_type))
@@ -202,110 +239,13 @@ def _fail(record: RequestRecord, exc: RequestError, status: str = "error") -> No
     record.error = str(exc)[:300]
 
 
-class _StreamState:
-    """Incremental SSE parser for one response; keeps only what the metrics need."""
+class _Unexpected(RequestError):
+    """An exception no rule foresaw; its type is the exception's class name."""
 
-    __slots__ = (
-        "_buffer",
-        "_chat",
-        "chunk_ns",
-        "completion_tokens",
-        "done",
-        "finish_reason",
-        "prompt_tokens",
-        "texts",
-    )
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self._name = name
 
-    def __init__(self, chat: bool) -> None:
-        self._chat = chat
-        self._buffer = b""
-        self.chunk_ns: list[int] = []
-        self.texts: list[str] = []
-        self.done = False
-        self.finish_reason: str | None = None
-        self.prompt_tokens: int | None = None
-        self.completion_tokens: int | None = None
-
-    def feed_stream_start(self) -> None:
-        self._buffer = b""
-
-    def feed(self, data: bytes, now_ns: int) -> None:
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-        buffer = self._buffer + data if self._buffer else data
-        events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
-        if not events:
-            return
-        if events[-1] == b"data: [DONE]":
-            self.done = True
-            events.pop()
-        # Fast path: every event one "data: {...}" line; parse them all in one orjson call
-        # (one JSON array). Anything else, or a parse error, takes the event-by-event path,
-        # which names the bad event.
-        payloads = [e[6:] for e in events if e[:7] == b"data: {"]
-        joined = b",".join(payloads)
-        if len(payloads) == len(events) and b"\n" not in joined:
-            try:
-                messages = orjson.loads(b"[" + joined + b"]")
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                self._messages(messages, now_ns)
-                return
-        for event in events:
-            self._event(event, now_ns)
-
-    def finish(self) -> None:
-        if self._buffer.strip():
-            self._event(self._buffer, time.perf_counter_ns())
-            self._buffer = b""
-        if not self.done and self.finish_reason is None:
-            raise IncompleteStream("the stream ended without [DONE] or a finish reason")
-
-    def _event(self, event: bytes, now_ns: int) -> None:
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:"):
-                if line and not line.startswith(b":") and b":" not in line:
-                    raise MalformedStream(f"not a server-sent event line: {line[:80]!r}")
-                continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                self.done = True
-                continue
-            if not payload:
-                continue
-            try:
-                message = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                raise MalformedStream(f"data is not JSON: {payload[:80]!r}") from None
-            self._messages([message], now_ns)
-
-    def _messages(self, messages: list[Any], now_ns: int) -> None:
-        """Take what the metrics need from parsed chunks (the hot loop, kept inline)."""
-        chat, chunk_ns, texts = self._chat, self.chunk_ns, self.texts
-        for message in messages:
-            if type(message) is not dict:
-                raise MalformedStream(f"data is not a JSON object: {str(message)[:80]}")
-            if "error" in message:
-                error = message["error"]
-                text = error.get("message", "") if isinstance(error, dict) else str(error)
-                raise StreamError(f"the server sent an error in the stream: {text[:200]}")
-            choices = message.get("choices")
-            if choices:
-                choice = choices[0]
-                if chat:
-                    delta = choice.get("delta") or {}
-                    text = delta.get("content") or delta.get("reasoning_content")
-                else:
-                    text = choice.get("text")
-                if text:
-                    chunk_ns.append(now_ns)
-                    texts.append(text)
-                reason = choice.get("finish_reason")
-                if reason:
-                    self.finish_reason = reason
-            usage = message.get("usage")
-            if usage:
-                self.prompt_tokens = usage.get("prompt_tokens", self.prompt_tokens)
-                self.completion_tokens = usage.get("completion_tokens", self.completion_tokens)
+    @property
+    def error_type(self) -> str:
+        return self._name

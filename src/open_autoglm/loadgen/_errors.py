@@ -59,8 +59,23 @@ class IncompleteStream(RequestError):
 
 
 class StreamError(RequestError):
-    """The server sent an error object inside the stream."""
+    """The server reported an error: an error object in the stream or in a JSON body, an
+    ``event: error`` event, or ``finish_reason: "error"``; the message is the server's."""
 
 
 class Cancelled(RequestError):
     """The run was interrupted while this request was in flight."""
+
+
+class AbnormalFinish(RequestError):
+    """The stream ended with a finish reason that is not a normal end of generation (normal:
+    ``stop``, ``length``, ``tool_calls`` and their spellings in other APIs)."""
+
+
+class GenerationAborted(AbnormalFinish):
+    """The server aborted the generation (``finish_reason: "abort"``, as vLLM and SGLang send
+    when the engine drops a request) and then closed the stream as if it were complete."""
+
+
+class NoOutput(RequestError):
+    """The response ended without a single chunk of output."""

@@ -11,10 +11,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from open_autoglm import _strict_json as strict_json
 from open_autoglm.loadgen._health import ClientHealth
-from open_autoglm.loadgen._profiles import Level
+from open_autoglm.loadgen._profiles import Level, ProfileConfig
 from open_autoglm.loadgen._records import RequestRecord
-from open_autoglm.loadgen._slo import Slo
+from open_autoglm.loadgen._workloads import WorkloadConfig
+from open_autoglm.objectives import Goodput
 
 ResultsVersion = Literal["open-autoglm.loadgen.results/1"]
 RESULTS_VERSION: ResultsVersion = "open-autoglm.loadgen.results/1"
@@ -58,14 +60,14 @@ class LevelResult:
     index: int
     label: str
     mode: str
-    target: float  # concurrency, or requests per second
+    target: int | float  # concurrency (a whole number), or requests per second
     role: str
     arrival: str | None
     burstiness: float | None
     max_concurrency: int | None
     started_unix_ns: int
     requests: int  # every record of the level, warm-up and cool-down included
-    measured: int  # records inside the measurement window
+    measured: int  # measured records (RequestRecord.measured): in the window, not cancelled
     succeeded: int
     failed: int
     cancelled: int
@@ -89,6 +91,9 @@ class LevelResult:
     e2e_ms: Stats
     client_queue_ms: Stats
     health: ClientHealth
+    #: to the first answer (non-reasoning) output; empty in results written before it existed
+    answer_ttft_ms: Stats = field(default_factory=lambda: Stats(count=0))
+    not_streamed: int = 0  # successes answered with one JSON completion (their TTFT = E2E)
 
 
 def summarize_level(
@@ -96,11 +101,10 @@ def summarize_level(
     level: Level,
     records: Sequence[RequestRecord],
     started_unix_ns: int,
-    slo: Slo | None,
+    slo: Goodput | None,
     health: ClientHealth,
 ) -> LevelResult:
-    measured = [r for r in records if r.phase == "measure"]
-    finished = [r for r in measured if r.status != "cancelled"]
+    finished = [r for r in records if r.measured]  # the measured rule drops cancelled ones
     ok = [r for r in finished if r.ok]
     failed = [r for r in finished if not r.ok]
     errors = Counter(r.error_type or "unknown" for r in failed)
@@ -136,7 +140,7 @@ def summarize_level(
         max_concurrency=level.max_concurrency,
         started_unix_ns=started_unix_ns,
         requests=len(records),
-        measured=len(measured),
+        measured=len(finished),
         succeeded=len(ok),
         failed=len(failed),
         cancelled=sum(1 for r in records if r.status == "cancelled"),
@@ -160,7 +164,26 @@ def summarize_level(
         e2e_ms=Stats.of_seconds([r.e2e_s for r in ok if r.e2e_s is not None]),
         client_queue_ms=Stats.of_seconds([r.queue_s for r in finished]),
         health=health,
+        answer_ttft_ms=Stats.of_seconds(
+            [r.answer_ttft_s for r in ok if r.answer_ttft_s is not None]
+        ),
+        not_streamed=sum(1 for r in ok if not r.streamed),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSummary:
+    """Where the requests went (``endpoint`` of ``results.json``); header names only, since
+    their values may be secrets, and whether an API key was sent, never the key."""
+
+    url: str  # the URL that got the POSTs
+    api: str  # "chat" or "completions"
+    model: str | None
+    ignore_eos: bool
+    timeout_s: float
+    headers: list[str]
+    extra_body: dict[str, Any]  # the user's fixed body fields, any JSON
+    api_key: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,21 +195,27 @@ class BenchmarkResults:
     started_unix_ns: int
     finished_unix_ns: int
     interrupted: bool
-    endpoint: dict[str, Any]
-    workload: dict[str, Any]
-    profile: dict[str, Any]
+    endpoint: EndpointSummary
+    workload: WorkloadConfig  # as asked for
+    profile: ProfileConfig  # as asked for
     slo: str | None
     seed: int
     records_path: str | None
     levels: list[LevelResult] = field(default_factory=list)
     client_bound: bool = False
     summary: str = ""
+    #: what counted output tokens where a server sent no usage: a tokenizer.json, or "simple"
+    #: (an estimate, never fewer tokens than output chunks); each record says which it used
+    tokenizer: str = "simple"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The document as JSON values (paths as strings)."""
+        out: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return out
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        text = strict_json.dumps(self.to_json(), indent=2)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from open_autoglm.loadgen._records import Phase, RecordWriter, RequestRecord
 from open_autoglm.loadgen._results import (
     RESULTS_VERSION,
     BenchmarkResults,
+    EndpointSummary,
     LevelResult,
     summarize_level,
 )
-from open_autoglm.loadgen._slo import Slo
 from open_autoglm.loadgen._tokens import make_token_counter
 from open_autoglm.loadgen._workloads import (
     Prompt,
@@ -40,6 +41,7 @@ from open_autoglm.loadgen._workloads import (
     build_requests,
     load_prompts,
 )
+from open_autoglm.objectives import Goodput
 from open_autoglm.telemetry import TracingConfig, make_tracer_provider, names
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class BenchmarkConfig:
     endpoint: EndpointConfig
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    slo: Slo | None = None
+    slo: Goodput | None = None
     seed: int = 0
     output_path: Path | None = Path("results.json")
     records_path: Path | None = None  # default: requests.jsonl beside output_path
@@ -145,6 +147,7 @@ async def run_benchmark_async(
         if own_provider and provider is not None:
             provider.shutdown()
         results = _results(config, model, run.results, started, interrupted, records_path)
+        results = dataclasses.replace(results, tokenizer=counter.name)
         if config.output_path is not None:
             results.write(config.output_path)
         run.progress.close()
@@ -195,26 +198,24 @@ def _results(
         )
     if interrupted:
         summary = "Interrupted: partial results. " + summary
-    workload = asdict(config.workload)
-    workload["image_files"] = [str(p) for p in config.workload.image_files]
     return BenchmarkResults(
         version=RESULTS_VERSION,
         tool_version=__version__,
         started_unix_ns=started,
         finished_unix_ns=time.time_ns(),
         interrupted=interrupted,
-        endpoint={
-            "url": endpoint.request_url,
-            "api": endpoint.api,
-            "model": model,
-            "ignore_eos": endpoint.ignore_eos,
-            "timeout_s": endpoint.timeout_s,
-            "headers": sorted(endpoint.headers),  # names only: values may be secrets
-            "extra_body": dict(endpoint.extra_body),
-            "api_key": endpoint.api_key is not None,
-        },
-        workload=workload,
-        profile=asdict(config.profile),
+        endpoint=EndpointSummary(
+            url=endpoint.request_url,
+            api=endpoint.api,
+            model=model,
+            ignore_eos=endpoint.ignore_eos,
+            timeout_s=endpoint.timeout_s,
+            headers=sorted(endpoint.headers),  # names only: values may be secrets
+            extra_body=dict(endpoint.extra_body),
+            api_key=endpoint.api_key is not None,
+        ),
+        workload=config.workload,
+        profile=config.profile,
         slo=config.slo.describe() if config.slo else None,
         seed=config.seed,
         records_path=str(records_path) if records_path else None,
@@ -258,7 +259,9 @@ class _Run:
         cpu = CpuMeter()
         started_unix = time.time_ns()
         origin = time.perf_counter_ns()
-        self.progress.level_started(index, level.label, level.requests, level.duration_s)
+        self.progress.level_started(
+            index, level.label, level.requests, level.duration_s, level.warmup_s
+        )
         try:
             if level.mode == "concurrency":
                 end = level.duration_s
@@ -267,7 +270,7 @@ class _Run:
                 await self._open(index, level, origin, records)
         finally:
             loop_lags = await monitor.stop()
-            measured = [r for r in records if r.phase == "measure" and r.status != "cancelled"]
+            measured = [r for r in records if r.measured]
             health = assess([r.sched_lag_s for r in measured], loop_lags, cpu.read())
             result = summarize_level(index, level, records, started_unix, self.config.slo, health)
             self.results.append(result)

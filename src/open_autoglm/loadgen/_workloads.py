@@ -123,6 +123,7 @@ class RequestSpec:
     max_tokens: int
     image_count: int = 0
     image_bytes: int = 0
+    stream: bool = True  # what the body asks (``--body stream=false`` turns it off)
 
 
 def load_prompts(config: WorkloadConfig, counter: TokenCounter) -> list[Prompt]:
@@ -172,6 +173,7 @@ def build_requests(
                 body=json.dumps(body, separators=(",", ":")).encode(),
                 input_tokens=prompt.input_tokens,
                 max_tokens=int(body.get("max_tokens", prompt.output_tokens)),
+                stream=bool(body.get("stream")),
                 image_count=len(prompt.images),
                 image_bytes=sum(image.size_bytes for image in prompt.images),
             )

@@ -5,6 +5,7 @@ part; the ``benchmark`` command calls it."""
 from open_autoglm.run._errors import RunDirectoryError, RunError
 from open_autoglm.run._hardware import cpu_model, hardware
 from open_autoglm.run._managed_run import prepare_run_dir, run_managed
+from open_autoglm.run._memory_watch import ServerMemoryWatch
 from open_autoglm.run._metric_sampler import MetricSampler, parse_sample
 from open_autoglm.run._server import ManagedServer
 
@@ -13,6 +14,7 @@ __all__ = [
     "MetricSampler",
     "RunDirectoryError",
     "RunError",
+    "ServerMemoryWatch",
     "cpu_model",
     "hardware",
     "parse_sample",

@@ -1,12 +1,13 @@
-"""What the run ran on: CPU model and cores, GPUs where NVML finds them."""
+"""The hardware probe: CPU model and cores, GPUs where NVML finds them (as analysis's
+:class:`~open_autoglm.analysis.Hardware`)."""
 
 from __future__ import annotations
 
 import os
 import platform
 from pathlib import Path
-from typing import Any
 
+from open_autoglm.analysis import Hardware
 from open_autoglm.telemetry import GpuProbe
 
 
@@ -20,13 +21,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware() -> dict[str, Any]:
+def hardware() -> Hardware:
     probe = GpuProbe()
-    return {
-        "cpu_model": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "gpus": probe.names(),
-        "gpu_note": None if probe.available else probe.reason,
-    }
+    return Hardware(
+        cpu_model=cpu_model(),
+        cpu_cores=os.cpu_count(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        gpus=probe.names(),
+        gpu_note=None if probe.available else probe.reason,
+    )

@@ -3,14 +3,15 @@
 :func:`run_managed` (``open-autoglm benchmark --backend X``, no ``--url``) starts the
 embedded collector and ``open-autoglm serve --backend X`` as child processes on free loopback
 ports, points both the server and the load generator at the collector, samples the server's
-``/metrics`` while the load runs, stops the children (SIGTERM: each flushes what it holds),
-then builds the report from the run directory. Children are stopped on error and on Ctrl-C too.
+``/metrics`` while the load runs and watches its peak memory from the moment it is spawned
+(:class:`ServerMemoryWatch`: the model load apart, then interval by interval), stops the
+children (SIGTERM: each flushes what it holds), then builds the report from the run
+directory. Children are stopped on error and on Ctrl-C too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -19,20 +20,11 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import (
-    EXPORT_STATS_FILE,
-    METRICS_FILE,
-    RECORDS_FILE,
-    RESULTS_FILE,
-    RUN_FILE,
-    SPANS_FILE,
-    Report,
-    build_report,
-    write_html,
-)
+from open_autoglm.analysis import Report, RunDirectory, RunInfo, build_report, write_html
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
+    RECORDS_FILE,
     BenchmarkConfig,
     BenchmarkResults,
     ProgressReporter,
@@ -41,9 +33,11 @@ from open_autoglm.loadgen import (
 )
 from open_autoglm.run._errors import RunDirectoryError
 from open_autoglm.run._hardware import hardware
+from open_autoglm.run._log_follower import LogFollower
+from open_autoglm.run._memory_watch import ServerMemoryWatch
 from open_autoglm.run._metric_sampler import MetricSampler
 from open_autoglm.run._server import ManagedServer
-from open_autoglm.telemetry import TracingConfig
+from open_autoglm.telemetry import GpuProbe, TracingConfig
 from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
@@ -51,10 +45,11 @@ logger = logging.getLogger(__name__)
 
 def prepare_run_dir(run_dir: Path) -> None:
     """Create ``run_dir``; refuse one that holds another run (records would be mixed)."""
-    for name in (RECORDS_FILE, SPANS_FILE):
-        if (run_dir / name).exists():
+    files = RunDirectory(run_dir)
+    for path in (run_dir / RECORDS_FILE, files.spans_path):
+        if path.exists():
             raise RunDirectoryError(
-                f"{run_dir} already holds a run ({name}); choose a new --run-dir"
+                f"{run_dir} already holds a run ({path.name}); choose a new --run-dir"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -71,37 +66,61 @@ def run_managed(
     """Run the benchmark against a server of our own; return its results and the report
     (both also written to files). Ctrl-C: the report of what finished is still written."""
     prepare_run_dir(run_dir)
-    collector_config = CollectorConfig(db_path=run_dir / SPANS_FILE)
+    files = RunDirectory(run_dir)
+    collector_config = CollectorConfig(db_path=files.spans_path)
     interrupted: BaseException | None = None
+    say = progress.phase if progress is not None else (lambda _text: None)
+    say("starting the collector")
     with CollectorProcess(collector_config, log_path=run_dir / "collector.log") as collector:
         endpoint = collector.http_endpoint
         assert endpoint is not None
         env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-        with ServerProcess(
-            server.serve_args(endpoint, run_dir / EXPORT_STATS_FILE),
-            env=env,
-            timeout_s=server.start_timeout_s,
-            log_path=run_dir / "server.log",
-        ) as process:
-            _write_run_file(run_dir, server, process.url)
-            sampler = MetricSampler(process.url, run_dir / METRICS_FILE).start()
-            config = dataclasses.replace(
-                bench,
-                endpoint=dataclasses.replace(bench.endpoint, url=process.url),
-                tracing=TracingConfig(
-                    service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
-                ),
-                output_path=run_dir / RESULTS_FILE,
-                records_path=run_dir / RECORDS_FILE,
-            )
-            try:
-                results = run_benchmark(
-                    config, progress=progress, prompts=list(prompts) if prompts else None
+        memory = ServerMemoryWatch(files.memory_path, gpu=GpuProbe())
+        starting = f"starting the server ({server.backend}"
+        say(starting + "): preparing and loading the model")
+        # the server's own words while it starts (model preparation can take minutes)
+        follower = LogFollower(run_dir / "server.log", lambda line: say(f"{starting}): {line}"))
+
+        def spawned(pid: int) -> None:
+            memory.attach(pid)
+            follower.start()
+
+        try:
+            with ServerProcess(
+                server.serve_args(endpoint, files.export_stats_path),
+                env=env,
+                timeout_s=server.start_timeout_s,
+                log_path=run_dir / "server.log",
+                on_spawn=spawned,
+            ) as process:
+                follower.stop()
+                memory.serving()
+                say(f"server ready ({server.backend}); starting the load")
+                _write_run_file(run_dir, server, process.url)
+                sampler = MetricSampler(process.url, files.metrics_path).start()
+                config = dataclasses.replace(
+                    bench,
+                    endpoint=dataclasses.replace(
+                        bench.endpoint, url=process.url, provider=_provider(bench, server)
+                    ),
+                    tracing=TracingConfig(
+                        service_name=n.LOADGEN_SERVICE_NAME, endpoint=endpoint, protocol="http/json"
+                    ),
+                    output_path=files.results_path,
+                    records_path=run_dir / RECORDS_FILE,
                 )
-            except KeyboardInterrupt as exc:  # partial results are on disk: report them
-                interrupted = exc
-            finally:
-                sampler.stop()
+                try:
+                    results = run_benchmark(
+                        config, progress=progress, prompts=list(prompts) if prompts else None
+                    )
+                except KeyboardInterrupt as exc:  # partial results are on disk: report them
+                    interrupted = exc
+                finally:
+                    sampler.stop()
+                    memory.stop()  # (also below, when the server never started)
+        finally:
+            follower.stop()
+            memory.stop()
     report = build_report(run_dir)
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
@@ -112,20 +131,25 @@ def run_managed(
     return results, report
 
 
+def _provider(bench: BenchmarkConfig, server: ManagedServer) -> str:
+    """The client spans' ``gen_ai.provider.name``: the backend, unless the user named one."""
+    given = bench.endpoint.provider
+    return server.backend if given == n.PROVIDER_OPENAI else given
+
+
 def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
     try:
         health = httpx.get(f"{url}/health", timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
         health = {}
-    run = {
-        "mode": "managed",
-        "backend": server.backend,
-        "model": health.get("model", server.model),
-        "simulated": bool(health.get("simulated", False)),
-        "runtime": health.get("runtime") or {},
-        "server_args": server.server_args(),
-        "url": url,
-        "hardware": hardware(),
-        "started_unix_ns": time.time_ns(),
-    }
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    RunInfo(
+        mode="managed",
+        backend=server.backend,
+        model=health.get("model", server.model),
+        simulated=bool(health.get("simulated", False)),
+        runtime={str(k): str(v) for k, v in (health.get("runtime") or {}).items()},
+        server_args=server.server_args(),
+        url=url,
+        hardware=hardware(),
+        started_unix_ns=time.time_ns(),
+    ).write(RunDirectory(run_dir).run_path)

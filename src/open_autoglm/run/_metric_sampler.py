@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 _FIELDS = {
     n.METRIC_PROCESS_RSS: "rss_bytes",
     n.METRIC_PROCESS_PEAK_RSS: "peak_rss_bytes",
+    n.METRIC_PROCESS_LOAD_PEAK_RSS: "load_peak_rss_bytes",
     n.METRIC_QUEUE_DEPTH: "queue_depth",
     n.METRIC_BATCH_SIZE: "batch_size",
     n.METRIC_BATCH_CAP: "batch_cap",

@@ -16,8 +16,10 @@ from open_autoglm.telemetry._export_metrics import ExportMetrics
 from open_autoglm.telemetry._probes import (
     GpuProbe,
     GpuSample,
+    peak_rss_bytes_of,
     process_peak_rss_bytes,
     process_rss_bytes,
+    reset_peak_rss,
 )
 from open_autoglm.telemetry._request_spans import RequestSpan, SpanOutlet, current_request_span
 from open_autoglm.telemetry._sampling import Decision, SamplingConfig, TailSampler
@@ -66,7 +68,9 @@ __all__ = [
     "make_tracing",
     "names",
     "outlet_for",
+    "peak_rss_bytes_of",
     "process_peak_rss_bytes",
     "process_rss_bytes",
+    "reset_peak_rss",
     "wall_ns",
 ]

@@ -54,6 +54,7 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
 GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
 GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
@@ -66,6 +67,27 @@ GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chun
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 ERROR_TYPE: Final = "error.type"
+
+#: ``gen_ai.provider.name`` (required on every GenAI span and metric). Our server names its
+#: backend (``sim``, ``onnxruntime``, ``tensorrt``, ``vllm``): the engine that generated. The
+#: load generator, speaking the OpenAI API to a server it may know nothing about, says
+#: ``openai`` as the conventions ask of OpenAI-compatible clients, unless told the provider
+#: (a managed run knows its backend).
+PROVIDER_OPENAI: Final = "openai"
+
+# ---------------------------------------------------------------- HTTP and server semconv (stable)
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+HTTP_ROUTE: Final = "http.route"
+URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+URL_FULL: Final = "url.full"
+NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
+CLIENT_ADDRESS: Final = "client.address"
+CLIENT_PORT: Final = "client.port"
+USER_AGENT_ORIGINAL: Final = "user_agent.original"
 
 # ---------------------------------------------------------------- project attributes
 ATTR_BACKEND: Final = "autoglm.backend"
@@ -82,7 +104,6 @@ ATTR_PREEMPTIONS: Final = "autoglm.decode.preemptions"
 ATTR_IMAGE_COUNT: Final = "autoglm.image.count"
 ATTR_IMAGE_BYTES: Final = "autoglm.image.bytes"
 ATTR_IMAGE_PIXELS: Final = "autoglm.image.pixels"
-ATTR_STREAM: Final = "autoglm.stream"
 ATTR_CANCELLED: Final = "autoglm.cancelled"
 ATTR_SIMULATED: Final = "autoglm.simulated"
 ATTR_LEVEL: Final = "autoglm.level"
@@ -93,18 +114,6 @@ ATTR_UPSTREAM: Final = "autoglm.upstream"  # the proxy's upstream base URL
 ATTR_SAMPLING_RATIO: Final = "autoglm.sampling.ratio"
 #: Why the request was kept: ``error``, ``slow``, ``parent`` (the caller sampled it), ``ratio``.
 ATTR_SAMPLING_REASON: Final = "autoglm.sampling.reason"
-
-# ---------------------------------------------------------------- HTTP semconv (stable)
-HTTP_REQUEST_METHOD: Final = "http.request.method"
-HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
-HTTP_ROUTE: Final = "http.route"
-URL_PATH: Final = "url.path"
-URL_SCHEME: Final = "url.scheme"
-SERVER_ADDRESS: Final = "server.address"
-SERVER_PORT: Final = "server.port"
-CLIENT_ADDRESS: Final = "client.address"
-NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
-USER_AGENT_ORIGINAL: Final = "user_agent.original"
 
 # ---------------------------------------------------------------- resource attributes (server)
 #: Where the engine really runs, from ``Backend.runtime()``: ``autoglm.backend.device`` (cpu,
@@ -129,8 +138,14 @@ METRIC_PROMPT_TOKENS: Final = "autoglm_prompt_tokens"  # exposed as ..._total
 METRIC_GENERATION_TOKENS: Final = "autoglm_generation_tokens"  # exposed as ..._total
 METRIC_REQUESTS: Final = "autoglm_requests"  # exposed as ..._total
 METRIC_REQUEST_ERRORS: Final = "autoglm_request_errors"  # exposed as ..._total
-METRIC_PROCESS_RSS: Final = "autoglm_process_resident_memory_bytes"
+#: The standard process families of ``prometheus_client``'s ``ProcessCollector`` (Linux).
+METRIC_PROCESS_RSS: Final = "process_resident_memory_bytes"
+METRIC_PROCESS_CPU: Final = "process_cpu_seconds"  # exposed as ..._total
+#: Peak RSS since serving began: the kernel's high-water mark (Linux ``VmHWM``), reset when
+#: the model has loaded (and again by whoever resets it: a managed run, at every sample).
 METRIC_PROCESS_PEAK_RSS: Final = "autoglm_process_peak_resident_memory_bytes"
+#: Peak RSS from process start until the model was prepared and loaded (set once).
+METRIC_PROCESS_LOAD_PEAK_RSS: Final = "autoglm_process_load_peak_resident_memory_bytes"
 METRIC_GPU_MEMORY_USED: Final = "autoglm_gpu_memory_used_bytes"
 METRIC_GPU_MEMORY_TOTAL: Final = "autoglm_gpu_memory_total_bytes"
 METRIC_GPU_UTILIZATION: Final = "autoglm_gpu_utilization_ratio"
@@ -140,12 +155,19 @@ METRIC_SPANS_DROPPED: Final = "autoglm_spans_dropped"  # exposed as ..._total
 METRIC_SPANS_QUEUED: Final = "autoglm_spans_queued"  # spans waiting for export now
 METRIC_TRACES_SAMPLED_OUT: Final = "autoglm_traces_sampled_out"  # tail sampler, ..._total
 
-# metric labels
-LABEL_MODEL: Final = "model"
-LABEL_BACKEND: Final = "backend"
-LABEL_OPERATION: Final = "operation"
+
+def prometheus_label(attribute: str) -> str:
+    """An attribute's name as a Prometheus label, as the OpenTelemetry Prometheus exporter
+    writes it: ``gen_ai.request.model`` -> ``gen_ai_request_model``."""
+    return attribute.replace(".", "_")
+
+
+# metric labels: the semantic conventions' attribute names where one exists
+LABEL_MODEL: Final = "gen_ai_request_model"
+LABEL_PROVIDER: Final = "gen_ai_provider_name"
+LABEL_OPERATION: Final = "gen_ai_operation_name"
+LABEL_ERROR_TYPE: Final = "error_type"
 LABEL_STAGE: Final = "stage"
 LABEL_FINISH_REASON: Final = "finish_reason"
-LABEL_ERROR_TYPE: Final = "error_type"
 LABEL_GPU: Final = "gpu"
 EXEMPLAR_TRACE_ID: Final = "trace_id"

@@ -1,7 +1,13 @@
 """A server's Prometheus metrics (names from the telemetry contract), with exemplars.
 
-Shared by ``open-autoglm serve`` and ``open-autoglm proxy``: the same GenAI histograms, token
-and request counters, load gauges, memory and GPU.
+Shared by ``open-autoglm serve`` and ``open-autoglm proxy`` (whose provider label is
+``proxy``): the same GenAI histograms, token and request counters, load gauges, memory, GPU.
+
+Labels are the GenAI semantic conventions' attribute names as Prometheus writes them
+(``gen_ai_request_model``, ``gen_ai_provider_name``, ``gen_ai_operation_name``); the provider
+is the backend. Process metrics are ``prometheus_client``'s standard ``process_*`` families;
+peak memory, which they lack, is ours: the peak while the model was prepared and loaded, and
+the peak since serving began (see :class:`MemoryMarks`).
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -20,7 +26,7 @@ from open_autoglm.telemetry._buckets import (
     TPOT_BUCKETS,
     TTFT_BUCKETS,
 )
-from open_autoglm.telemetry._probes import GpuProbe, process_peak_rss_bytes, process_rss_bytes
+from open_autoglm.telemetry._probes import GpuProbe, process_peak_rss_bytes, reset_peak_rss
 
 
 class LoadReading(Protocol):
@@ -34,7 +40,28 @@ class LoadReading(Protocol):
     def batch_cap(self) -> int | None: ...
 
 
-_LABELS = (n.LABEL_MODEL, n.LABEL_BACKEND, n.LABEL_OPERATION)
+_LABELS = (n.LABEL_MODEL, n.LABEL_PROVIDER, n.LABEL_OPERATION)
+
+
+class MemoryMarks:
+    """Peak resident memory of this process, split at the moment the model is ready.
+
+    :meth:`loaded` (called once the backend has started: model prepared and loaded) keeps
+    the kernel's high-water mark so far as the load peak and resets the mark (Linux), so
+    that :meth:`serving_peak_bytes` is the peak since serving began. Where the mark cannot be
+    reset, the serving peak stays the peak since the process started, and ``reset`` is False.
+    """
+
+    def __init__(self) -> None:
+        self.load_peak_bytes: int | None = None
+        self.reset = False
+
+    def loaded(self) -> None:
+        self.load_peak_bytes = process_peak_rss_bytes()
+        self.reset = reset_peak_rss()
+
+    def serving_peak_bytes(self) -> int:
+        return process_peak_rss_bytes()
 
 
 class _ScrapeTimeCollector(Collector):
@@ -46,13 +73,15 @@ class _ScrapeTimeCollector(Collector):
         backend: str,
         load: Callable[[], LoadReading],
         gpu: GpuProbe | None,
+        memory: MemoryMarks,
     ) -> None:
         self._labels = [model, backend]
         self._load = load
         self._gpu = gpu
+        self._memory = memory
 
     def collect(self) -> Iterator[Metric]:
-        names = [n.LABEL_MODEL, n.LABEL_BACKEND]
+        names = [n.LABEL_MODEL, n.LABEL_PROVIDER]
         load = self._load()
         queue = GaugeMetricFamily(
             n.METRIC_QUEUE_DEPTH, "Requests waiting to be scheduled", labels=names
@@ -62,13 +91,22 @@ class _ScrapeTimeCollector(Collector):
             n.METRIC_BATCH_SIZE, "Sequences in the running batch", labels=names
         )
         batch.add_metric(self._labels, load.running)
-        rss = GaugeMetricFamily(n.METRIC_PROCESS_RSS, "Resident memory of the server process")
-        rss.add_metric([], process_rss_bytes())
         peak = GaugeMetricFamily(
-            n.METRIC_PROCESS_PEAK_RSS, "Peak resident memory of the server process"
+            n.METRIC_PROCESS_PEAK_RSS,
+            "Peak resident memory of the server process since serving began (the kernel's "
+            "high-water mark, reset once the model had loaded)",
+            unit="bytes",
         )
-        peak.add_metric([], process_peak_rss_bytes())
-        yield from (queue, batch, rss, peak)
+        peak.add_metric([], self._memory.serving_peak_bytes())
+        yield from (queue, batch, peak)
+        if self._memory.load_peak_bytes is not None:
+            load_peak = GaugeMetricFamily(
+                n.METRIC_PROCESS_LOAD_PEAK_RSS,
+                "Peak resident memory of the server process while it prepared and loaded the model",
+                unit="bytes",
+            )
+            load_peak.add_metric([], self._memory.load_peak_bytes)
+            yield load_peak
         if load.batch_cap is not None:
             cap = GaugeMetricFamily(
                 n.METRIC_BATCH_CAP, "Adaptive cap on the running batch (--target-tpot)",
@@ -105,6 +143,7 @@ class ServerMetrics:
         self.registry = registry
         self.model = model
         self.backend = backend
+        self.memory = MemoryMarks()
         self.ttft = Histogram(
             n.METRIC_TTFT, "Time to first token, from request arrival", _LABELS,
             buckets=TTFT_BUCKETS, registry=registry,
@@ -133,9 +172,10 @@ class ServerMetrics:
         )  # fmt: skip
         self.errors = Counter(
             n.METRIC_REQUEST_ERRORS, "Failed requests by error type",
-            (n.LABEL_MODEL, n.LABEL_BACKEND, n.LABEL_ERROR_TYPE), registry=registry,
+            (n.LABEL_MODEL, n.LABEL_PROVIDER, n.LABEL_ERROR_TYPE), registry=registry,
         )  # fmt: skip
-        registry.register(_ScrapeTimeCollector(model, backend, load, gpu))
+        registry.register(_ScrapeTimeCollector(model, backend, load, gpu, self.memory))
+        ProcessCollector(registry=registry)  # process_*: CPU, RSS, virtual memory, fds
 
     def error(self, error_type: str) -> None:
         self.errors.labels(self.model, self.backend, error_type).inc()

@@ -98,7 +98,7 @@ def test_openai_client_through_the_proxy_joins_one_trace(
     assert attrs["gen_ai.usage.output_tokens"] == 6
     assert attrs["gen_ai.usage.input_tokens"] == usage.prompt_tokens
     assert attrs["gen_ai.response.finish_reasons"] == ("length",)
-    assert attrs["autoglm.stream"] is stream
+    assert attrs["gen_ai.request.stream"] is stream
     children = {s.name: s for s in spans if s.parent_span_id == ours.span_id}
     assert {"upstream.headers", "upstream.first_output", "upstream.streaming"} <= set(children)
     assert children["upstream.headers"].end_ns <= children["upstream.first_output"].end_ns
@@ -147,7 +147,11 @@ def test_exemplars_point_at_the_proxys_traces(proxy: ServerProcess, sink: OtlpSi
     exemplars = set(re.findall(r'gen_ai_server_time_to_first_token_seconds_bucket\{[^}]*\} '
                                r'\S+ # \{trace_id="([0-9a-f]{32})"\}', text))  # fmt: skip
     assert trace_id in exemplars
-    assert re.search(r'^gen_ai_server_request_duration_seconds_count\{backend="proxy"', text, re.M)
+    assert re.search(
+        r'^gen_ai_server_request_duration_seconds_count\{[^}]*gen_ai_provider_name="proxy"',
+        text,
+        re.M,
+    )
     assert "autoglm_spans_dropped_total 0.0" in text
     _trace(sink, trace_id)
 
@@ -214,10 +218,7 @@ def test_upstream_faults_give_clean_errors_and_spans(
         assert span.attributes["http.response.status_code"] == 502
 
         text = httpx.get(f"{proxy.url}/metrics").text
-        assert (
-            'autoglm_request_errors_total{backend="proxy",error_type="ConnectionRefusedError"'
-            in text
-        )
+        assert 'gen_ai_provider_name="proxy",error_type="ConnectionRefusedError"}' in text
         # still alive, stops on SIGTERM (uvicorn re-raises it), and never logged a crash
         assert proxy.stop() in (0, -signal.SIGTERM)
         assert "Traceback" not in proxy.stderr()

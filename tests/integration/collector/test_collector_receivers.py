@@ -196,7 +196,9 @@ def test_partial_success_counts_spans_with_invalid_ids(
 
 
 def test_partial_success_in_json(collector: Collector) -> None:
-    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "spanId": "cd"}]}]}]}
+    valid = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174"}
+    spans = [{"traceId": "ab", "spanId": "cd"}, valid]
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
     answer = httpx.post(str(collector.traces_url), json=body)
     assert answer.status_code == 200
     assert answer.json() == {
@@ -205,6 +207,62 @@ def test_partial_success_in_json(collector: Collector) -> None:
             "errorMessage": "1 spans rejected: 1 with an invalid trace_id",
         }
     }
+
+
+ZERO_TRACE = "0" * 32
+ZERO_SPAN = "0" * 16
+TRACE_HEX = "5b8efff798038103d269b633813fc60c"
+
+
+@pytest.mark.parametrize(
+    ("span", "reason"),
+    [({"traceId": ZERO_TRACE, "spanId": "eee19b7ec3c1b174"}, "an invalid trace_id"),
+     ({"traceId": TRACE_HEX, "spanId": ZERO_SPAN}, "an invalid span_id"),
+     ({"traceId": "ab", "spanId": "cd"}, "an invalid trace_id")],
+)  # fmt: skip
+def test_a_request_whose_every_span_is_invalid_is_a_400(
+    collector: Collector, span: dict[str, str], reason: str
+) -> None:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    answer = httpx.post(str(collector.traces_url), json=body)
+    assert answer.status_code == 400
+    assert answer.json()["message"] == f"1 spans rejected: 1 with {reason}"
+    stats = collector.stop()
+    assert (stats.stored_spans, stats.rejected_spans) == (0, 1)
+
+
+def test_an_all_zero_parent_is_a_root(collector: Collector) -> None:
+    spans = [
+        {"traceId": TRACE_HEX, "spanId": "eee19b7ec3c1b174", "parentSpanId": ZERO_SPAN,
+         "name": "chat m", "kind": 3, "startTimeUnixNano": "1700000000000000000",
+         "endTimeUnixNano": "1700000001000000000"},
+        {"traceId": TRACE_HEX, "spanId": "eee19b7ec3c1b175", "parentSpanId": "eee19b7ec3c1b174",
+         "name": "POST /v1/chat/completions", "kind": 2,
+         "startTimeUnixNano": "1700000000100000000", "endTimeUnixNano": "1700000000900000000"},
+    ]  # fmt: skip
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    assert httpx.post(str(collector.traces_url), json=body).status_code == 200
+    collector.stop()
+    with SpanStore(collector.config.db_path) as store:
+        parents = {r.name: r.parent_span_id for r in store.trace(TRACE_HEX)}
+    assert parents == {"chat m": None, "POST /v1/chat/completions": "eee19b7ec3c1b174"}
+
+
+def test_a_request_of_invalid_spans_over_grpc_is_invalid_argument(
+    collector: Collector, traced_request: Traced
+) -> None:
+    request, total = _request(traced_request, 1)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.span_id = bytes(8)
+    with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            export(request.SerializeToString(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"{total} spans rejected: {total} with an invalid span_id" in str(info.value.details())
 
 
 def test_partial_success_over_grpc(collector: Collector, traced_request: Traced) -> None:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ import yaml
 
 from open_autoglm.dashboards import BOARDS, PROMETHEUS_UID, TEMPO_UID
 from open_autoglm.telemetry import names as n
+from open_autoglm.testing import ServerProcess
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 PROFILES = ("--profile", "gpu", "--profile", "loadgen")
+GRAFANA_PASSWORD = "correct-horse-battery"
 
 
 def _binary(name: str) -> str:
@@ -36,21 +39,68 @@ def _binary(name: str) -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
-    """The compose file as docker-compose resolves it (paths absolute, variables defaulted)."""
-    result = subprocess.run(
+def _compose_config(**variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGLM_")}
+    return subprocess.run(
         [_binary("docker-compose"), "-f", str(COMPOSE), *PROFILES, "config"],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("AUTOGLM_")},
+        env={**env, **variables},
     )
+
+
+def _resolve(**variables: str) -> dict[str, Any]:
+    result = _compose_config(**variables)
     assert result.returncode == 0, result.stderr
     loaded = yaml.safe_load(result.stdout)
     assert isinstance(loaded, dict)
     return loaded
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    """The compose file as docker-compose resolves it (paths absolute, variables defaulted)."""
+    return _resolve(AUTOGLM_GRAFANA_ADMIN_PASSWORD=GRAFANA_PASSWORD)
+
+
+def _published(services: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(service, host address, host port) of every published port."""
+    out = []
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if isinstance(port, str):  # "HOST_IP:HOST:CONTAINER[/proto]"
+                host_ip, host_port, _ = port.split(":")
+                out.append((name, host_ip, int(host_port)))
+            else:
+                out.append((name, port.get("host_ip", "0.0.0.0"), int(port["published"])))
+    return out
+
+
+def test_ports_are_published_on_loopback_unless_opened(resolved: dict[str, Any]) -> None:
+    published = _published(resolved["services"])
+    assert {port for _, _, port in published} >= {3000, 3200, 4317, 4318, 8000, 8001, 9090}
+    assert {ip for _, ip, _ in published} == {"127.0.0.1"}, published
+    opened = _resolve(
+        AUTOGLM_GRAFANA_ADMIN_PASSWORD=GRAFANA_PASSWORD, AUTOGLM_BIND_ADDRESS="0.0.0.0"
+    )
+    assert {ip for _, ip, _ in _published(opened["services"])} == {"0.0.0.0"}
+
+
+def test_grafana_is_read_only_for_anonymous_users(resolved: dict[str, Any]) -> None:
+    environment = resolved["services"]["grafana"]["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert environment["GF_AUTH_DISABLE_LOGIN_FORM"] == "false"
+    assert environment["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert environment["GF_SECURITY_ADMIN_PASSWORD"] == GRAFANA_PASSWORD
+    assert GRAFANA_PASSWORD not in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_compose_refuses_to_start_grafana_without_an_admin_password() -> None:
+    result = _compose_config()
+    assert result.returncode != 0
+    assert "AUTOGLM_GRAFANA_ADMIN_PASSWORD" in result.stderr
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -72,7 +122,8 @@ def test_compose_has_the_stack(resolved: dict[str, Any]) -> None:
     }
     assert services["server"]["command"][:3] == ["serve", "--backend", "sim"]
     assert services["loadgen"]["profiles"] == ["loadgen"]
-    assert services["loadgen"]["command"][0] == "benchmark"
+    assert services["loadgen"]["entrypoint"] == ["/bin/sh", "-ec"]
+    assert "open-autoglm benchmark" in services["loadgen"]["command"][0]
     assert services["server-gpu"]["profiles"] == ["gpu"]
     assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
 
@@ -181,3 +232,44 @@ def test_tempo_config_has_no_removed_2x_sections() -> None:
     assert config["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(
         ":4317"
     )
+
+
+@pytest.mark.slow
+def test_the_loadgen_service_writes_a_run_directory_that_analyze_reads(
+    resolved: dict[str, Any], tmp_path: Path
+) -> None:
+    """The loadgen service's own command, run as its container would (``sh -ec``, ``$$``
+    unescaped, ``/runs`` mounted) against a real server: its run directory is what
+    ``analyze`` reads."""
+    service = resolved["services"]["loadgen"]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    script = service["command"][0].replace("$$", "$").replace("/runs/", f"{runs}/")
+    environment = {k: str(v) for k, v in service["environment"].items()}
+    bin_dir = str(Path(sys.executable).parent)
+    with ServerProcess(("--backend", "sim", "--backend-option", "cost=zero", "--no-tracing")) as s:
+        environment.update(AUTOGLM_TARGET_URL=s.url, AUTOGLM_DURATION="1", AUTOGLM_CONCURRENCY="2")
+        result = subprocess.run(
+            [*service["entrypoint"], script],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            cwd=tmp_path,
+            env={**os.environ, **environment, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = runs.iterdir()
+    assert run_dir.name.startswith("loadgen-")
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"results.json", "requests.jsonl", "report.json", "report.html"} <= names
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["version"].startswith("open-autoglm.report/")
+    again = subprocess.run(
+        [f"{bin_dir}/open-autoglm", "analyze", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr

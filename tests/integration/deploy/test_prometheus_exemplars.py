@@ -111,3 +111,31 @@ def test_every_server_query_of_the_dashboards_returns_data(
             functools.partial(prometheus.query, expr),
             logs=sim_server.stderr,
         )
+
+
+def test_scraped_series_carry_the_semantic_conventions_labels(
+    prometheus: PrometheusProcess, sim_server: ServerProcess
+) -> None:
+    """A real scrape: GenAI metrics labelled with the conventions' attribute names (provider
+    included, it is required); process metrics under prometheus_client's standard names."""
+    _drive(sim_server)
+
+    def series(match: str) -> list[dict[str, str]]:
+        response = httpx.get(f"{prometheus.url}/api/v1/series", params={"match[]": match})
+        body = response.json()
+        assert body["status"] == "success", body
+        found: list[dict[str, str]] = body["data"]
+        return found
+
+    ttft = wait_for(
+        "the TTFT histogram", functools.partial(series, f"{n.METRIC_TTFT}_count"),
+        logs=sim_server.stderr,
+    )  # fmt: skip
+    for labels in ttft:
+        assert labels[n.LABEL_PROVIDER] == "sim"
+        assert labels[n.LABEL_MODEL] == "sim-llm"
+        assert labels[n.LABEL_OPERATION] in (n.OPERATION_CHAT, n.OPERATION_TEXT_COMPLETION)
+        assert not {"model", "backend", "operation"} & labels.keys()
+    for family in (n.METRIC_PROCESS_RSS, f"{n.METRIC_PROCESS_CPU}_total",
+                   n.METRIC_PROCESS_PEAK_RSS, n.METRIC_PROCESS_LOAD_PEAK_RSS):  # fmt: skip
+        assert wait_for(family, functools.partial(series, family), logs=sim_server.stderr)

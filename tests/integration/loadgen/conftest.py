@@ -9,22 +9,24 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 from aiohttp import web
-from loadgen_helpers import Crafted, OtlpReceiver, chat_chunk, usage_chunk
+from loadgen_helpers import Crafted, OtlpReceiver, chat_chunk, delta_chunk, usage_chunk
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
-async def _stream(request: web.Request, parts: list[tuple[float, str]]) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, parts: Sequence[tuple[float, str | bytes]]
+) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
     for delay, text in parts:
         if delay:
             await asyncio.sleep(delay)
-        await resp.write(text.encode())
+        await resp.write(text if isinstance(text, bytes) else text.encode())
     await resp.write_eof()
     return resp
 
@@ -92,6 +94,95 @@ def _routes(state: Crafted) -> dict[str, Callable[[web.Request], Any]]:
 
         return await _stream(request, [
             (0.02, chunk("alpha")), (0.02, chunk(" beta", "length")), (0, usage_chunk(4, 2)),
+            (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    # ---- the kinds of stream of issue 13: output of every kind, ends, odd data
+
+    async def reasoning_field(request: web.Request) -> web.StreamResponse:
+        return await _stream(request, [
+            (0, chat_chunk("", role=True)),
+            *((0.03, delta_chunk(reasoning=f" think{i}")) for i in range(5)),
+            *((0.03, chat_chunk(f" w{i}")) for i in range(2)),
+            (0, chat_chunk(finish="stop")), (0, usage_chunk(10, 7)),
+            (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def tool_calls(request: web.Request) -> web.StreamResponse:
+        first = {"index": 0, "id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": ""}}  # fmt: skip
+        args = ['{"loc', 'ation"', ': "Paris', '"}']
+        return await _stream(request, [
+            (0, chat_chunk(role=True)), (0.03, delta_chunk(content=None, tool_calls=[first])),
+            *((0.03, delta_chunk(tool_calls=[{"index": 0, "function": {"arguments": a}}]))
+              for a in args),
+            (0, chat_chunk(finish="tool_calls")), (0, usage_chunk(10, 12)),
+            (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def aborted(request: web.Request) -> web.StreamResponse:
+        return await _stream(request, [
+            (0, chat_chunk(role=True)), (0.03, chat_chunk(" w0")), (0.03, chat_chunk(" w1")),
+            (0, chat_chunk(finish="abort")), (0, usage_chunk(10, 2)),
+            (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def error_event(request: web.Request) -> web.StreamResponse:
+        detail = "Requested sample logprobs of 21, which is greater than max allowed: 20"
+        return await _stream(request, [
+            (0, chat_chunk(role=True)),
+            (0.02, f"event: error\ndata: {json.dumps({'code': 400, 'details': detail})}\n\n"),
+            (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def json_error_200(request: web.Request) -> web.Response:
+        body = {"error": {"message": "model overloaded, try later", "type": "server_error",
+                          "code": 503}}  # fmt: skip
+        return web.json_response(body, status=200)
+
+    async def not_streamed(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        body = {"id": "x", "object": "chat.completion", "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "one two three"}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 3}}  # fmt: skip
+        return web.json_response(body)
+
+    async def bom(request: web.Request) -> web.StreamResponse:
+        return await _stream(request, [
+            (0, b"\xef\xbb\xbf" + chat_chunk(" w0", role=True).encode()),
+            *((0.03, chat_chunk(f" w{i}")) for i in range(1, 5)),
+            (0, chat_chunk(finish="stop")), (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def crlf_split(request: web.Request) -> web.StreamResponse:
+        events = [chat_chunk("", role=True), *(chat_chunk(f" w{i}") for i in range(5)),
+                  chat_chunk(finish="stop"), usage_chunk(10, 5)]  # fmt: skip
+        parts: list[tuple[float, str]] = []
+        for e in events:  # every event ends "\r\n\r" in one read and "\n" in the next
+            parts += [(0.01, e.replace("\n\n", "\r\n\r")), (0.005, "\n")]
+        return await _stream(request, [*parts, (0, "data: [DONE]\r\n\r\n")])
+
+    async def odd_every_other(request: web.Request) -> web.StreamResponse:
+        odd = len(state.seen) % 2 == 0  # the 2nd, 4th ... request sees an odd chunk
+        middle = 'data: {"choices": [1]}\n\n' if odd else chat_chunk(" fine")
+        return await _stream(request, [
+            (0, chat_chunk("a")), (0.01, middle), (0, chat_chunk(finish="stop")),
+            (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def error_null(request: web.Request) -> web.StreamResponse:
+        def chunk(text: str, finish: str | None = None) -> str:
+            body = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
+                    "error": None}  # fmt: skip
+            return f"data: {json.dumps(body)}\n\n"
+
+        return await _stream(request, [(0, chunk("a")), (0.01, chunk(" b", "stop")),
+                                       (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def cjk(request: web.Request) -> web.StreamResponse:
+        return await _stream(request, [
+            (0, chat_chunk("", role=True)), *((0.02, chat_chunk("你好")) for _ in range(10)),
+            (0, chat_chunk(finish="stop")), (0, "data: [DONE]\n\n")])  # fmt: skip
+
+    async def huge_every_other(request: web.Request) -> web.StreamResponse:
+        huge = len(state.seen) % 2 == 0
+        tail: str | bytes = b"data: " + b"x" * (2 * 1024 * 1024) if huge else chat_chunk(" ok")
+        return await _stream(request, [
+            (0, chat_chunk("a")), (0.01, tail), (0, chat_chunk(finish="stop")),
             (0, "data: [DONE]\n\n")])  # fmt: skip
 
     return {name: fn for name, fn in locals().items() if callable(fn)}

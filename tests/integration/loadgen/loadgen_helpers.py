@@ -78,6 +78,13 @@ def chat_chunk(content: str | None = None, *, role: bool = False, finish: str | 
     return f"data: {json.dumps(body)}\n\n"
 
 
+def delta_chunk(finish: str | None = None, **delta: Any) -> str:
+    """A chat chunk with any delta fields (``reasoning``, ``tool_calls``, ...)."""
+    body = {"id": "x", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+    return f"data: {json.dumps(body)}\n\n"
+
+
 def usage_chunk(prompt: int, completion: int) -> str:
     body = {"id": "x", "choices": [],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion}}  # fmt: skip

@@ -46,7 +46,7 @@ def benchmark(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
         (["--dataset", "jsonl", "--dataset-path", "missing.jsonl"], "dataset file not found"),
         (["--dataset", "sharegpt", "--dataset-path", "bad.json"], "bad.json: not JSON"),
         (["--dataset", "jsonl", "--dataset-path", "bad.jsonl"], "bad.jsonl:2: not JSON"),
-        (["--slo", "ttft<500"], "needs a unit"),
+        (["--slo", "ttft<500"], "needs a time unit"),
         (["--images", "1", "--image-file", "nope.png"], "image file not found"),
         (["--input-len", "0"], "token lengths must be >= 1"),
     ],

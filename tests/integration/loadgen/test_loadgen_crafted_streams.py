@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from loadgen_helpers import Crafted, make_config, run
@@ -141,6 +142,13 @@ async def test_client_span_and_traceparent(crafted: Crafted, tmp_path: Path) -> 
     assert attrs[names.GEN_AI_USAGE_OUTPUT_TOKENS] == 9
     assert attrs[names.GEN_AI_USAGE_INPUT_TOKENS] == 7
     assert attrs[names.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] == pytest.approx(record.ttft_s)
+    # GenAI conventions: the provider (required), streaming, where it went, what answered
+    assert attrs[names.GEN_AI_PROVIDER_NAME] == names.PROVIDER_OPENAI
+    assert attrs[names.GEN_AI_REQUEST_STREAM] is True
+    url = urlsplit(crafted.url("multi_token"))
+    assert (attrs[names.SERVER_ADDRESS], attrs[names.SERVER_PORT]) == (url.hostname, url.port)
+    assert attrs[names.GEN_AI_RESPONSE_ID] == "x"
+    assert attrs[names.GEN_AI_RESPONSE_MODEL] == "m"
 
 
 async def test_records_are_one_json_line_per_request(crafted: Crafted, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import numpy as np
 import pytest
@@ -105,13 +104,10 @@ def report(observed_run: ObservedRun) -> dict[str, Any]:
 
 
 def _stage_durations_s(run_dir: Path, stage: str) -> np.ndarray:
-    con = duckdb.connect(str(run_dir / "spans.duckdb"), read_only=True)
-    try:
-        rows = con.execute(
+    with SpanStore(run_dir / "spans.duckdb") as store:
+        rows = store.connection.execute(
             "SELECT duration_ns FROM spans WHERE name = ? AND kind = 'INTERNAL'", [stage]
         ).fetchall()
-    finally:
-        con.close()
     return np.sort(np.asarray([r[0] for r in rows], dtype=np.float64) / 1e9)
 
 
@@ -164,7 +160,7 @@ def test_prometheus_reproduces_the_reports_stage_percentiles(
 
 def test_prometheus_counts_every_request_and_reads_resources(report: dict[str, Any]) -> None:
     prom = report["prometheus"]
-    assert prom["selector"] == '{backend="sim",model="sim-llm"}'
+    assert prom["selector"] == '{gen_ai_provider_name="sim",gen_ai_request_model="sim-llm"}'
     for key in ("ttft", "e2e", "tpot"):
         assert prom[key]["count"] == pytest.approx(_REQUESTS), key
         assert all(v is not None and v > 0 for v in prom[key]["quantiles_ms"].values()), key
@@ -174,6 +170,7 @@ def test_prometheus_counts_every_request_and_reads_resources(report: dict[str, A
     client = report["load"]["levels"][0]["e2e_ms"]
     assert p["p50"] <= client["max"] * 2
     assert prom["peak_rss_bytes"] > 10 * 2**20
+    assert prom["load_peak_rss_bytes"] > 10 * 2**20  # the server's own, set once loaded
     assert prom["rss_bytes"]["max"] > 10 * 2**20
     assert prom["batch_size"]["max"] >= 1
     assert prom["queue_depth"]["max"] is not None

@@ -97,6 +97,22 @@ def test_markdown_and_csv(reports: list[Path], capsys: pytest.CaptureFixture[str
     assert float(rows[1]["tokens_per_s"]) == 121.7
 
 
+def test_markdown_escapes_html_and_table_syntax_in_model_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil = report(
+        tmp_path / "evil.json", "vllm", '<img src=x onerror="alert(1)">|*x*\nnext', 267, 1.0, None
+    )
+    assert main(["compare", "--format", "markdown", str(evil)]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert len(md) == 3  # the newline in the name did not start a new row
+    row = md[2]
+    assert "<img" not in row
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in row
+    assert "\\|\\*x\\*" in row
+    assert row.count(" | ") == 9  # ten cells: the | in the name is not a column break
+
+
 def test_html_page_is_self_contained_and_escaped(reports: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "compare.html"
     assert main(["compare", "--format", "html", "--output", str(out), *map(str, reports)]) == 0
@@ -117,3 +133,26 @@ def test_a_bad_report_is_one_line_and_exit_2(
     assert err.startswith("open-autoglm: error: ")
     assert "broken.json is not a readable JSON report" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_field_of_the_wrong_type_is_named(
+    reports: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads(reports[1].read_text())
+    doc["load"]["levels"][0]["e2e_ms"]["p95"] = "slow"
+    reports[1].write_text(json.dumps(doc))
+    assert main(["compare", *map(str, reports)]) == 2
+    err = capsys.readouterr().err
+    assert "trt.json: levels.0.e2e_ms.p95: Input should be a valid number" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_golden_report_reads_as_one_row_a_level(capsys: pytest.CaptureFixture[str]) -> None:
+    golden = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
+    assert main(["compare", "--format", "json", str(golden)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    levels = json.loads(golden.read_text())["load"]["levels"]
+    assert [r["run"] for r in rows] == ["sim sim-llm [cpu]"] * 5
+    assert [r["requests"] for r in rows] == [lv["measured"] for lv in levels]
+    assert [r["p95_latency_ms"] for r in rows] == [lv["e2e_ms"]["p95"] for lv in levels]
+    assert rows[0]["peak_memory_source"] == "rss"

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from open_autoglm.analysis._critical_path import CriticalPaths, critical_paths, trace_sections
-from open_autoglm.analysis._synthetic import write_span_store
-from open_autoglm.collector import SpanStore
+from open_autoglm.collector import SpanStore, write_span_store
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000

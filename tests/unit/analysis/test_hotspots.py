@@ -15,9 +15,9 @@ from open_autoglm.analysis._hotspots import (
     latency_from_records,
     span_attributes,
 )
-from open_autoglm.analysis._synthetic import SyntheticRun
 from open_autoglm.collector import SpanStore
 from open_autoglm.telemetry import _names as names
+from open_autoglm.testing import SyntheticRun
 
 
 def _records(directory: Path) -> list[dict[str, object]]:

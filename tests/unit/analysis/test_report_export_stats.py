@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from open_autoglm.analysis import EXPORT_STATS_FILE, RESULTS_FILE, build_report
+from open_autoglm.analysis import RunDirectory, build_report
+from open_autoglm.testing import SyntheticRun
 
 
 @pytest.mark.parametrize(("dropped", "noted"), [(0, False), (12, True)])
 def test_dropped_spans_are_shown_in_the_report(tmp_path: Path, dropped: int, noted: bool) -> None:
-    (tmp_path / RESULTS_FILE).write_text(json.dumps({"levels": []}))
-    (tmp_path / EXPORT_STATS_FILE).write_text(
+    SyntheticRun(requests=50, seed=3, levels=(4,)).write(tmp_path)
+    RunDirectory(tmp_path).export_stats_path.write_text(
         json.dumps({"spans_exported": 988, "spans_dropped": dropped, "spans_queued": 0,
                     "traces_sampled_out": 0})
     )  # fmt: skip

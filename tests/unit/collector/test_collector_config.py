@@ -41,6 +41,13 @@ def test_the_store_must_be_a_file_in_an_existing_folder(tmp_path: Path) -> None:
         CollectorConfig(db_path=tmp_path / "missing" / "s.duckdb")
     with pytest.raises(CollectorConfigError, match="is a folder"):
         CollectorConfig(db_path=tmp_path)
+    (tmp_path / "run?").mkdir()
+    with pytest.raises(CollectorConfigError, match="has a '\\?'"):
+        CollectorConfig(db_path=tmp_path / "run?" / "spans.duckdb")
+    (tmp_path / "run[1]").mkdir()  # brackets are fine: DuckDB opens a database file literally
+    assert CollectorConfig(db_path=tmp_path / "run[1]" / "spans.duckdb").db_path.parent.name == (
+        "run[1]"
+    )
 
 
 def test_cli_defaults_are_the_otlp_ports() -> None:

@@ -159,6 +159,18 @@ def test_invalid_ids_are_rejected_and_counted_by_reason() -> None:
     )
 
 
+def test_an_all_zero_parent_is_no_parent() -> None:
+    request = request_of(
+        Span(trace_id=TRACE, span_id=SPAN, parent_span_id=bytes(8), name="root"),
+        Span(trace_id=TRACE, span_id=PARENT, parent_span_id=SPAN, name="child"),
+    )
+    assert row(request, 0)["parent_span_id"] is None
+    assert row(request, 1)["parent_span_id"] == SPAN.hex()
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": TRACE.hex(), "spanId": SPAN.hex(), "parentSpanId": "0" * 16}]}]}]}  # fmt: skip
+    assert row(decode_json(json.dumps(body).encode()))["parent_span_id"] is None
+
+
 def test_every_attribute_value_type_keeps_its_type() -> None:
     attributes = [
         KeyValue(key="s", value=AnyValue(string_value="text")),

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from open_autoglm.collector import CollectorError, SpanStore, expected_record
+from open_autoglm.collector import CollectorError, SpanStore, expected_record, write_span_store
 from open_autoglm.collector._decode import flatten
 from open_autoglm.collector._writer import SpanWriter
 
@@ -189,3 +189,20 @@ def test_opening_what_is_not_a_span_store_is_a_clear_error(tmp_path: Path) -> No
     text.write_text("hello")
     with pytest.raises(CollectorError, match="cannot open span store"):
         SpanStore(text)
+
+
+@pytest.mark.parametrize("name", ["run[1]", "run*", "run?"])
+def test_bulk_written_store_under_a_glob_like_folder(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name / "spans.duckdb"
+    path.parent.mkdir()
+    spans = {"trace_id": ["a" * 32], "span_id": ["b" * 16], "name": ["decode"],
+             "start_unix_ns": [10], "end_unix_ns": [25], "attributes": [{"k": 1}]}  # fmt: skip
+    write_span_store(path, spans)
+    write_span_store(path, {**spans, "span_id": ["c" * 16]})  # appends
+    with SpanStore(path) as store:
+        (first, second) = store.spans_named("decode")
+        assert (first.duration_ns, first.kind, first.status_code) == (15, "INTERNAL", "UNSET")
+        assert first.attributes == {"k": 1}
+        assert second.span_id == "c" * 16
+        assert store.sessions() == []  # no collector ran
+    assert sorted(p.name for p in path.parent.iterdir()) == ["spans.duckdb"]

@@ -84,7 +84,7 @@ def test_every_board_filters_by_backend_and_model() -> None:
 
 
 _METRIC_IN_EXPR = re.compile(
-    r"\b((?:gen_ai|autoglm)_[a-z_]+?)(?:_bucket|_sum|_count|_total)?\b[{\[]"
+    r"\b((?:gen_ai|autoglm|process)_[a-z_]+?)(?:_bucket|_sum|_count|_total)?\b[{\[]"
 )
 
 

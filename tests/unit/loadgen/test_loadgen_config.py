@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from open_autoglm.loadgen import ConfigError, EndpointConfig, ProfileConfig, parse_slo
+from open_autoglm.loadgen import ConfigError, EndpointConfig, ProfileConfig
 from open_autoglm.loadgen._endpoint import parse_body_field, parse_header
 
 
@@ -71,13 +71,3 @@ def test_headers_and_body_fields() -> None:
     assert headers["X-A"] == "1"
     with pytest.raises(ConfigError):
         parse_header("no colon")
-
-
-def test_slo_parsing() -> None:
-    slo = parse_slo("ttft<=500ms, tpot<=50ms,e2e<=2s,itl<=300us")
-    assert dict(slo.limits_s) == pytest.approx(
-        {"ttft": 0.5, "tpot": 0.05, "e2e": 2.0, "itl": 0.0003}
-    )
-    for bad in ("ttft<=5", "speed<=1s", "ttft>=1s", ""):
-        with pytest.raises(ConfigError):
-            parse_slo(bad)

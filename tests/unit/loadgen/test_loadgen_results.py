@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
-from open_autoglm.loadgen import Level, RequestRecord, Stats, assess, parse_slo
+from open_autoglm.loadgen import (
+    RESULTS_VERSION,
+    BenchmarkResults,
+    Level,
+    RequestRecord,
+    Stats,
+    assess,
+)
 from open_autoglm.loadgen._results import summarize_level
+from open_autoglm.objectives import parse_goodput
 
 
 def record(i: int, ttft: float, e2e: float, out: int = 5, status: str = "ok") -> RequestRecord:
@@ -36,7 +48,7 @@ def test_level_summary() -> None:
     warm.phase = "warmup"
     health = assess([0.0001] * 4, [0.0005] * 10, 0.2)
     level = Level(mode="concurrency", value=2, requests=5)
-    result = summarize_level(0, level, [*records, warm], 0, parse_slo("ttft<=200ms"), health)
+    result = summarize_level(0, level, [*records, warm], 0, parse_goodput("ttft<=200ms"), health)
     assert (result.requests, result.measured, result.succeeded, result.failed) == (5, 4, 2, 2)
     assert result.errors == {"500": 1, "ReadTimeout": 1}
     assert result.error_rate == 0.5
@@ -71,3 +83,28 @@ def test_health_verdict_is_plain() -> None:
     starved = assess([2.0] * 100, [0.5] * 100, 0.17)
     assert starved.machine_busy
     assert not starved.client_bound
+
+
+def test_results_json_never_holds_nan_or_infinity(tmp_path: Path) -> None:
+    health = assess([0.0001] * 4, [0.0005] * 10, 0.2)
+    level = Level(mode="concurrency", value=2, requests=2)
+    summary = summarize_level(0, level, [record(0, 0.1, 0.5), record(1, 0.2, 0.6)], 0, None,
+                              health)  # fmt: skip
+    broken = dataclasses.replace(summary, send_rate=float("inf"), goodput=float("nan"))
+    results = BenchmarkResults(version=RESULTS_VERSION, tool_version="t", started_unix_ns=0,
+                               finished_unix_ns=1, interrupted=False, endpoint={}, workload={},
+                               profile={}, slo=None, seed=0, records_path=None,
+                               levels=[broken])  # fmt: skip
+    results.write(tmp_path / "results.json")
+
+    def refuse(name: str) -> None:
+        raise ValueError(name)
+
+    doc = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert doc["levels"][0]["send_rate"] is None
+    assert doc["levels"][0]["goodput"] is None
+    assert doc["null_reasons"] == {"levels[0].send_rate": "not a finite number: inf",
+                                   "levels[0].goodput": "not a finite number: nan"}  # fmt: skip
+    assert doc["tokenizer"] == "simple"
+    assert doc["levels"][0]["answer_ttft_ms"]["count"] == 0
+    assert doc["levels"][0]["answer_ttft_ms"]["median"] is None

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from open_autoglm.loadgen import IncompleteStream, MalformedStream, StreamError
-from open_autoglm.loadgen._client import _StreamState
+from open_autoglm.loadgen._stream import StreamState
 
 
 def event(obj: object) -> bytes:
@@ -31,7 +31,7 @@ STREAM = (
 
 @pytest.mark.parametrize("size", [1, 3, 7, 64, len(STREAM)])
 def test_any_split_gives_the_same_result(size: int) -> None:
-    state = _StreamState(chat=True)
+    state = StreamState(chat=True)
     for k, start in enumerate(range(0, len(STREAM), size)):
         state.feed(STREAM[start : start + size], now_ns=k)
     state.finish()
@@ -43,7 +43,7 @@ def test_any_split_gives_the_same_result(size: int) -> None:
 
 
 def test_chunks_read_together_share_their_arrival_time() -> None:
-    state = _StreamState(chat=True)
+    state = StreamState(chat=True)
     state.feed(chat("a") + chat("b"), now_ns=100)
     state.feed(chat("c") + b"data: [DONE]\n\n", now_ns=250)
     state.finish()
@@ -51,7 +51,7 @@ def test_chunks_read_together_share_their_arrival_time() -> None:
 
 
 def test_completions_text() -> None:
-    state = _StreamState(chat=False)
+    state = StreamState(chat=False)
     state.feed(event({"choices": [{"text": "hi", "finish_reason": "length"}]}), now_ns=1)
     state.finish()
     assert state.texts == ["hi"]
@@ -67,13 +67,17 @@ def test_completions_text() -> None:
     ],
 )
 def test_bad_streams_raise_typed_errors(data: bytes, error: type[Exception]) -> None:
-    state = _StreamState(chat=True)
-    with pytest.raises(error):
+    def read(data: bytes) -> None:  # fails as soon as seen, or (not SSE at all) at the end
+        state = StreamState(chat=True)
         state.feed(data, now_ns=0)
+        state.finish()
+
+    with pytest.raises(error):
+        read(data)
 
 
 def test_a_stream_without_done_or_finish_is_incomplete() -> None:
-    state = _StreamState(chat=True)
+    state = StreamState(chat=True)
     state.feed(chat("partial"), now_ns=0)
     with pytest.raises(IncompleteStream):
         state.finish()

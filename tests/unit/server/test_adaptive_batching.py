@@ -201,7 +201,8 @@ async def test_target_tpot_exports_the_cap_as_gauge_and_span_attribute(served) -
     assert backend.cap_controller is not None
     assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
     text = (await client.get("/metrics", headers=OPENMETRICS)).text
-    gauge = re.search(n.METRIC_BATCH_CAP + r'\{backend="sim",model="sim-llm"\} (\S+)', text)
+    labels = r'\{gen_ai_provider_name="sim",gen_ai_request_model="sim-llm"\}'
+    gauge = re.search(n.METRIC_BATCH_CAP + labels + r" (\S+)", text)
     assert gauge is not None
     assert float(gauge.group(1)) == 8
     by_name = {s.name: s for s in spans.get_finished_spans()}

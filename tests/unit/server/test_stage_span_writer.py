@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from open_autoglm.instrumented_servers import BackendLoad, StageTimes
-from open_autoglm.instrumented_servers._request_telemetry import RequestRecord, RequestTelemetry
+from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.telemetry import (
     ServerMetrics,
     TracingConfig,
@@ -43,13 +43,14 @@ def _run(provider: TracerProvider, detokenize_ns: int) -> tuple[list[ReadableSpa
     telemetry = RequestTelemetry(provider, metrics, "onnxruntime", simulated=False)
     t0 = perf_counter_ns()
     server = provider.get_tracer("test").start_span("POST /v1/chat/completions")
-    record = RequestRecord("chat", "m", t0, 16, False, stages=_stages(t0, detokenize_ns))
+    record = ServedRequest("chat", "m", t0, 16, False, stages=_stages(t0, detokenize_ns))
     record.output_tokens, record.finish_reason = 5, "stop"
     record.first_output_ns, record.last_output_ns = t0 + 10 * MS, t0 + 50 * MS
     telemetry.finish(server, record)
     server.end()
     provider.shutdown()
-    labels = {"model": "m", "backend": "onnxruntime", "operation": "chat", "stage": "detokenize"}
+    labels = {n.LABEL_MODEL: "m", n.LABEL_PROVIDER: "onnxruntime", n.LABEL_OPERATION: "chat",
+              n.LABEL_STAGE: "detokenize"}  # fmt: skip
     observed = registry.get_sample_value(f"{n.METRIC_STAGE_DURATION}_sum", labels) or 0.0
     return list(exporter.get_finished_spans()), observed
 

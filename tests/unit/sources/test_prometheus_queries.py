@@ -57,9 +57,10 @@ def fake(seen: list[str]) -> httpx.MockTransport:
 
 def test_window_queries_and_answers() -> None:
     seen: list[str] = []
-    config = PrometheusConfig(url=URL, matchers={"model": "m", "backend": "sim"}, settle_s=5)
+    matchers = {"gen_ai_request_model": "m", "gen_ai_provider_name": "sim"}
+    config = PrometheusConfig(url=URL, matchers=matchers, settle_s=5)
     summary = query_prometheus(config, 1000.0, 1060.0, transport=fake(seen))
-    sel = '{backend="sim",model="m"}'
+    sel = '{gen_ai_provider_name="sim",gen_ai_request_model="m"}'
     growth = (
         f"max_over_time(gen_ai_server_request_duration_seconds_bucket{sel}[65s] @ 1065.000) - "
         f"(gen_ai_server_request_duration_seconds_bucket{sel} @ 1000.000 or "

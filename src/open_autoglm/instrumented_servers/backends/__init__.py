@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,8 +19,40 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+#: name -> (modules the engine needs, the extra that installs them).
+_ENGINES: dict[str, tuple[tuple[str, ...], str]] = {
+    "onnxruntime": (("onnxruntime",), "onnx"),
+    "tensorrt": (("onnxruntime",), "onnx-gpu"),
+    "vllm": (("vllm",), "vllm"),
+}
+
+
 class UnknownBackendError(ServerError, ValueError):
     pass
+
+
+class MissingEngineError(ServerError, ImportError):
+    """The backend's engine is not installed; the message names the extra to install."""
+
+
+def _missing(name: str, module: str) -> MissingEngineError:
+    extra = _ENGINES[name][1] if name in _ENGINES else None
+    how = f": pip install 'open-autoglm[{extra}]'" if extra else ""
+    return MissingEngineError(f"the {name} backend needs {module}, which is not installed{how}")
+
+
+def check_backend_installed(name: str) -> None:
+    """Raise :class:`MissingEngineError` when the engine of backend ``name`` is not
+    importable (the base install has only ``sim``); unknown names are left to
+    :func:`build_backend`."""
+    modules, _ = _ENGINES.get(name, ((), ""))
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a module set to None, or a broken package
+            found = False
+        if not found:
+            raise _missing(name, module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +77,36 @@ def backend_names() -> list[str]:
 
 
 def build_backend(options: BackendOptions) -> Backend:
-    """Build the backend ``options.name``; engine errors surface as the backend's own."""
+    """Build the backend ``options.name``; engine errors surface as the backend's own.
+
+    Raises :class:`UnknownBackendError` for a name not in :func:`backend_names`, and
+    :class:`MissingEngineError` (one line naming the extra) when its engine is not installed.
+    """
     target = _REGISTRY.get(options.name)
     if target is None:
         raise UnknownBackendError(
             f"unknown backend {options.name!r}; choose one of {', '.join(backend_names())}"
         )
+    check_backend_installed(options.name)
     module_name, _, factory_name = target.partition(":")
-    factory = getattr(importlib.import_module(module_name), factory_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # an engine's own dependency missing: the same one line
+        if exc.name is None or exc.name.startswith("open_autoglm"):
+            raise
+        raise _missing(options.name, exc.name) from exc
+    factory = getattr(module, factory_name)
     backend: Backend = factory(options)
     if options.target_tpot_ms is not None and not backend.adaptive_batching:
         raise ValueError(f"--target-tpot is not supported by the {options.name} backend")
     return backend
 
 
-__all__ = ["BackendOptions", "UnknownBackendError", "backend_names", "build_backend"]
+__all__ = [
+    "BackendOptions",
+    "MissingEngineError",
+    "UnknownBackendError",
+    "backend_names",
+    "build_backend",
+    "check_backend_installed",
+]

@@ -60,6 +60,7 @@ from open_autoglm.instrumented_servers.backends.onnxruntime._text import (
     IncrementalDetokenizer,
     TextTokenizer,
     sample,
+    token_logprob,
 )
 
 _log = logging.getLogger(__name__)
@@ -198,6 +199,8 @@ class OnnxRuntimeBackend(ContinuousBatchingBackend[_Sequence]):
     admitted sequences (the running ones wait) or decodes the whole batch."""
 
     name = "onnxruntime"
+    supports_logprobs = True  # log-softmax of the model's logits, before temperature
+    accepts_token_ids = True
 
     def __init__(
         self,
@@ -226,6 +229,7 @@ class OnnxRuntimeBackend(ContinuousBatchingBackend[_Sequence]):
         tok_cfg, gen_cfg = files.tokenizer_config, files.generation_config
         bos_id = gen_cfg.get("bos_token_id", files.config.get("bos_token_id"))
         self.tokenizer = TextTokenizer(files.tokenizer, bos_id)
+        self.vocab_size = self.tokenizer.vocab_size
         self.chat = ChatTemplate(
             tok_cfg.get("chat_template"),
             _token_text(tok_cfg.get("bos_token")),
@@ -274,7 +278,8 @@ class OnnxRuntimeBackend(ContinuousBatchingBackend[_Sequence]):
 
     # ------------------------------------------------------------------ engine
     def tokenize(self, request: GenerationRequest) -> Prompt:
-        ids = self.tokenizer.encode(request.prompt)
+        given = request.prompt_token_ids
+        ids = list(given) if given is not None else self.tokenizer.encode(request.prompt)
         return Prompt(len(ids), tuple(ids))
 
     def new_sequence(
@@ -404,7 +409,12 @@ class OnnxRuntimeBackend(ContinuousBatchingBackend[_Sequence]):
                 elif number >= params.max_tokens or seq.length + 1 >= self.max_model_len:
                     reason = "length"
                     text += seq.detok.flush()
-            outputs.append((seq, Token(text, reason)))
+            logprob = (
+                None
+                if params.logprobs is None
+                else token_logprob(logits[row], token, params.logprobs, self.tokenizer.token_text)
+            )
+            outputs.append((seq, Token(text, reason, logprob)))
         return outputs
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm.instrumented_servers._backend import ChatMessage, SamplingParams
+from open_autoglm.instrumented_servers._backend import ChatMessage, SamplingParams, TokenLogprob
 
 
 class ChatTemplate:
@@ -69,6 +69,17 @@ class TextTokenizer:
         text: str = self._tok.decode(list(ids), skip_special_tokens=True)
         return text
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids run from 0 to this minus one (added tokens included)."""
+        size: int = self._tok.get_vocab_size(with_added_tokens=True)
+        return size
+
+    def token_text(self, token: int) -> str:
+        """One token's text, special tokens shown (``<|im_end|>``): for log probabilities."""
+        text: str = self._tok.decode([token], skip_special_tokens=False)
+        return text
+
 
 @dataclass(slots=True)
 class IncrementalDetokenizer:
@@ -114,6 +125,22 @@ class IncrementalDetokenizer:
         delta = self.text[self.emitted :]
         self.emitted = len(self.text)
         return delta
+
+
+def token_logprob(
+    logits: npt.NDArray[np.float32], token: int, top: int, text: Callable[[int], str]
+) -> TokenLogprob:
+    """``token``'s natural-log probability under the model's distribution (log-softmax of the
+    raw ``logits``, before temperature and top-p), with the ``top`` most likely tokens."""
+    scores = logits.astype(np.float64)
+    peak = scores.max()
+    norm = peak + np.log(np.exp(scores - peak).sum())
+    alternatives: tuple[tuple[str, float], ...] = ()
+    if top:
+        best = np.argpartition(-scores, top - 1)[:top]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        alternatives = tuple((text(int(i)), float(scores[i] - norm)) for i in best)
+    return TokenLogprob(text(token), float(scores[token] - norm), alternatives)
 
 
 def sample(

@@ -12,7 +12,14 @@ load-generator benchmarks use that). With ``--target-tpot`` the batch cap adapts
 measured step time (``instrumented_servers._adaptive_batching``); with no prefill cost it
 should settle at the largest ``cap`` with ``decode_base + decode_per_seq * cap <= target``.
 Fault knobs: ``error_rate`` fails a request at a random token, ``stall_rate``/``stall_ms``
-pause a whole step (a GC pause, a slow kernel).
+pause a whole step (a GC pause, a slow kernel). ``prepare_mb`` stands in for a model's
+preparation: at start it allocates that many MiB, touches every page, and frees them, as a
+GGUF-to-ONNX conversion does inside the onnxruntime server (a test of peak-memory reporting;
+nothing is prepared).
+
+Log probabilities are those of the simulator's own sampler: every output token is one word of
+``_WORDS`` drawn uniformly, so each has logprob ``-ln(len(_WORDS))``; the alternatives are the
+words after it in the list. They describe the simulator, not any language model.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from open_autoglm.instrumented_servers._backend import (
     GenerationRequest,
     ImageInput,
     StageTimes,
+    TokenLogprob,
 )
 from open_autoglm.instrumented_servers._batching import (
     BatchSequence,
@@ -52,6 +60,7 @@ _WORDS: Final = (
     "two may first like its model token batch queue latency trace span decode "
     "prefill cache server request"
 ).split()
+_WORD_LOGPROB: Final = -math.log(len(_WORDS))  # the sampler draws each word uniformly
 _IMAGE_PATCH: Final = 28
 _IMAGE_TOKENS_UNKNOWN_SIZE: Final = 256
 
@@ -70,13 +79,15 @@ class SimConfig:
     error_rate: float = 0.0
     stall_rate: float = 0.0
     stall_ms: float = 0.0
+    prepare_mb: float = 0.0  # a simulated model preparation: MiB allocated and freed at start
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue", "max_model_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sim option {name} must be at least 1")
-        for name in ("prefill_ms_per_token", "decode_base_ms", "decode_per_seq_ms", "stall_ms"):
+        for name in ("prefill_ms_per_token", "decode_base_ms", "decode_per_seq_ms", "stall_ms",
+                     "prepare_mb"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"sim option {name} must not be negative")
         for name in ("error_rate", "stall_rate"):
@@ -135,6 +146,9 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
     name = "sim"
     simulated = True
     accepts_images = True  # counts one token per 28x28 patch
+    supports_logprobs = True
+    accepts_token_ids = True
+    vocab_size = SimpleTokenizer.vocab_size
 
     def __init__(
         self, model_name: str, config: SimConfig, adaptive: AdaptiveBatchingConfig | None = None
@@ -151,6 +165,11 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
         self.tokenizer = SimpleTokenizer()
         self._fault_rng = random.Random(config.seed)
 
+    async def start(self) -> None:
+        if self.config.prepare_mb > 0:
+            _simulate_preparation(int(self.config.prepare_mb * 2**20))
+        await super().start()
+
     # ------------------------------------------------------------------ interface
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         parts = []
@@ -165,7 +184,8 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
 
     # ------------------------------------------------------------------ engine
     def tokenize(self, request: GenerationRequest) -> Prompt:
-        tokens = self.tokenizer.count(request.prompt)
+        ids = request.prompt_token_ids
+        tokens = len(ids) if ids is not None else self.tokenizer.count(request.prompt)
         return Prompt(tokens + sum(image_tokens(image) for image in request.images))
 
     def new_sequence(
@@ -209,8 +229,18 @@ class SimBackend(ContinuousBatchingBackend[_SimSequence]):
     def _next_token(seq: _SimSequence) -> Output:
         if seq.fail_at is not None and seq.generated >= seq.fail_at:
             return EngineError("simulated engine fault (error_rate)")
-        word = " " + seq.rng.choice(_WORDS)
-        return Token(word, seq.finish_reason if seq.generated + 1 >= seq.target_tokens else None)
+        word = seq.rng.choice(_WORDS)
+        top = seq.request.sampling.logprobs
+        reason = seq.finish_reason if seq.generated + 1 >= seq.target_tokens else None
+        return Token(" " + word, reason, None if top is None else _logprob(word, top))
+
+
+def _logprob(word: str, top: int) -> TokenLogprob:
+    start = _WORDS.index(word)
+    alternatives = [_WORDS[(start + i) % len(_WORDS)] for i in range(top)]
+    return TokenLogprob(
+        " " + word, _WORD_LOGPROB, tuple((" " + w, _WORD_LOGPROB) for w in alternatives)
+    )
 
 
 def build(options: BackendOptions) -> SimBackend:
@@ -220,3 +250,10 @@ def build(options: BackendOptions) -> SimBackend:
         SimConfig.from_options(options),
         None if target is None else AdaptiveBatchingConfig(target),
     )
+
+
+def _simulate_preparation(size: int) -> None:
+    """Allocate ``size`` bytes, make every page resident, free them (``prepare_mb``)."""
+    block = bytearray(size)
+    block[::4096] = b"\x01" * len(range(0, size, 4096))
+    del block

@@ -1,106 +1,41 @@
 """Synthetic runs with a planted bottleneck: span store and request records, for tests and the
 analysis benchmark (and for a user checking that the analysis finds what it should).
 
-:func:`write_span_store` writes spans into a DuckDB file with the collector's own schema.
 :class:`SyntheticRun` makes requests shaped like the telemetry contract — a CLIENT root
 ``chat MODEL``, its SERVER child ``POST /v1/chat/completions`` and the stages ``tokenize``,
 ``queue``, ``prefill``, ``decode`` back to back — where one stage is slow for the requests
 whose attribute passes a threshold (by default: ``queue`` when the queue depth at enqueue is
-above 12). Nothing here is a measurement; every span carries ``autoglm.simulated``.
+above 12). Nothing here is a measurement; every span carries ``autoglm.simulated``. The
+span store is written by the collector's :func:`~open_autoglm.collector.write_span_store`,
+the records in the load generator's ``requests.jsonl`` format.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from open_autoglm.collector._schema import (
-    EVENTS_DDL,
-    META_DDL,
-    SCHEMA_VERSION,
-    SPANS_DDL,
-    SPANS_TABLE_COLUMNS,
+from open_autoglm.collector import SPANS_FILE, write_span_store
+from open_autoglm.loadgen import (
+    RECORDS_FILE,
+    RESULTS_VERSION,
+    BenchmarkResults,
+    ClientHealth,
+    EndpointSummary,
+    Level,
+    ProfileConfig,
+    RequestRecord,
+    WorkloadConfig,
+    summarize_level,
 )
-from open_autoglm.telemetry import _names as names
+from open_autoglm.telemetry import names
 
-_EVENT_COLUMNS: Final = ("trace_id", "span_id", "event_index", "name", "time_unix_ns", "attributes")
 _SERVER: Final = names.server_span_name("/v1/chat/completions")
-
-
-def write_span_store(
-    path: Path,
-    spans: Mapping[str, Sequence[Any] | npt.NDArray[Any]],
-    events: Mapping[str, Sequence[Any] | npt.NDArray[Any]] | None = None,
-) -> Path:
-    """Append spans (columns of the ``spans`` table; missing ones NULL, ``duration_ns``
-    computed, ``kind`` INTERNAL and ``status_code`` UNSET by default) to a span store file."""
-    n = len(spans["trace_id"])
-    columns: dict[str, npt.NDArray[Any]] = {}
-    for name in SPANS_TABLE_COLUMNS:
-        if name == "duration_ns":
-            continue
-        if name in spans:
-            columns[name] = _column(spans[name])
-        elif name == "kind":
-            columns[name] = np.full(n, "INTERNAL", dtype=object)
-        elif name == "status_code":
-            columns[name] = np.full(n, "UNSET", dtype=object)
-        else:
-            columns[name] = np.full(n, None, dtype=object)
-    con = duckdb.connect(str(path))
-    try:
-        for ddl in (SPANS_DDL, EVENTS_DDL, META_DDL):
-            con.execute(ddl)
-        con.execute(
-            "INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-        )
-        con.register("_synthetic_spans", columns)
-        select = ", ".join(
-            "CAST(end_unix_ns AS BIGINT) - CAST(start_unix_ns AS BIGINT)"
-            if c == "duration_ns"
-            else f"CAST({c} AS BIGINT)"
-            if c in ("start_unix_ns", "end_unix_ns")
-            else f"CAST({c} AS JSON)"
-            if c in ("attributes", "resource_attributes", "links")
-            else c
-            for c in SPANS_TABLE_COLUMNS
-        )
-        con.execute(f"INSERT INTO spans SELECT {select} FROM _synthetic_spans")
-        con.unregister("_synthetic_spans")
-        if events is not None and len(events["trace_id"]):
-            ev = {c: _column(events[c]) for c in _EVENT_COLUMNS}
-            con.register("_synthetic_events", ev)
-            con.execute(
-                "INSERT INTO span_events SELECT trace_id, span_id, CAST(event_index AS INTEGER), "
-                "name, CAST(time_unix_ns AS BIGINT), CAST(attributes AS JSON) "
-                "FROM _synthetic_events"
-            )
-            con.unregister("_synthetic_events")
-    finally:
-        con.close()
-    return path
-
-
-def _column(values: Sequence[Any] | npt.NDArray[Any]) -> npt.NDArray[Any]:
-    array = np.asarray(values)
-    if array.dtype.kind in "iu":
-        return array.astype(np.int64)
-    if array.dtype.kind == "f":
-        return array.astype(np.float64)
-    return np.asarray(
-        [
-            None if v is None else (json.dumps(v) if isinstance(v, dict | list) else v)
-            for v in values
-        ],
-        dtype=object,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +57,8 @@ class SyntheticRun:
     def generate(
         self,
     ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, npt.NDArray[Any]], list[dict[str, Any]]]:
-        """Spans and events (columns for :func:`write_span_store`) and request records
+        """Spans and events (columns for :func:`~open_autoglm.collector.write_span_store`)
+        and request records
         (``requests.jsonl`` lines of the load generator's shape)."""
         rng = np.random.default_rng(self.seed)
         n = self.requests
@@ -252,14 +188,53 @@ class SyntheticRun:
         return spans, events, records
 
     def write(self, directory: Path) -> Path:
-        """``spans.duckdb`` and ``requests.jsonl`` in ``directory``; returns the store path."""
+        """``spans.duckdb``, ``requests.jsonl`` and the load generator's ``results.json`` (its
+        levels summarised from the records, as a run would) in ``directory``; returns the
+        store path."""
         directory.mkdir(parents=True, exist_ok=True)
         spans, events, records = self.generate()
-        store = write_span_store(directory / "spans.duckdb", spans, events)
-        with (directory / "requests.jsonl").open("w", encoding="utf-8") as handle:
+        store = write_span_store(directory / SPANS_FILE, spans, events)
+        with (directory / RECORDS_FILE).open("w", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record) + "\n")
+        self._results(records, directory / RECORDS_FILE).write(directory / "results.json")
         return store
+
+    def _results(self, records: list[dict[str, Any]], records_path: Path) -> BenchmarkResults:
+        health = ClientHealth(None, None, None, None, None, None, 0.0, False, "not measured")
+        levels = []
+        for index, level in enumerate(self.levels):
+            mine = [_request(r, self.started_unix_ns) for r in records if r["level"] == index]
+            spec = Level(mode="concurrency", value=level, requests=len(mine))
+            levels.append(summarize_level(index, spec, mine, self.started_unix_ns, None, health))
+        return BenchmarkResults(
+            version=RESULTS_VERSION,
+            tool_version="synthetic",
+            started_unix_ns=self.started_unix_ns,
+            finished_unix_ns=self.started_unix_ns,
+            interrupted=False,
+            endpoint=EndpointSummary(
+                "http://127.0.0.1/v1", "chat", self.model, False, 600.0, [], {}, False
+            ),
+            workload=WorkloadConfig(),
+            profile=ProfileConfig(
+                kind="step", step_levels=tuple(map(float, self.levels)), requests=1
+            ),
+            slo=None,
+            seed=self.seed,
+            records_path=str(records_path),
+            levels=levels,
+        )
+
+
+def _request(r: dict[str, Any], start_ns: int) -> RequestRecord:
+    sent = (r["sent_unix_ns"] - start_ns) / 1e9
+    return RequestRecord(
+        index=r["index"], level=r["level"], phase="measure", scheduled_s=sent, sched_lag_s=0.0,
+        queue_s=0.0, sent_s=sent, sent_unix_ns=r["sent_unix_ns"], ttft_s=r["ttft_s"],
+        e2e_s=r["e2e_s"], done_s=sent + r["e2e_s"], output_tokens=r["output_tokens"],
+        input_tokens=r["input_tokens"], trace_id=r["trace_id"],
+    )  # fmt: skip
 
 
 def _json(key: str, value: Any) -> str:

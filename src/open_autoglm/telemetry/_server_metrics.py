@@ -177,8 +177,9 @@ class ServerMetrics:
         registry.register(_ScrapeTimeCollector(model, backend, load, gpu, self.memory))
         ProcessCollector(registry=registry)  # process_*: CPU, RSS, virtual memory, fds
 
-    def error(self, error_type: str) -> None:
-        self.errors.labels(self.model, self.backend, error_type).inc()
+    def error(self, error_type: str, model: str | None = None) -> None:
+        """Count a failed request by type (``model``: the request's, default the server's)."""
+        self.errors.labels(model or self.model, self.backend, error_type).inc()
 
     def observe_request(
         self,
@@ -199,7 +200,7 @@ class ServerMetrics:
         by its type only; otherwise tokens, finish reason and, unless cancelled or without
         output, TTFT, duration and TPOT, each with ``exemplar`` (``{"trace_id": ...}``)."""
         if error_type is not None:
-            self.error(error_type)
+            self.error(error_type, model)
             return
         labels = (model, self.backend, operation)
         if finish_reason is not None:

@@ -218,7 +218,10 @@ def test_upstream_faults_give_clean_errors_and_spans(
         assert span.attributes["http.response.status_code"] == 502
 
         text = httpx.get(f"{proxy.url}/metrics").text
-        assert 'gen_ai_provider_name="proxy",error_type="ConnectionRefusedError"}' in text
+        assert (
+            'autoglm_request_errors_total{error_type="ConnectionRefusedError",'
+            'gen_ai_provider_name="proxy",gen_ai_request_model="echo"} 1.0'
+        ) in text
         # still alive, stops on SIGTERM (uvicorn re-raises it), and never logged a crash
         assert proxy.stop() in (0, -signal.SIGTERM)
         assert "Traceback" not in proxy.stderr()

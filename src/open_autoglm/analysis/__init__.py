@@ -2,6 +2,7 @@
 (the embedded span store, Prometheus, Tempo), critical paths and hotspots, load models, and
 the SLO and regression gate."""
 
+from open_autoglm.analysis._chart_data import ChartData
 from open_autoglm.analysis._compare import FORMATS as COMPARE_FORMATS
 from open_autoglm.analysis._compare import CompareRow, compare_rows
 from open_autoglm.analysis._compare import render as render_comparison
@@ -23,6 +24,12 @@ from open_autoglm.analysis._hotspots import (
     span_attributes,
 )
 from open_autoglm.analysis._html import render_html, write_html
+from open_autoglm.analysis._level_summary import (
+    LevelSummary,
+    MetricSummary,
+    PercentileError,
+    parse_percentiles,
+)
 from open_autoglm.analysis._load_models import (
     FitSummary,
     LevelPoint,
@@ -43,6 +50,7 @@ from open_autoglm.analysis._report import (
     REPORT_VERSION,
     Distribution,
     Report,
+    ReportOptions,
     RunInfo,
     build_report,
 )
@@ -62,6 +70,7 @@ __all__ = [
     "COMPARE_FORMATS",
     "REPORT_VERSION",
     "AnalysisError",
+    "ChartData",
     "CompareRow",
     "CriticalPathError",
     "CriticalPaths",
@@ -73,14 +82,18 @@ __all__ = [
     "HotspotConfig",
     "HotspotReport",
     "LevelPoint",
+    "LevelSummary",
     "LoadModels",
     "LoadModelsSummary",
+    "MetricSummary",
+    "PercentileError",
     "PrometheusConfig",
     "PrometheusError",
     "PrometheusSummary",
     "RegressionConfig",
     "Report",
     "ReportError",
+    "ReportOptions",
     "ReportReadError",
     "ResourceSummary",
     "RunDirectory",
@@ -99,6 +112,7 @@ __all__ = [
     "find_hotspots",
     "fit_load_models",
     "latency_from_records",
+    "parse_percentiles",
     "points_from_levels",
     "prometheus_summary_of_run",
     "query_prometheus",

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from open_autoglm.analysis._compare_html import comparison_charts, comparison_page
 from open_autoglm.analysis._report_view import ReportView
 
 Format = Literal["text", "markdown", "csv", "html", "json"]
@@ -69,13 +70,17 @@ def _f(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else f"{value:{fmt}}"
 
 
+def _names(views: Sequence[ReportView]) -> list[str]:
+    """Each run's label, with its file name where two runs share one."""
+    labels = [v.label for v in views]
+    return [v.label if labels.count(v.label) == 1 else f"{v.label} ({v.path.name})" for v in views]
+
+
 def compare_rows(paths: Sequence[Path], *, level: int | None = None) -> list[CompareRow]:
     """One row per level of each report (or only level ``level``)."""
     rows = []
-    labels = [ReportView.open(p) for p in paths]
-    names = [v.label for v in labels]
-    for view in labels:
-        run = view.label if names.count(view.label) == 1 else f"{view.label} ({view.path.name})"
+    views = [ReportView.open(p) for p in paths]
+    for view, run in zip(views, _names(views), strict=True):
         rss, gpu = view.peak_memory_bytes()
         memory, source = (gpu, "gpu") if gpu else (rss, "rss") if rss else (None, None)
         for lv in view.levels:
@@ -104,7 +109,11 @@ def _num(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
+def render(
+    rows: Sequence[CompareRow], fmt: Format = "text", *, reports: Sequence[Path] = ()
+) -> str:
+    """The table in ``fmt``; the HTML page also draws the ``reports``' percentiles and
+    throughput against load (raises :class:`ReportReadError` for a report it cannot read)."""
     cells = [r.cells() for r in rows]
     if fmt == "markdown":
         out = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
@@ -118,7 +127,8 @@ def render(rows: Sequence[CompareRow], fmt: Format = "text") -> str:
             writer.writerow(["" if v is None else v for v in asdict(r).values()])
         return buffer.getvalue()
     if fmt == "html":
-        return _html(cells)
+        views = [ReportView.open(p) for p in reports]
+        return comparison_page(_HEADER, cells, comparison_charts(views, _names(views)))
     if fmt == "json":
         from open_autoglm import _strict_json as strict_json
 
@@ -143,20 +153,3 @@ def markdown_cell(text: str) -> str:
     line breaks turned into spaces."""
     flat = " ".join(text.splitlines())
     return html.escape(flat).translate(_MARKDOWN_SPECIAL)
-
-
-def _html(cells: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEADER)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells
-    )
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>open-autoglm compare</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2rem}"
-        "table{border-collapse:collapse}th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd}"
-        "td:nth-child(n+3){text-align:right;font-variant-numeric:tabular-nums}"
-        "</style></head><body><h1>Backend comparison</h1>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        "</body></html>\n"
-    )

@@ -118,7 +118,8 @@ def diagnose(run: RunDirectory, levels: Sequence[Mapping[str, Any]]) -> Diagnosi
             config,
         )
         hotspots[metric] = found
-        summary.extend(found.summary[:1])  # the rest are in the hotspot tables
+        if found.note is None:  # a note is shown once, with the hotspot tables
+            summary.extend(found.summary[:1])  # the rest are in the hotspot tables
         if found.top is not None:
             example_ids.extend(found.top.example_trace_ids)
     load_models = None

@@ -35,6 +35,8 @@ BoolArray = npt.NDArray[np.bool_]
 Metric = Literal["e2e", "ttft"]
 
 IN_FLIGHT: Final = "in_flight"
+#: Requests each side of the split (slow cohort and baseline) needs at least.
+MIN_COHORT: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +299,8 @@ def find_hotspots(
     threshold = float(np.quantile(lat[valid], config.quantile))
     slow = valid & (lat > threshold)
     base = valid & ~slow
-    if int(slow.sum()) < 3 or int(base.sum()) < 3:
-        return _empty(config, "latencies too uniform to split a slow cohort", threshold)
+    if int(slow.sum()) < MIN_COHORT or int(base.sum()) < MIN_COHORT:
+        return _empty(config, _unsplit_reason(lat[valid], config.quantile, threshold), threshold)
 
     crit_ms = paths.critical_ns / 1e6
     root_ms = paths.root_ns / 1e6
@@ -403,6 +405,26 @@ def find_hotspots(
     )
 
 
+def _unsplit_reason(latency_ms: FloatArray, quantile: float, threshold: float) -> str:
+    """Why no slow cohort of at least :data:`MIN_COHORT` requests exists: too few requests
+    for the quantile, or too many of them tied at the threshold."""
+    n = int(latency_ms.size)
+    above = int((latency_ms > threshold).sum())
+    needed = n
+    while needed - 1 - math.floor(round(quantile * (needed - 1), 9)) < MIN_COHORT:
+        needed += 1  # distinct latencies: those past the interpolated quantile's lower rank
+    if n < needed:
+        return (
+            f"{n} requests leave {above} above P{quantile * 100:g} "
+            f"({MIN_COHORT} needed); run at least {needed} requests"
+        )
+    tied = int((latency_ms == threshold).sum())
+    return (
+        f"{tied} of {n} latencies equal the P{quantile * 100:g} ({threshold:.1f} ms), "
+        f"leaving {above} above it: too uniform to split a slow cohort"
+    )
+
+
 def _empty(config: HotspotConfig, note: str, threshold: float | None = None) -> HotspotReport:
     return HotspotReport(
         metric=config.metric,
@@ -464,9 +486,17 @@ def _buckets(
         last = i == edges.size - 2
         mask = known & (values >= low) & ((values <= high) if last else (values < high))
         if mask.any():
-            label = f"{low:g}–{high:g}" if last else f"{low:g}–<{high:g}"
+            lo, hi = _short(low), _short(high)
+            label = f"{lo}–{hi}" if last else f"{lo}–<{hi}"
             out.append((label, low, high, mask))
     return out
+
+
+def _short(value: float) -> str:
+    """A bucket edge for a label: whole numbers as they are, others to 3 significant digits."""
+    if value == round(value) or abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _over_represented(
@@ -577,7 +607,7 @@ def _sentence(metric: str, threshold: float, h: Hotspot, trends: Sequence[Trend]
     if rising:
         t = rising[0]
         sentence += (
-            f"; {h.stage} time rises with {t.label} above {t.threshold:g} "
+            f"; {h.stage} time rises with {t.label} above {_short(t.threshold)} "
             f"({t.mean_below_ms:.1f} → {t.mean_above_ms:.1f} ms)"
         )
     if h.seed_rule and not h.significant:

@@ -1,45 +1,36 @@
 """The HTML report: one self-contained file, readable offline (no script, font or image
-fetched from anywhere), every text from prompts, models or errors escaped."""
+fetched from anywhere), every text from prompts, models or errors escaped.
+
+In the order a reader looks for things: the results (headline figures, a summary per level,
+latency and throughput against load), then the diagnosis (hotspots of the slow requests, load
+models), then the details (the run over time, distributions, server stages, the slowest
+requests' waterfalls). Every waterfall of the page shares one time scale.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
 
-from open_autoglm.analysis._load_models import PointSummary
-from open_autoglm.analysis._report import DistributionMetric, Report
-from open_autoglm.analysis._stages import STAGE_COLUMNS, TTFT_PARTS
-from open_autoglm.analysis._svg import bar_chart, cdf_chart, fit_chart, stacked_bars, waterfall
+from open_autoglm.analysis._html_details import details_sections
+from open_autoglm.analysis._html_diagnosis import diagnosis_section, drawn_examples
+from open_autoglm.analysis._html_parts import CSS, TraceLinks, fmt, fmt_ms, table
+from open_autoglm.analysis._level_summary import (
+    METRIC_NAMES,
+    METRICS,
+    LevelSummary,
+    percentile_key,
+    summarize_levels,
+)
+from open_autoglm.analysis._report import Report
+from open_autoglm.analysis._svg import WaterfallScale
+from open_autoglm.analysis._svg_line import DASHES, Line, line_chart
 from open_autoglm.loadgen import LevelResult
 
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:3px 8px;
-text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.badge{background:#c0392b;color:#fff;padding:2px 8px;border-radius:4px;font-size:.85em}
-.note{background:#fff8e1;border-left:4px solid #f2b600;padding:.4em .8em;margin:.4em 0}
-.headline{display:flex;gap:1.2em;flex-wrap:wrap} .kpi{border:1px solid #ddd;padding:.6em 1em;
-border-radius:6px;min-width:120px} .kpi b{display:block;font-size:1.5em}
-svg.chart{width:100%;max-width:760px;height:auto;font-size:11px;display:block;margin:.5em 0}
-code{background:#f4f4f4;padding:1px 4px}
-"""
-
-
-def _fmt(value: Any, digits: int = 1, unit: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{unit}"
-    return escape(f"{value}{unit}")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+#: The colour of each percentile's line against load, by rank (p50, p90, p99, ...).
+_RANK_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#9c755f")
 
 
 def _runtime_labels(runtime: dict[str, str]) -> list[str]:
@@ -50,13 +41,23 @@ def _runtime_labels(runtime: dict[str, str]) -> list[str]:
 
 def render_html(report: Report) -> str:
     run, load = report.run, report.load
-    levels = load.levels
     model = (run.model if run else None) or load.endpoint.model or "?"
     backend = (run.backend if run else None) or "external server"
+    stages = report.stages
+    examples = drawn_examples(report)
+    # the slowest requests not drawn already as a hotspot's example (one waterfall a trace)
+    slowest = [r for r in (stages.slowest if stages else []) if r.trace_id not in examples]
+    slowest = slowest[: report.waterfalls]
+    scale = WaterfallScale.of(
+        [[(s.name, s.kind, s.start_ms, s.duration_ms, s.depth) for s in spans]
+         for spans in [*(r.spans for r in slowest), *examples.values()]]
+    )  # fmt: skip
+    links = TraceLinks(frozenset([*(r.trace_id for r in slowest), *examples]), report.trace_url)
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f"<title>Open-AutoGLM report: {escape(backend)} / {escape(model)}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         f"<h1>{escape(backend)} · {escape(model)}",
         "".join(f" · {escape(v)}" for v in _runtime_labels(run.runtime if run else {})),
         " <span class='badge'>simulated backend</span>" if run and run.simulated else "",
@@ -72,32 +73,48 @@ def render_html(report: Report) -> str:
             f"<p>Hardware: {escape(str(hw.cpu_model))}, {escape(str(hw.cpu_cores))}"
             f" cores; GPU: {gpus}</p>"
         )
-    out += [f"<div class='note'>{escape(note)}</div>" for note in report.notes]
-    out.append(_headline(levels, report))
-    out.append(_diagnosis_section(report))
-    out.append("<h2>Results per level</h2>")
-    out.append(_levels_table(levels))
     out.append(
-        bar_chart(
-            [lv.label for lv in levels],
-            [float(lv.output_token_throughput) for lv in levels],
-            "output tokens/s",
-            "Output throughput per level",
-        )
+        "<nav><a href='#results'>Results</a><a href='#diagnosis'>Diagnosis</a>"
+        "<a href='#over-time'>Over time</a><a href='#distributions'>Distributions</a>"
+        "<a href='#stages'>Server stages</a><a href='#slowest'>Slowest requests</a></nav>"
     )
-    out.append("<h2>Latency distributions</h2>")
-    labels = {lv.index: lv.label for lv in levels}
-    metrics: tuple[tuple[DistributionMetric, str], ...] = (
-        ("ttft_ms", "TTFT"), ("e2e_ms", "E2E latency"), ("tpot_ms", "TPOT"))  # fmt: skip
-    for key, name in metrics:
-        series = {
-            labels.get(d.level, str(d.level)): values
-            for d in report.distributions
-            if (values := d.metric(key))
-        }
-        out.append(f"<h3>{name} (CDF)</h3>" + cdf_chart(series, f"{name}, ms", f"{name} CDF"))
-    out.append(_stages_section(report))
+    if not report.summary and report.load.levels:  # a report written before the summary
+        summary = summarize_levels(report.load.levels, None, report.percentiles)
+        report = dataclasses.replace(report, summary=summary)
+    out.append(_results_section(report))
+    out.append(diagnosis_section(report, links, scale, examples))
+    out.append(details_sections(report, links, scale, slowest))
     out.append("</body></html>")
+    return "".join(out)
+
+
+def _results_section(report: Report) -> str:
+    levels = report.load.levels
+    out = ["<h2 id='results'>Results</h2>", _headline(levels, report)]
+    out += [f"<div class='note'>{escape(note)}</div>" for note in report.notes]
+    if not report.summary:
+        return "".join(out)
+    out.append("<h3>Per level</h3>")
+    out.append(_levels_table(report.summary, levels))
+    out.append("<h3>Latency per level, ms</h3>")
+    out.append(
+        "<p class='small'>Successful measured requests. TTFT: time to the first output; "
+        "TPOT: (E2E − TTFT) ÷ (output tokens − 1); ITL: every gap between output chunks; "
+        "E2E: send to last output. Percentiles interpolate linearly; choose them with "
+        "<code>--metric-percentiles</code>.</p>"
+    )
+    grid = []
+    for metric in METRICS:
+        header = [METRIC_NAMES[metric], "mean", *map(percentile_key, report.percentiles)]
+        rows = [
+            [fmt(s.label), fmt_ms(m.mean), *(fmt_ms(m.at(q)) for q in report.percentiles)]
+            for s in report.summary
+            if (m := s.metric(metric))
+        ]
+        grid.append(f"<div>{table(header, rows)}</div>")
+    out.append(f"<div class='grid'>{''.join(grid)}</div>")
+    if len(report.summary) > 1:
+        out.append(_against_load(report))
     return "".join(out)
 
 
@@ -109,162 +126,79 @@ def _headline(levels: Sequence[LevelResult], report: Report) -> str:
     gpu = report.resources.gpu_memory_peak_bytes
     load = report.resources.server_rss_load_peak_bytes
     kpis = [
-        ("requests ok", _fmt(sum(lv.succeeded for lv in levels))),
-        ("failed", _fmt(sum(lv.failed for lv in levels))),
-        ("best output tok/s", _fmt(best.output_token_throughput)),
-        ("TTFT p99 (best level)", _fmt(best.ttft_ms.p99, unit=" ms")),
-        ("server RSS peak, serving", _fmt(rss / 2**20 if rss else None, unit=" MiB")),
-        ("GPU memory peak, serving", _fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
+        ("requests ok", fmt(sum(lv.succeeded for lv in levels))),
+        ("failed", fmt(sum(lv.failed for lv in levels))),
+        ("best output tok/s", fmt(best.output_token_throughput)),
+        ("TTFT p99 (best level)", fmt(best.ttft_ms.p99, unit=" ms")),
+        ("server RSS peak, serving", fmt(rss / 2**20 if rss else None, unit=" MiB")),
+        ("GPU memory peak, serving", fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
     ]
     if load:  # the model's preparation and load, apart from serving
-        kpis.append(("server RSS peak, model load", _fmt(load / 2**20, unit=" MiB")))
+        kpis.append(("server RSS peak, model load", fmt(load / 2**20, unit=" MiB")))
     cells = "".join(f"<div class='kpi'>{escape(k)}<b>{v}</b></div>" for k, v in kpis)
     return f"<div class='headline'>{cells}</div>"
 
 
-def _levels_table(levels: Sequence[LevelResult]) -> str:
-    header = ["level", "ok", "failed", "error rate", "req/s", "out tok/s", "TTFT p50",
-              "TTFT p99", "TPOT p50", "ITL p99", "E2E p50", "E2E p99", "goodput"]  # fmt: skip
-    rows = []
-    for lv in levels:
-        ttft, tpot, itl, e2e = lv.ttft_ms, lv.tpot_ms, lv.itl_ms, lv.e2e_ms
-        rows.append([
-            _fmt(lv.label), _fmt(lv.succeeded), _fmt(lv.failed),
-            _fmt(100 * lv.error_rate, 2, "%"),
-            _fmt(lv.request_throughput, 2), _fmt(lv.output_token_throughput),
-            _fmt(ttft.median, 1, " ms"), _fmt(ttft.p99, 1, " ms"),
-            _fmt(tpot.median, 2, " ms"), _fmt(itl.p99, 2, " ms"),
-            _fmt(e2e.median, 1, " ms"), _fmt(e2e.p99, 1, " ms"),
-            _fmt(lv.goodput, 2),
-        ])  # fmt: skip
-    return _table(header, rows)
-
-
-def _stages_section(report: Report) -> str:
-    stages = report.stages
-    if stages is None:
-        return "<h2>Server stages</h2><p>No span store: no stage breakdown.</p>"
-    out = [
-        "<h2>Server stages</h2>",
-        f"<p>{stages.with_server_spans} of {stages.requests} successful requests joined to "
-        "their server spans by trace id.</p>",
-    ]
-    header = ["stage", "p50 ms", "p95 ms", "p99 ms", "max ms", "share of E2E at p50",
-              "share at ≥p99"]  # fmt: skip
-    rows = []
-    for s in STAGE_COLUMNS:
-        st = stages.stages_ms[s]
-        if not st.count:
-            continue
-        rows.append([
-            escape(s), _fmt(st.median, 2), _fmt(st.p95, 2), _fmt(st.p99, 2), _fmt(st.max, 2),
-            _fmt(100 * (stages.at_p50.share_of_e2e[s] or 0), 1, "%"),
-            _fmt(100 * (stages.at_p99.share_of_e2e[s] or 0), 1, "%"),
-        ])  # fmt: skip
-    out.append(_table(header, rows))
-    out.append("<h3>Where the time went: typical vs slow requests (mean ms)</h3>")
-    out.append(
-        stacked_bars(
-            {
-                f"{c.label} ({c.requests})": {s: c.stage_ms[s] for s in STAGE_COLUMNS}
-                for c in (stages.at_p50, stages.at_p99)
-            },
-            "ms",
-            "Stage time, typical vs slow",
-        )
-    )
-    out.append("<h3>Client TTFT, decomposed (mean ms)</h3>")
-    parts = {p: stages.ttft_parts_ms[p].mean for p in TTFT_PARTS}
-    out.append(stacked_bars({"all requests": parts}, "ms", "TTFT decomposition"))
-    out.append("<h2>Slowest requests</h2>")
-    for slow in stages.slowest:
-        out.append(
-            f"<h3 id='trace-{escape(slow.trace_id)}'>trace <code>{escape(slow.trace_id)}</code>"
-            f" · E2E {slow.e2e_ms:.1f} ms · "
-            f"TTFT {_fmt(slow.ttft_ms, 1, ' ms')}</h3>"
-        )
-        out.append(
-            waterfall(
-                [(sp.name, sp.kind, sp.start_ms, sp.duration_ms, sp.depth) for sp in slow.spans],
-                f"Trace {slow.trace_id}",
-            )
-        )
-    return "".join(out)
-
-
-def _trace_link(trace_id: str) -> str:
-    return f"<a href='#trace-{escape(trace_id)}'><code>{escape(trace_id[:12])}…</code></a>"
-
-
-def _diagnosis_section(report: Report) -> str:
-    d = report.diagnosis
-    if d is None:
-        return ""
-    out = ["<h2>Diagnosis</h2>"]
-    if d.summary:
-        out.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in d.summary) + "</ul>")
-    header = ["operation", "slow share", "baseline share", "lift", "excess ms", "p",
-              "seed rule", "examples"]  # fmt: skip
-    for metric, found in d.hotspots.items():
-        title = "E2E" if metric == "e2e" else "TTFT"
-        threshold = found.threshold_ms
-        out.append(
-            f"<h3>Hotspots of {title}: slow cohort above p{100 * found.quantile:.0f}"
-            f"{f' ({threshold:.1f} ms)' if threshold is not None else ''}, "
-            f"{found.slow_requests} slow vs {found.baseline_requests} baseline</h3>"
-        )
-        if found.note:
-            out.append(f"<p>{escape(found.note)}</p>")
-        rows = [
-            [
-                escape(h.operation) + (" <b>●</b>" if h.significant else ""),
-                _fmt(100 * h.slow_share, 1, "%"),
-                _fmt(100 * h.baseline_share, 1, "%"),
-                _fmt(h.lift, 2),
-                _fmt(h.excess_ms, 2),
-                "–" if h.p_value is None else f"{h.p_value:.2g}",
-                "yes" if h.seed_rule else "",
-                " ".join(_trace_link(t) for t in h.example_trace_ids[:3]),
-            ]
-            for h in found.hotspots[:8]
+def _levels_table(summary: Sequence[LevelSummary], levels: Sequence[LevelResult]) -> str:
+    goodput = {lv.index: lv.goodput for lv in levels}
+    with_goodput = any(v is not None for v in goodput.values())  # an SLO was given
+    header = ["level", "requests", "errors", "error rate", "req/s", "output tok/s"]
+    header += ["goodput"] * with_goodput
+    rows = [
+        [
+            fmt(s.label),
+            fmt(s.requests),
+            fmt(s.errors),
+            fmt(100 * s.errors / s.requests if s.requests else None, 2, "%"),
+            fmt(s.request_throughput, 2),
+            fmt(s.output_token_throughput, 1),
+            *[fmt(goodput.get(s.level), 2, " req/s")] * with_goodput,
         ]
-        if rows:
-            out.append(_table(header, rows))
-    models = d.load_models
-    if models is not None:
-        out.append("<h3>Load models</h3>")
-        for key, fit, y_label in (("usl", models.usl, "throughput"),
-                                  ("decay", models.decay, "mean E2E, ms")):  # fmt: skip
-            out.append(f"<p><code>{escape(fit.formula)}</code>: {escape(fit.sentence)}</p>")
-            points = [(p.load, _y(p, key)) for p in fit.points]
-            curve = list(zip(fit.curve.load, fit.curve.value, strict=True))
-            out.append(
-                fit_chart(
-                    points,
-                    curve if fit.supported else [],
-                    "load (in flight)",
-                    y_label,
-                    f"{key} fit",
-                )
-            )
-    if d.examples:
-        out.append("<h3>Example traces of the top hotspots</h3>")
-        for trace_id, spans in d.examples.items():
-            out.append(
-                f"<h4 id='trace-{escape(trace_id)}'>trace <code>{escape(trace_id)}</code></h4>"
-            )
-            out.append(
-                waterfall(
-                    [(sp.name, sp.kind, sp.start_ms, sp.duration_ms, sp.depth) for sp in spans],
-                    f"Trace {trace_id}",
-                )
-            )
-    return "".join(out)
+        for s in summary
+    ]
+    return table(header, rows)
 
 
-def _y(point: PointSummary, model: str) -> float:
-    """What a load model plots against load: throughput (USL), mean latency (decay)."""
-    return point.throughput if model == "usl" else point.latency_ms
+def load_axis(summary: Sequence[LevelSummary]) -> tuple[str, list[float]]:
+    """The x of each level against load: its concurrency when every level set one, else the
+    achieved request rate (a sweep or rate run)."""
+    if all(s.load_kind == "concurrency" for s in summary):
+        return "concurrency (requests in flight)", [s.load for s in summary]
+    return "achieved requests/s", [s.request_throughput for s in summary]
+
+
+def _against_load(report: Report) -> str:
+    x_label, xs = load_axis(report.summary)
+    distinct = sorted(set(xs))
+    ticks = distinct if x_label.startswith("concurrency") and len(distinct) <= 8 else None
+    charts = []
+    for metric in METRICS:
+        lines = [
+            Line(
+                percentile_key(q),
+                [(x, v) for x, s in zip(xs, report.summary, strict=True)
+                 if (v := s.metric(metric).at(q)) is not None],
+                _RANK_COLORS[rank % len(_RANK_COLORS)],
+                DASHES[rank % len(DASHES)],
+                markers=True,
+            )
+            for rank, q in enumerate(report.percentiles)
+        ]  # fmt: skip
+        name = METRIC_NAMES[metric]
+        charts.append(
+            f"<div><h4>{name} against load</h4>"
+            + line_chart(
+                lines, x_label, f"{name}, ms", f"{name} percentiles against load", x_ticks=ticks
+            )
+            + "</div>"
+        )
+    tokens = [s.output_token_throughput for s in report.summary]
+    throughput = [Line("output tok/s", list(zip(xs, tokens, strict=True)), markers=True)]
+    chart = line_chart(
+        throughput, x_label, "output tokens/s", "Output throughput against load", x_ticks=ticks
+    )
+    charts.append(f"<div><h4>Throughput against load</h4>{chart}</div>")
+    return "<h3>Against load</h3><div class='grid'>" + "".join(charts) + "</div>"
 
 
 def write_html(report: Report, path: Path) -> None:

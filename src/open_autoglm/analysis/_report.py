@@ -25,8 +25,14 @@ import pydantic
 from open_autoglm import __version__
 from open_autoglm import _strict_json as strict_json
 from open_autoglm._redact import redact_url
+from open_autoglm.analysis._chart_data import ChartData, chart_data
 from open_autoglm.analysis._diagnosis import Diagnosis, diagnose
 from open_autoglm.analysis._hardware import Hardware
+from open_autoglm.analysis._level_summary import (
+    DEFAULT_PERCENTILES,
+    LevelSummary,
+    summarize_levels,
+)
 from open_autoglm.analysis._metric_samples import (
     ResourceSummary,
     measured_windows,
@@ -87,6 +93,38 @@ class Distribution:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+#: The placeholder a trace URL template must hold.
+TRACE_ID_FIELD: Final = "{trace_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """How the report is built and shown, set once by the command line.
+
+    ``percentiles``: of the results summary (``--metric-percentiles``), each in (0, 100];
+    ``trace_url``: a template with ``{trace_id}`` (e.g. Grafana Explore on Tempo) that every
+    trace id links to, besides its in-page waterfall; ``waterfalls``: how many of the slowest
+    requests' waterfalls the page draws (the rest are listed). Raises :class:`ReportError`
+    for a bad value."""
+
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+    trace_url: str | None = None
+    waterfalls: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.percentiles or not all(0 < q <= 100 for q in self.percentiles):
+            raise ReportError(f"percentiles must be in (0, 100], got {self.percentiles}")
+        url = self.trace_url
+        if url is not None and (
+            TRACE_ID_FIELD not in url or not url.startswith(("http://", "https://"))
+        ):
+            raise ReportError(
+                f"a trace URL is an http(s) address holding {TRACE_ID_FIELD}, got {url!r}"
+            )
+        if self.waterfalls < 0:
+            raise ReportError(f"waterfalls must be 0 or more, got {self.waterfalls}")
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     version: ReportVersion
@@ -105,6 +143,16 @@ class Report:
     notes: list[str] = field(default_factory=list)
     #: the server's side from Prometheus (``analyze --prometheus``)
     prometheus: PrometheusSummary | None = None
+    #: the percentiles of ``summary`` (``--metric-percentiles``)
+    percentiles: list[float] = field(default_factory=lambda: list(DEFAULT_PERCENTILES))
+    #: per level: requests, errors, throughput, TTFT/TPOT/ITL/E2E mean and percentiles
+    summary: list[LevelSummary] = field(default_factory=list)
+    #: time series, ITL by position and distribution, TTFT by input, length distributions
+    charts: ChartData | None = None
+    #: the template trace ids link to (``{trace_id}``), None: in-page links only
+    trace_url: str | None = None
+    #: waterfalls of the slowest requests drawn in the HTML
+    waterfalls: int = 3
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -167,17 +215,21 @@ def build_report(
     *,
     spans_path: Path | None = None,
     prometheus: PrometheusSummary | None = None,
+    options: ReportOptions | None = None,
 ) -> Report:
     """The report of the run in ``run_dir`` (files named as in :class:`RunDirectory`).
 
     ``spans_path`` replaces ``RUN_DIR/spans.duckdb`` (a store fetched from Tempo);
-    ``prometheus`` is what Prometheus recorded of the run, added to the report as is.
+    ``prometheus`` is what Prometheus recorded of the run, added to the report as is;
+    ``options`` the percentiles, trace links and waterfalls (:class:`ReportOptions`).
     Raises :class:`ReportError` when the results are missing or a file cannot be read."""
     with RunDirectory(run_dir, results_path=results_path, spans_path=spans_path) as run:
-        return _build(run.require(), prometheus)
+        return _build(run.require(), prometheus, options or ReportOptions())
 
 
-def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
+def _build(
+    run: RunDirectory, prometheus: PrometheusSummary | None, options: ReportOptions
+) -> Report:
     load_doc = run.results()
     _redact_endpoint(load_doc)
     load = _validated(_RESULTS, load_doc, run.results_path)
@@ -214,6 +266,8 @@ def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
         )
     if load.client_bound:
         notes.append(load.summary)
+    records = run.has_records()
+    labels = {lv.index: lv.label for lv in load.levels}
     return Report(
         version=REPORT_VERSION,
         tool_version=__version__,
@@ -228,6 +282,11 @@ def _build(run: RunDirectory, prometheus: PrometheusSummary | None) -> Report:
         diagnosis=diagnosis,
         notes=notes,
         prometheus=prometheus,
+        percentiles=list(options.percentiles),
+        summary=summarize_levels(load.levels, run if records else None, options.percentiles),
+        charts=chart_data(run, labels) if records else None,
+        trace_url=options.trace_url,
+        waterfalls=options.waterfalls,
     )
 
 

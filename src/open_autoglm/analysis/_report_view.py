@@ -6,8 +6,8 @@ document under ``load``, server resources under ``resources``, backend and model
 read, all optional except ``levels``, each typed (:class:`LevelView`, :class:`RunInfo`); one
 of the wrong type is refused with its path in the document:
 
-* ``load.levels[]`` (or top-level ``levels[]``): ``index``, ``label``, ``succeeded``,
-  ``failed``, ``measured``, ``requests``, ``error_rate``, ``request_throughput``,
+* ``load.levels[]`` (or top-level ``levels[]``): ``index``, ``label``, ``mode``, ``target``,
+  ``succeeded``, ``failed``, ``measured``, ``requests``, ``error_rate``, ``request_throughput``,
   ``output_token_throughput``, and ``mean``, ``min``, ``median``, ``p90``, ``p95``, ``p99``,
   ``max`` of ``ttft_ms``, ``tpot_ms``, ``itl_ms``, ``e2e_ms``;
 * ``load.records_path`` (else ``requests.jsonl`` beside the report) for per-request samples;
@@ -69,6 +69,8 @@ class LevelView:
 
     index: int
     label: str | None = None
+    mode: str | None = None  # "concurrency" or "rate"
+    target: float | None = None  # the level's concurrency or request rate
     measured: int | None = None
     requests: int | None = None
     succeeded: int | None = None

@@ -146,7 +146,8 @@ def stage_breakdown(run: RunDirectory, slowest: int = 10) -> StageBreakdown:
     columns += [f"{s}_ms" for s in STAGE_COLUMNS] + [f"{p}_ms" for p in TTFT_PARTS]
     result = con.execute(
         f"SELECT {', '.join(dict.fromkeys(columns))} FROM request_stages "
-        "WHERE measured AND ok AND e2e_ms IS NOT NULL"
+        "WHERE measured AND ok AND e2e_ms IS NOT NULL "
+        "ORDER BY level, request_index, trace_id"  # one order: sums repeat to the last digit
     ).fetchnumpy()
     e2e_all = np.asarray(result["e2e_ms"], dtype=np.float64)
     top = [str(result["trace_id"][i]) for i in np.argsort(-e2e_all)[:slowest]]

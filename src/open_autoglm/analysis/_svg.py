@@ -1,14 +1,16 @@
-"""Small inline-SVG charts for the self-contained HTML report (no scripts, no fonts)."""
+"""Inline-SVG stage bars and trace waterfalls for the self-contained HTML report (no scripts,
+no fonts); lines, scatters and histograms are in :mod:`._svg_line`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac")  # fmt: skip
-_W, _H, _L, _B = 640, 260, 56, 36  # width, height, left and bottom margins
+_W = 640  # the stage bars' width
 #: One colour per stage and TTFT part, the same in every chart and waterfall.
 COLORS = {
     "tokenize": "#76b7b2", "preprocess": "#9c755f", "queue": "#edc948", "prefill": "#b07aa1",
@@ -38,76 +40,6 @@ def _nice_max(value: float) -> float:
     return 10.0 * magnitude
 
 
-def _axes(x_label: str, y_label: str, y_max: float, x_max: float | None = None) -> list[str]:
-    parts = [
-        f'<line x1="{_L}" y1="{_H - _B}" x2="{_W - 10}" y2="{_H - _B}" stroke="#444"/>',
-        f'<line x1="{_L}" y1="10" x2="{_L}" y2="{_H - _B}" stroke="#444"/>',
-        f'<text x="{(_W + _L) / 2}" y="{_H - 4}" text-anchor="middle">{escape(x_label)}</text>',
-        f'<text x="12" y="{_H / 2}" transform="rotate(-90 12 {_H / 2})" '
-        f'text-anchor="middle">{escape(y_label)}</text>',
-    ]
-    for i in range(5):
-        frac = i / 4
-        y = _H - _B - frac * (_H - _B - 10)
-        parts.append(
-            f'<text x="{_L - 4}" y="{y + 4:.1f}" text-anchor="end">{_num(y_max * frac)}</text>'
-        )
-        if x_max is not None:
-            x = _L + frac * (_W - _L - 10)
-            parts.append(
-                f'<text x="{x:.1f}" y="{_H - _B + 14}" text-anchor="middle">'
-                f"{_num(x_max * frac)}</text>"
-            )
-    return parts
-
-
-def _svg(parts: Sequence[str], title: str) -> str:
-    return (
-        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
-    )
-
-
-def cdf_chart(series: Mapping[str, Sequence[float]], x_label: str, title: str) -> str:
-    """Lines of quantiles 0..100 (x: value, y: fraction of requests)."""
-    values = [v for qs in series.values() for v in qs]
-    if not values:
-        return "<p>No data.</p>"
-    x_max = _nice_max(max(values))
-    parts = _axes(x_label, "fraction of requests", 1.0, x_max)
-    legend = []
-    for i, (name, quantiles) in enumerate(series.items()):
-        color = PALETTE[i % len(PALETTE)]
-        n = len(quantiles) - 1
-        points = " ".join(
-            f"{_L + q / x_max * (_W - _L - 10):.1f},{_H - _B - k / n * (_H - _B - 10):.1f}"
-            for k, q in enumerate(quantiles)
-        )
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/>')
-        legend.append(f'<text x="{_L + 10}" y="{24 + 14 * i}" fill="{color}">{escape(name)}</text>')
-    return _svg(parts + legend, title)
-
-
-def bar_chart(labels: Sequence[str], values: Sequence[float], y_label: str, title: str) -> str:
-    if not values:
-        return "<p>No data.</p>"
-    y_max = _nice_max(max(values))
-    parts = _axes("", y_label, y_max)
-    width = (_W - _L - 20) / max(len(values), 1)
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        h = value / y_max * (_H - _B - 10)
-        x = _L + 5 + i * width
-        parts.append(
-            f'<rect x="{x:.1f}" y="{_H - _B - h:.1f}" width="{width * 0.8:.1f}" height="{h:.1f}" '
-            f'fill="{PALETTE[0]}"><title>{escape(label)}: {value:.4g}</title></rect>'
-        )
-        parts.append(
-            f'<text x="{x + width * 0.4:.1f}" y="{_H - _B + 14}" '
-            f'text-anchor="middle">{escape(label)}</text>'
-        )
-    return _svg(parts, title)
-
-
 def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str) -> str:
     """One horizontal bar per row, split into parts (same keys in every row)."""
     totals = [sum(v or 0.0 for v in parts.values()) for parts in rows.values()]
@@ -123,7 +55,7 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
         parts.append(f'<text x="4" y="{y + bar_h / 2 + 4}">{escape(label)}</text>')
         x = 150.0
         for k, key in enumerate(keys):
-            w = (values.get(key) or 0.0) / x_max * (_W - 170)
+            w = (values.get(key) or 0.0) / x_max * (_W - 150 - 90)  # room for the total
             if w > 0:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
@@ -144,69 +76,90 @@ def stacked_bars(rows: dict[str, dict[str, float | None]], unit: str, title: str
         )
         lx += 24 + 6.5 * len(key)  # room for the label at 11 px
     return (
-        f'<svg class="chart" viewBox="0 0 {_W} {height:.0f}" role="img" '
+        f'<svg class="chart bars" viewBox="0 0 {_W} {height:.0f}" role="img" '
         f'aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
     )
 
 
-def waterfall(spans: Sequence[tuple[str, str, float, float, int]], title: str) -> str:
-    """Rows of (name, kind, start ms, duration ms, depth) on one time axis."""
+@dataclass(frozen=True, slots=True)
+class WaterfallScale:
+    """One time axis for every waterfall of a page: ``x_max`` ms across, and room for
+    ``label_chars`` characters of span names on the left."""
+
+    x_max: float
+    label_chars: int = 24
+
+    @classmethod
+    def of(cls, traces: Iterable[Sequence[tuple[str, str, float, float, int]]]) -> WaterfallScale:
+        rows = [row for spans in traces for row in spans]
+        end = max((start + duration for _, _, start, duration, _ in rows), default=1.0)
+        chars = max((len(name) + 2 * depth for name, _, _, _, depth in rows), default=10)
+        return cls(_nice_max(end), min(max(chars, 10), 40))
+
+
+_WF_W = 760
+_WF_CHAR = 6.6  # px per character at the chart's 11 px
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
+
+
+def waterfall(
+    spans: Sequence[tuple[str, str, float, float, int]],
+    title: str,
+    scale: WaterfallScale | None = None,
+) -> str:
+    """Rows of (name, kind, start ms, duration ms, depth) on the time axis of ``scale`` (one
+    for every waterfall of a page, so that a longer trace draws longer), each bar with its
+    duration written beside it."""
     if not spans:
         return "<p>No spans in the store for this trace.</p>"
-    end = max(start + duration for _, _, start, duration, _ in spans)
-    x_max = _nice_max(end)
+    scale = scale or WaterfallScale.of([spans])
+    x_max = scale.x_max
+    left = 8 + scale.label_chars * _WF_CHAR
+    right = 16.0
+    span_w = _WF_W - left - right
     row_h = 18
-    height = 20 + row_h * len(spans) + 24
+    top = 6
+    axis_y = top + row_h * len(spans) + 4
+    height = axis_y + 22
     parts: list[str] = []
+    for i in range(5):
+        x = left + i / 4 * span_w
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="#e4e4e4"/>'
+            f'<text x="{x:.1f}" y="{axis_y + 14}" text-anchor="{anchor}">'
+            f"{_num(x_max * i / 4)} ms</text>"
+        )
     for i, (name, kind, start, duration, depth) in enumerate(spans):
-        y = 10 + i * row_h
-        x = 200 + start / x_max * (_W - 210)
-        w = max(duration / x_max * (_W - 210), 1.0)
+        y = top + i * row_h
+        x = left + start / x_max * span_w
+        w = max(duration / x_max * span_w, 1.0)
         label = "  " * depth + name
-        parts.append(f'<text x="4" y="{y + 12}" xml:space="preserve">{escape(label)}</text>')
+        if len(label) > scale.label_chars:
+            label = label[: scale.label_chars - 1] + "…"
+        parts.append(f'<text x="4" y="{y + 13}" xml:space="preserve">{escape(label)}</text>')
         fill = color(kind if kind in ("CLIENT", "SERVER") else name, i)
         parts.append(
             f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" '
             f'fill="{fill}"><title>{escape(name)}: '
             f"{duration:.3f} ms at +{start:.3f} ms</title></rect>"
         )
-    parts.append(
-        f'<text x="200" y="{height - 6}">0 ms</text>'
-        f'<text x="{_W - 10}" y="{height - 6}" text-anchor="end">{_num(x_max)} ms</text>'
-    )
+        text = _ms(duration)
+        room = len(text) * _WF_CHAR + 6
+        if x + w + room <= _WF_W - 2:
+            parts.append(f'<text x="{x + w + 4:.1f}" y="{y + 13}">{text}</text>')
+        elif w >= room:
+            parts.append(
+                f'<text x="{x + w - 4:.1f}" y="{y + 13}" text-anchor="end" '
+                f'fill="#fff">{text}</text>'
+            )
+        else:
+            parts.append(f'<text x="{x - 4:.1f}" y="{y + 13}" text-anchor="end">{text}</text>')
     return (
-        f'<svg class="chart" viewBox="0 0 {_W} {height}" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>{''.join(parts)}</svg>"
+        f'<svg class="chart waterfall" viewBox="0 0 {_WF_W} {height:.0f}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(parts)}</svg>'
     )
-
-
-def fit_chart(
-    points: Sequence[tuple[float, float]],
-    curve: Sequence[tuple[float, float]],
-    x_label: str,
-    y_label: str,
-    title: str,
-) -> str:
-    """Measured points (dots) and a fitted curve (line) on linear axes from zero."""
-    if not points:
-        return "<p>No data.</p>"
-    x_max = _nice_max(max(x for x, _ in [*points, *curve]))
-    y_max = _nice_max(max(y for _, y in [*points, *curve]))
-    parts = _axes(x_label, y_label, y_max, x_max)
-
-    def xy(x: float, y: float) -> str:
-        return f"{_L + x / x_max * (_W - _L - 10):.1f},{_H - _B - y / y_max * (_H - _B - 10):.1f}"
-
-    if curve:
-        line = " ".join(xy(x, y) for x, y in curve)
-        parts.append(
-            f'<polyline fill="none" stroke="{PALETTE[1]}" stroke-width="2" points="{line}"/>'
-        )
-    for x, y in points:
-        cx, cy = xy(x, y).split(",")
-        parts.append(
-            f'<circle cx="{cx}" cy="{cy}" r="4" fill="{PALETTE[0]}"><title>{x:.4g}: {y:.4g}'
-            "</title></circle>"
-        )
-    return _svg(parts, title)

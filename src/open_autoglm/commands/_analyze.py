@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._report_options import add_report_arguments, report_options
 
 if TYPE_CHECKING:
     from open_autoglm.analysis import PrometheusSummary
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> None:
         help="read the run's traces from this Tempo (by trace id, else a TraceQL search) "
         "into RUN_DIR/tempo_spans.duckdb instead of using RUN_DIR/spans.duckdb",
     )
+    add_report_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -54,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
     to_stdout = args.output is not None and str(args.output) == "-"
     human = sys.stderr if to_stdout else sys.stdout
     output: Path = args.run_dir / "report.json" if to_stdout or not args.output else args.output
+    options = report_options(args)
     try:
         spans_path, prometheus = _sources(args, human)
-        report = build_report(args.run_dir, spans_path=spans_path, prometheus=prometheus)
+        report = build_report(
+            args.run_dir, spans_path=spans_path, prometheus=prometheus, options=options
+        )
     except (ReportError, PrometheusError, TempoError) as exc:
         raise UsageError(str(exc)) from exc
     if to_stdout:

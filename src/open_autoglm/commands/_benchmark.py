@@ -27,6 +27,7 @@ from open_autoglm.commands._choices import (
     PROFILES,
 )
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._report_options import add_report_arguments, report_options
 
 if TYPE_CHECKING:
     from open_autoglm.loadgen import (
@@ -189,6 +190,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--records", type=Path, help="default: requests.jsonl beside --output")
     out.add_argument("--otlp-endpoint", help="OTLP collector (default: $OTEL_EXPORTER_OTLP_*)")
     out.add_argument("--quiet", action="store_true", help="no live progress")
+    add_report_arguments(
+        parser.add_argument_group("report (managed run): what report.json and report.html show")
+    )
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -433,7 +437,13 @@ def _run_managed(
     )
     bench = dataclasses.replace(config, endpoint=dataclasses.replace(config.endpoint, model=None))
     results, report = run_managed(
-        bench, server, run_dir, report_path, progress=progress, prompts=prompts
+        bench,
+        server,
+        run_dir,
+        report_path,
+        progress=progress,
+        prompts=prompts,
+        options=report_options(args),
     )
     print_summary(results, dataclasses.replace(bench, output_path=None), out=human)
     stages = report.stages

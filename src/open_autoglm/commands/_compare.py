@@ -32,7 +32,7 @@ def run_compare(args: argparse.Namespace) -> int:
     rows = compare_rows(args.reports, level=args.level)
     if not rows:
         raise UsageError("the reports have no levels to compare")
-    text = render_comparison(rows, args.format)
+    text = render_comparison(rows, args.format, reports=args.reports)
     if args.output is not None:
         try:
             args.output.write_text(text, encoding="utf-8")

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import httpx
 
-from open_autoglm.analysis import Report, RunDirectory, RunInfo, build_report, write_html
+from open_autoglm.analysis import (
+    Report,
+    ReportOptions,
+    RunDirectory,
+    RunInfo,
+    build_report,
+    write_html,
+)
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.instrumented_servers import ServerProcess
 from open_autoglm.loadgen import (
@@ -62,9 +69,11 @@ def run_managed(
     *,
     progress: ProgressReporter | None = None,
     prompts: Sequence[Prompt] | None = None,
+    options: ReportOptions | None = None,
 ) -> tuple[BenchmarkResults, Report]:
     """Run the benchmark against a server of our own; return its results and the report
-    (both also written to files). Ctrl-C: the report of what finished is still written."""
+    (both also written to files; ``options``: what the report shows). Ctrl-C: the report
+    of what finished is still written."""
     prepare_run_dir(run_dir)
     files = RunDirectory(run_dir)
     collector_config = CollectorConfig(db_path=files.spans_path)
@@ -121,7 +130,7 @@ def run_managed(
         finally:
             follower.stop()
             memory.stop()
-    report = build_report(run_dir)
+    report = build_report(run_dir, options=options)
     report.write(report_path)
     write_html(report, report_path.with_suffix(".html"))
     if report_path.resolve() != (run_dir / "report.json").resolve():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,35 @@ def test_the_golden_report_reads_as_one_row_a_level(capsys: pytest.CaptureFixtur
     assert [r["requests"] for r in rows] == [lv["measured"] for lv in levels]
     assert [r["p95_latency_ms"] for r in rows] == [lv["e2e_ms"]["p95"] for lv in levels]
     assert rows[0]["peak_memory_source"] == "rss"
+
+
+def test_html_page_draws_percentiles_against_load_per_run(tmp_path: Path) -> None:
+    golden = Path(__file__).parents[2] / "fixtures" / "report_run" / "golden_report.json"
+    doc = json.loads(golden.read_text())
+    doc["run"]["backend"] = "other"
+    for lv in doc["load"]["levels"]:
+        lv["e2e_ms"]["p99"] *= 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(doc))
+    out = tmp_path / "compare.html"
+    args = ["compare", "--format", "html", "--output", str(out), str(golden), str(other)]
+    assert main(args) == 0
+    page = out.read_text()
+    for metric in ("TTFT", "TPOT", "ITL", "E2E"):
+        assert f"<h3>{metric} against load</h3>" in page
+    # one line per run and percentile, named in the legend
+    for name in ("sim sim-llm [cpu] p50", "other sim-llm [cpu] p99"):
+        assert f"{name}</span>" in page
+    assert "concurrency (requests in flight)" in page
+    assert "<script" not in page
+    # the second run's E2E p99 line is drawn twice as high as the first's at every level
+    e2e = page[page.index("<h3>E2E against load</h3>") :]
+
+    def heights(name: str) -> list[float]:
+        found = re.search(rf'points="([^"]+)"><title>{re.escape(name)}</title>', e2e)
+        assert found is not None, name
+        axis = 260.0  # the plot's bottom edge in the chart's coordinates
+        return [axis - float(p.split(",")[1]) for p in found.group(1).split()]
+
+    first, second = heights("sim sim-llm [cpu] p99"), heights("other sim-llm [cpu] p99")
+    assert second == pytest.approx([2 * h for h in first], abs=0.2)

@@ -124,3 +124,29 @@ def test_in_flight_requests_come_from_overlapping_server_spans(tmp_path: Path) -
     for trace_id, start in list(zip(cols["trace_id"], starts, strict=True))[:50]:
         expected = int(((starts < start) & (ends > start)).sum())
         assert in_flight[paths.index(trace_id)] == expected
+
+
+def test_a_run_too_small_to_split_says_how_many_requests_it_needs(tmp_path: Path) -> None:
+    """20 requests with latencies that differ leave 2 above their P90: the reason is the run's
+    size, not uniform latencies."""
+    store = SyntheticRun(requests=20, seed=6).write(tmp_path)
+    paths = critical_paths(store)
+    latency = latency_from_records(paths, _records(tmp_path), "ttft")
+    assert np.ptp(latency[np.isfinite(latency)]) > 0
+    report = find_hotspots(paths, latency, config=HotspotConfig(metric="ttft", quantile=0.9))
+    assert report.hotspots == ()
+    assert report.note is not None
+    assert report.note.startswith("20 requests leave 2 above P90 (3 needed)")
+    assert "at least 22 requests" in report.note
+    assert "uniform" not in report.note
+
+
+def test_tied_latencies_are_called_uniform(tmp_path: Path) -> None:
+    store = SyntheticRun(requests=100, seed=7).write(tmp_path)
+    paths = critical_paths(store)
+    latency = np.where(np.isfinite(paths.root_ns), 100.0, np.nan)
+    latency[:2] = 200.0  # two values only: the P90 is the common one
+    report = find_hotspots(paths, latency, config=HotspotConfig(quantile=0.9))
+    assert report.note is not None
+    assert "too uniform" in report.note
+    assert "98 of 100 latencies equal the P90" in report.note

@@ -14,7 +14,8 @@ from open_autoglm.analysis import (
     summarize_samples,
 )
 from open_autoglm.analysis._metric_samples import measured_windows
-from open_autoglm.analysis._svg import _nice_max, cdf_chart, stacked_bars, waterfall
+from open_autoglm.analysis._svg import _nice_max, stacked_bars, waterfall
+from open_autoglm.analysis._svg_line import Line, histogram_chart, line_chart
 from open_autoglm.run import parse_sample
 from open_autoglm.telemetry import names as n
 
@@ -105,10 +106,11 @@ def test_nice_axis_maximum(value: float, expected: float) -> None:
 
 def test_charts_escape_text_and_handle_empty_data() -> None:
     hostile = "<script>alert(1)</script>"
-    assert "<script>" not in cdf_chart({hostile: [1.0, 2.0, 3.0]}, "ms", hostile)
+    assert "<script>" not in line_chart([Line(hostile, [(1.0, 2.0)])], hostile, hostile, hostile)
+    assert "<script>" not in histogram_chart([0.0, 1.0, 2.0], {hostile: [1, 2]}, hostile, "t")
     assert "<script>" not in stacked_bars({hostile: {hostile: 1.0}}, "ms", "t")
     assert "<script>" not in waterfall([(hostile, "SERVER", 0.0, 1.0, 0)], "t")
-    assert cdf_chart({}, "ms", "t") == "<p>No data.</p>"
+    assert line_chart([], "ms", "y", "t") == "<p>No data.</p>"
     assert "No spans" in waterfall([], "t")
 
 

@@ -17,6 +17,7 @@ PACKAGES = (
     "open_autoglm.errors",
     "open_autoglm.commands",
     "open_autoglm.run",
+    "open_autoglm.attach",
     "open_autoglm.objectives",
     "open_autoglm.attach",
 )

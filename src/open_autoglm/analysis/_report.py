@@ -303,6 +303,14 @@ def _build(
                 f"{missing} of {stages.requests} successful requests have no server span in "
                 f"the store ({why})."
             )
+    export = run.export_stats()
+    dropped = int(export.get("spans_dropped", 0))
+    if dropped:
+        total = dropped + int(export.get("spans_exported", 0))
+        notes.append(
+            f"The server dropped {dropped} of {total} spans on export (queue limit, or a "
+            "collector that never took them): their requests cannot be joined."
+        )
     if run_info is not None and run_info.simulated:
         notes.append(
             "The backend is the `sim` simulator: these figures measure the tool, not an engine."

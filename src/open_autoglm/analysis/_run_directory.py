@@ -3,7 +3,8 @@
 ``results.json`` (the load generator's per-level results), ``requests.jsonl`` (one record per
 request, the format of :mod:`open_autoglm.loadgen`), ``spans.duckdb`` (the span store of
 :mod:`open_autoglm.collector`, when a collector ran), ``server_metrics.jsonl`` (samples of the
-server's /metrics), ``run.json`` (what was run: backend, model, hardware), the report it gets
+server's /metrics), ``run.json`` (what was run: backend, model, hardware),
+``span_export.json`` (the server's span export counts), the report it gets
 (``report.json``, ``report.html``) and the logs of the managed processes.
 
 Paths reach DuckDB only as literal files: the span store through :class:`SpanStore` (a file
@@ -29,6 +30,8 @@ RESULTS_FILE: Final = "results.json"
 METRICS_FILE: Final = "server_metrics.jsonl"
 MEMORY_FILE: Final = "server_memory.jsonl"  # peak memory per interval (run/_memory_watch.py)
 RUN_FILE: Final = "run.json"
+#: The server's span export counts, written when it stops (``serve --export-stats``).
+EXPORT_STATS_FILE: Final = "span_export.json"
 REPORT_FILE: Final = "report.json"
 REPORT_HTML_FILE: Final = "report.html"
 #: Spans fetched from Tempo by ``analyze --tempo`` (the embedded store is left as it is).
@@ -72,6 +75,7 @@ class RunDirectory:
         self.metrics_path = path / METRICS_FILE
         self.memory_path = path / MEMORY_FILE
         self.run_path = path / RUN_FILE
+        self.export_stats_path = path / EXPORT_STATS_FILE
         self.report_path = path / REPORT_FILE
         self.html_path = path / REPORT_HTML_FILE
         self.tempo_spans_path = path / TEMPO_SPANS_FILE
@@ -102,6 +106,12 @@ class RunDirectory:
             exists = self.run_path.exists()
             self._run = _load_json(self.run_path, "run metadata") if exists else {}
         return self._run
+
+    def export_stats(self) -> dict[str, Any]:
+        """The server's span export counts (``spans_exported``, ``spans_dropped``, ...),
+        ``{}`` when the run has none (an external server, an older run)."""
+        path = self.export_stats_path
+        return _load_json(path, "the server's span export counts") if path.exists() else {}
 
     @property
     def records_path(self) -> Path:

@@ -219,7 +219,8 @@ class _Session:
         found = self._telemetry.get(model)
         if found is not None:
             return found
-        from open_autoglm.instrumented_servers import BackendLoad, RequestTelemetry, ServerMetrics
+        from open_autoglm.instrumented_servers import BackendLoad, RequestTelemetry
+        from open_autoglm.telemetry import ServerMetrics
 
         own = CollectorRegistry(auto_describe=True)
         metrics = ServerMetrics(

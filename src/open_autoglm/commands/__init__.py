@@ -11,6 +11,7 @@ from open_autoglm.commands._errors import UsageError
 #: Modules defining subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "open_autoglm.commands._serve",
+    "open_autoglm.commands._proxy",
     "open_autoglm.commands._dashboards",
     "open_autoglm.commands._models",
     "open_autoglm.commands._benchmark",

@@ -21,10 +21,16 @@ from open_autoglm.commands._choices import (
 )
 from open_autoglm.commands._errors import UsageError
 from open_autoglm.commands._paths import output_file
+from open_autoglm.commands._tracing_options import (
+    add_export_stats_argument,
+    add_tracing_arguments,
+    event_loop_factory,
+    sampling_config,
+)
 
 if TYPE_CHECKING:
     from open_autoglm.instrumented_servers import ServerConfig
-    from open_autoglm.telemetry import TracingConfig
+    from open_autoglm.telemetry import SamplingConfig, TracingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +68,8 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="backend-specific setting, repeatable (sim: cost=zero, decode_base_ms=5, ...)",
     )
-    p.add_argument("--otlp-endpoint", help="OTLP collector address (default: OTEL_* variables)")
-    p.add_argument(
-        "--otlp-protocol", choices=["http/protobuf", "http/json", "grpc"], help="OTLP protocol"
-    )
+    add_tracing_arguments(p)
+    add_export_stats_argument(p)
     p.add_argument(
         "--no-tracing",
         action="store_true",
@@ -125,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         tracing = TracingConfig.from_env(
             n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
         )
+        sampling = sampling_config(args)
         backend = build_backend(
             BackendOptions(
                 name=args.backend,
@@ -142,29 +147,39 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, UnknownBackendError, TelemetryConfigError) as exc:
         raise UsageError(str(exc)) from exc
     try:
-        return asyncio.run(
-            _serve(config, None if args.no_tracing else tracing, backend, args.ready_file)
-        )
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(
+                _serve(
+                    config, None if args.no_tracing else tracing, sampling, backend,
+                    args.ready_file, args.export_stats,
+                )
+            )  # fmt: skip
     finally:
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
 
 
 async def _serve(
-    config: ServerConfig, tracing: TracingConfig | None, backend: Any, ready: Path | None
+    config: ServerConfig,
+    tracing_config: TracingConfig | None,
+    sampling: SamplingConfig,
+    backend: Any,
+    ready: Path | None,
+    export_stats: Path | None = None,
 ) -> int:
     import uvicorn
 
     from open_autoglm.instrumented_servers import create_app, timed_http_protocol
-    from open_autoglm.telemetry import GpuProbe, make_tracer_provider
+    from open_autoglm.telemetry import GpuProbe, make_tracing
     from open_autoglm.telemetry import names as n
 
-    provider = (
+    tracing = (
         None
-        if tracing is None
-        else make_tracer_provider(
-            tracing,
+        if tracing_config is None
+        else make_tracing(
+            tracing_config,
             resource_attributes=n.runtime_resource_attributes(backend.name, backend.runtime()),
+            sampling=sampling,
         )
     )
 
@@ -179,10 +194,12 @@ async def _serve(
             await super().shutdown(sockets)
             # Flush spans here: after serve() returns, uvicorn re-raises the SIGTERM it
             # captured, and the default handler ends the process before any `finally`.
-            if provider is not None:
-                provider.shutdown()
+            if tracing is not None:
+                tracing.shutdown()
+                if export_stats is not None:
+                    tracing.write_stats(export_stats)
 
-    app = create_app(backend, tracer_provider=provider, config=config, gpu=GpuProbe())
+    app = create_app(backend, tracing=tracing, config=config, gpu=GpuProbe())
     server = _Server(
         uvicorn.Config(
             app,

@@ -313,12 +313,41 @@ def _resources() -> Board:
             ),
         ),
     )
+    tracing = Row(
+        "Tracing",
+        (
+            Panel(
+                "Span export",
+                (
+                    PromQuery(
+                        joined_to_server(_total(n.METRIC_SPANS_EXPORTED), rate=True),
+                        legend="{{instance}} exported/s",
+                    ),
+                    PromQuery(
+                        joined_to_server(_total(n.METRIC_SPANS_DROPPED), rate=True),
+                        legend="{{instance}} dropped/s",
+                    ),
+                    PromQuery(
+                        joined_to_server(_total(n.METRIC_TRACES_SAMPLED_OUT), rate=True),
+                        legend="{{instance}} requests sampled out/s",
+                    ),
+                    PromQuery(
+                        joined_to_server(n.METRIC_SPANS_QUEUED), legend="{{instance}} queued"
+                    ),
+                ),
+                "Spans the server exported and lost per second (dropped: export queue full, or "
+                "a collector that never took them), requests the tail sampler left out "
+                "(--trace-budget), and spans waiting for export.",
+                width=24,
+            ),
+        ),
+    )
     return Board(
         uid="open-autoglm-resources",
         title="Open-AutoGLM / Resources",
         file_name="resources.json",
-        description="Server memory, GPU memory and utilisation, vLLM KV-cache use.",
-        rows=(memory, gpu),
+        description="Server memory, GPU memory and utilisation, vLLM KV-cache use, span export.",
+        rows=(memory, gpu, tracing),
     )
 
 

@@ -22,7 +22,6 @@ from open_autoglm.instrumented_servers._backend import (
 )
 from open_autoglm.instrumented_servers._config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from open_autoglm.instrumented_servers._errors import ServerError
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
 from open_autoglm.instrumented_servers._read_timeouts import timed_http_protocol
 from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
 from open_autoglm.instrumented_servers._server_process import ServerProcess, ServerStartError
@@ -56,7 +55,6 @@ __all__ = [
     "ServedRequest",
     "ServerConfig",
     "ServerError",
-    "ServerMetrics",
     "ServerProcess",
     "ServerStartError",
     "StageTimes",

@@ -44,7 +44,6 @@ from open_autoglm.instrumented_servers._generation import (
     created_now,
     new_response_id,
 )
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
 from open_autoglm.instrumented_servers._protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -55,7 +54,14 @@ from open_autoglm.instrumented_servers._protocol import (
     unsupported_parameter,
 )
 from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
-from open_autoglm.telemetry import GpuProbe
+from open_autoglm.telemetry import (
+    ExportMetrics,
+    GpuProbe,
+    ServerMetrics,
+    ServerSpanMiddleware,
+    Tracing,
+    outlet_for,
+)
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -337,18 +343,27 @@ class _Service:
 def create_app(
     backend: Backend,
     *,
-    tracer_provider: TracerProvider | None,
+    tracer_provider: TracerProvider | None = None,
+    tracing: Tracing | None = None,
     registry: CollectorRegistry | None = None,
     config: ServerConfig | None = None,
     gpu: GpuProbe | None = None,
 ) -> FastAPI:
-    """The app serving ``backend``. The caller owns ``tracer_provider`` (and shuts it down).
+    """The app serving ``backend``. The caller owns ``tracing`` / ``tracer_provider`` (and
+    shuts it down).
 
-    ``tracer_provider=None`` turns tracing off entirely (no spans, no exemplars): the
-    baseline of the tracing-overhead benchmark.
+    With ``tracing`` (:func:`~open_autoglm.telemetry.make_tracing`, what ``serve`` builds) or a
+    :class:`~open_autoglm.telemetry.TrackingTracerProvider`, each request's SERVER span comes
+    from the lean :class:`~open_autoglm.telemetry.ServerSpanMiddleware` and its stage spans
+    are exported with it, after the tail sampler's decision; export counters join
+    ``/metrics``. Any other provider gets the SDK path (the FastAPI instrumentation). Neither:
+    tracing off entirely (no spans, no exemplars), the baseline of the overhead benchmark.
     """
     config = config or ServerConfig()
     registry = registry if registry is not None else CollectorRegistry()
+    if tracing is not None:
+        tracer_provider = tracing.provider
+        registry.register(ExportMetrics(tracing.exporter, tracing.outlet.sampler))
     metrics = ServerMetrics(registry, backend.model_name, backend.name, backend.load, gpu)
     for collector in backend.metrics_collectors():  # the engine's own metrics (vllm:*)
         registry.register(collector)
@@ -412,6 +427,17 @@ def create_app(
         return Response(encoder(registry), media_type=content_type)
 
     if tracer_provider is None:
+        return app
+    outlet = tracing.outlet if tracing is not None else outlet_for(tracer_provider)
+    if outlet is not None:
+        excluded = () if config.trace_probes else ("/metrics", "/health")
+        app.add_middleware(
+            ServerSpanMiddleware,
+            outlet=outlet,
+            routes=("/v1/chat/completions", "/v1/completions", "/v1/models", "/metrics",
+                    "/health"),
+            excluded_paths=excluded,
+        )  # fmt: skip
         return app
     FastAPIInstrumentor.instrument_app(
         app,

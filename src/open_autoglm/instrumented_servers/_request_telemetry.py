@@ -18,10 +18,8 @@ from opentelemetry.trace import Span, SpanContext, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from open_autoglm.instrumented_servers._backend import StageTimes
-from open_autoglm.instrumented_servers._clock import wall_ns
 from open_autoglm.instrumented_servers._content_capture import output_messages
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
-from open_autoglm.telemetry import TrackingTracerProvider
+from open_autoglm.telemetry import RequestSpan, ServerMetrics, TrackingTracerProvider, wall_ns
 from open_autoglm.telemetry import names as n
 
 
@@ -131,33 +129,37 @@ class RequestTelemetry:
     def finish(self, span: Span, record: ServedRequest) -> None:
         """Record spans and metrics of a finished, failed or cancelled request.
 
-        Never raises: instrumentation must not fail a request.
+        Stage spans first (on a lean :class:`~open_autoglm.telemetry.RequestSpan` they are
+        children it exports with itself), then the tail sampler's decision, then metrics: an
+        exemplar only names a trace that is exported. Never raises: instrumentation must not
+        fail a request.
         """
         end_ns = perf_counter_ns()
-        ctx = span.get_span_context()
-        exemplar = (
-            {n.EXEMPLAR_TRACE_ID: format(ctx.trace_id, "032x")} if ctx.trace_flags.sampled else None
-        )
         self._annotate_server_span(span, record)
-        self._stage_spans(span, record, end_ns, exemplar)
-        m = self._metrics
+        durations = self._stage_spans(span, record, end_ns)
+        if isinstance(span, RequestSpan):
+            keep = span.decide().keep
+        else:
+            keep = span.get_span_context().trace_flags.sampled
+        ctx = span.get_span_context()
+        exemplar = {n.EXEMPLAR_TRACE_ID: format(ctx.trace_id, "032x")} if keep else None
+        observe = self._metrics.stage.labels
         labels = (record.model, self._backend, record.operation)
-        if record.error_type is not None:
-            m.error(record.error_type)
-            return
-        if record.finish_reason is not None:
-            m.requests.labels(*labels, record.finish_reason).inc()
-        m.prompt_tokens.labels(*labels).inc(record.prompt_tokens)
-        m.generation_tokens.labels(*labels).inc(record.output_tokens)
-        if record.cancelled or not record.first_output_ns:
-            return
-        m.ttft.labels(*labels).observe((record.first_output_ns - record.arrival_ns) / 1e9, exemplar)
-        m.duration.labels(*labels).observe(
-            (record.last_output_ns - record.arrival_ns) / 1e9, exemplar
+        for stage, seconds in durations:
+            observe(*labels, stage).observe(seconds, exemplar)
+        self._metrics.observe_request(
+            record.model,
+            record.operation,
+            arrival_ns=record.arrival_ns,
+            first_output_ns=record.first_output_ns,
+            last_output_ns=record.last_output_ns,
+            prompt_tokens=record.prompt_tokens,
+            output_tokens=record.output_tokens,
+            finish_reason=record.finish_reason,
+            error_type=record.error_type,
+            cancelled=record.cancelled,
+            exemplar=exemplar,
         )
-        if record.output_tokens > 1:
-            tpot = (record.last_output_ns - record.first_output_ns) / (record.output_tokens - 1)
-            m.tpot.labels(*labels).observe(tpot / 1e9, exemplar)
 
     def _annotate_server_span(self, span: Span, record: ServedRequest) -> None:
         if not span.is_recording():
@@ -193,13 +195,15 @@ class RequestTelemetry:
         span.set_attributes(attributes)
 
     def _stage_spans(
-        self, parent: Span, record: ServedRequest, end_ns: int, exemplar: dict[str, str] | None
-    ) -> None:
+        self, parent: Span, record: ServedRequest, end_ns: int
+    ) -> list[tuple[str, float]]:
+        """Write the stage spans; return each stage's duration in seconds, for the metrics."""
         stages = record.stages
         parent_context = parent.get_span_context()
-        writer = self._writer if parent.is_recording() else None
-        observe = self._metrics.stage.labels
-        labels = (record.model, self._backend, record.operation)
+        recording = parent.is_recording()
+        lean = parent if isinstance(parent, RequestSpan) and recording else None
+        writer = self._writer if recording and lean is None else None
+        durations: list[tuple[str, float]] = []
 
         def emit(
             name: str,
@@ -212,7 +216,12 @@ class RequestTelemetry:
             if not start:
                 return None
             end = max(end or end_ns, start)
-            observe(*labels, name).observe((end - start) / 1e9, exemplar)
+            durations.append((name, (end - start) / 1e9))
+            if lean is not None:
+                return lean.add_child(
+                    name, wall_ns(start), wall_ns(end), attributes,
+                    [(event_name, wall_ns(at)) for event_name, at in events], parent=parent,
+                )  # fmt: skip
             if writer is None:
                 return None
             return writer.write(
@@ -230,7 +239,7 @@ class RequestTelemetry:
                 },
             )  # fmt: skip
         if stages is None:
-            return
+            return durations
         emit(
             n.SPAN_TOKENIZE, stages.tokenize_start_ns, stages.tokenize_end_ns,
             {n.GEN_AI_USAGE_INPUT_TOKENS: stages.prompt_tokens},
@@ -266,3 +275,4 @@ class RequestTelemetry:
                 decode_end, {n.ATTR_OUTPUT_TOKENS: record.output_tokens},
                 parent=decode_span or parent_context,
             )  # fmt: skip
+        return durations

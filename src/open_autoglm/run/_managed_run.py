@@ -111,7 +111,7 @@ def run_managed(
 
         try:
             with ServerProcess(
-                server.serve_args(endpoint),
+                server.serve_args(endpoint, files.export_stats_path),
                 env=env,
                 timeout_s=server.start_timeout_s,
                 log_path=run_dir / "server.log",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from open_autoglm.run._errors import RunError
@@ -57,11 +58,13 @@ class ManagedServer:
                 out += [flag, str(given)]
         return out
 
-    def serve_args(self, otlp_endpoint: str) -> list[str]:
-        """The full ``open-autoglm serve`` command line, exporting spans to ``otlp_endpoint``."""
+    def serve_args(self, otlp_endpoint: str, export_stats: Path | None = None) -> list[str]:
+        """The full ``open-autoglm serve`` command line, exporting spans to ``otlp_endpoint``
+        (and writing its export counts to ``export_stats`` on exit)."""
         out = ["--backend", self.backend]
         if self.model:
             out += ["--model", self.model]
+        stats = [] if export_stats is None else ["--export-stats", str(export_stats)]
         return [
             *out,
             *self.server_args(),
@@ -69,4 +72,5 @@ class ManagedServer:
             otlp_endpoint,
             "--otlp-protocol",
             "http/json",
+            *stats,
         ]

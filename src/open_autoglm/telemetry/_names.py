@@ -8,6 +8,7 @@ from typing import Final
 # ---------------------------------------------------------------- instrumentation scope
 TRACER_NAME: Final = "open_autoglm"
 SERVER_SERVICE_NAME: Final = "open-autoglm-server"
+PROXY_SERVICE_NAME: Final = "open-autoglm-proxy"
 LOADGEN_SERVICE_NAME: Final = "open-autoglm-loadgen"
 
 # ---------------------------------------------------------------- span names
@@ -26,6 +27,11 @@ STAGES: Final = (
     SPAN_DETOKENIZE,
 )
 EVENT_FIRST_TOKEN: Final = "first_token"
+# children of the tracing proxy's SERVER span (open-autoglm proxy)
+SPAN_UPSTREAM_HEADERS: Final = "upstream.headers"  # request sent -> upstream response headers
+SPAN_FIRST_OUTPUT: Final = "upstream.first_output"  # response headers -> first output chunk
+SPAN_STREAMING: Final = "upstream.streaming"  # first output chunk -> end of the response
+PROXY_STAGES: Final = (SPAN_UPSTREAM_HEADERS, SPAN_FIRST_OUTPUT, SPAN_STREAMING)
 
 OPERATION_CHAT: Final = "chat"
 OPERATION_TEXT_COMPLETION: Final = "text_completion"
@@ -104,6 +110,13 @@ ATTR_LEVEL: Final = "autoglm.level"
 #: On a span derived from another system's telemetry: the name of the span it came from
 #: (``llm_request`` for the stages drawn from vLLM's own span).
 ATTR_DERIVED_FROM: Final = "autoglm.derived_from"
+ATTR_OUTPUT_CHUNKS: Final = "autoglm.output.chunks"  # streamed chunks carrying output (proxy)
+ATTR_UPSTREAM: Final = "autoglm.upstream"  # the proxy's upstream base URL
+#: Probability with which the tail sampler kept this request's spans (1.0: always kept, e.g.
+#: an error or a slow request); analysis weights a kept request by ``1 / ratio``.
+ATTR_SAMPLING_RATIO: Final = "autoglm.sampling.ratio"
+#: Why the request was kept: ``error``, ``slow``, ``parent`` (the caller sampled it), ``ratio``.
+ATTR_SAMPLING_REASON: Final = "autoglm.sampling.reason"
 
 # ---------------------------------------------------------------- resource attributes (server)
 #: Where the engine really runs, from ``Backend.runtime()``: ``autoglm.backend.device`` (cpu,
@@ -139,6 +152,11 @@ METRIC_PROCESS_LOAD_PEAK_RSS: Final = "autoglm_process_load_peak_resident_memory
 METRIC_GPU_MEMORY_USED: Final = "autoglm_gpu_memory_used_bytes"
 METRIC_GPU_MEMORY_TOTAL: Final = "autoglm_gpu_memory_total_bytes"
 METRIC_GPU_UTILIZATION: Final = "autoglm_gpu_utilization_ratio"
+# span export (telemetry/_batch.py): every span handed to export is exported or counted dropped
+METRIC_SPANS_EXPORTED: Final = "autoglm_spans_exported"  # exposed as ..._total
+METRIC_SPANS_DROPPED: Final = "autoglm_spans_dropped"  # exposed as ..._total
+METRIC_SPANS_QUEUED: Final = "autoglm_spans_queued"  # spans waiting for export now
+METRIC_TRACES_SAMPLED_OUT: Final = "autoglm_traces_sampled_out"  # tail sampler, ..._total
 
 
 def prometheus_label(attribute: str) -> str:

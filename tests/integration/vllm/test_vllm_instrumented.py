@@ -121,7 +121,7 @@ def test_server_and_stage_spans_arrive_parented_to_the_client(
     assert root.kind == 2  # SPAN_KIND_SERVER
     assert root.attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
     assert root.attributes[n.ATTR_BACKEND] == "vllm"
-    assert root.attributes[n.ATTR_STREAM] is stream
+    assert root.attributes[n.GEN_AI_REQUEST_STREAM] is stream
     tokenize, queue, prefill, decode = (spans[s] for s in STAGES)
     assert all(s.parent_span_id == root.span_id for s in (tokenize, queue, prefill, decode))
     assert root.start_ns <= tokenize.start_ns <= tokenize.end_ns <= queue.start_ns

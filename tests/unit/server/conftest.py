@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from open_autoglm.instrumented_servers import BackendOptions, ServerConfig, create_app
 from open_autoglm.instrumented_servers.backends.sim._backend import SimBackend, SimConfig
+from open_autoglm.telemetry import TrackingTracerProvider
 
 
 @dataclass
@@ -26,11 +26,11 @@ class AppHarness:
 
 @pytest.fixture
 async def make_app() -> AsyncIterator[Callable[..., object]]:
-    started: list[tuple[SimBackend, httpx.AsyncClient, TracerProvider]] = []
+    started: list[tuple[SimBackend, httpx.AsyncClient, TrackingTracerProvider]] = []
 
     async def factory(config: ServerConfig | None = None, **sim: str) -> AppHarness:
         exporter = InMemorySpanExporter()
-        provider = TracerProvider()
+        provider = TrackingTracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         registry = CollectorRegistry()
         opts = {"cost": "zero", **sim}

@@ -12,9 +12,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from open_autoglm.instrumented_servers import BackendLoad, StageTimes
-from open_autoglm.instrumented_servers._metrics import ServerMetrics
 from open_autoglm.instrumented_servers._request_telemetry import RequestTelemetry, ServedRequest
-from open_autoglm.telemetry import TracingConfig, TrackingTracerProvider, make_tracer_provider
+from open_autoglm.telemetry import (
+    ServerMetrics,
+    TracingConfig,
+    TrackingTracerProvider,
+    make_tracer_provider,
+)
 from open_autoglm.telemetry import names as n
 
 MS = 1_000_000

@@ -98,3 +98,41 @@ def test_probes_without_a_gpu_say_so() -> None:
         assert probe.names() == []
     else:
         assert probe.sample()
+
+
+def test_service_name_in_resource_attributes_wins_over_our_default() -> None:
+    env = {"OTEL_RESOURCE_ATTRIBUTES": "service.name=my%20proxy,team=infra"}
+    config = TracingConfig.from_env("open-autoglm-proxy", environ=env)
+    assert config.service_name == "my proxy"
+    both = {**env, "OTEL_SERVICE_NAME": "explicit"}
+    assert TracingConfig.from_env("x", environ=both).service_name == "explicit"
+
+
+def test_exporter_settings_are_read_with_the_traces_forms_winning() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20a,x-a=1",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-a=2",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": "/etc/ca.pem",
+    }
+    config = TracingConfig.from_env("svc", environ=env)
+    assert dict(config.headers) == {"authorization": "Bearer a", "x-a": "2"}
+    assert config.compression == "gzip"
+    assert config.timeout_s == 2.5
+    assert config.certificate == "/etc/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "compression"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "milliseconds"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign", "key=value"),
+    ],
+)
+def test_bad_exporter_settings_are_clear_errors(key: str, value: str, message: str) -> None:
+    with pytest.raises(TelemetryConfigError, match=message):
+        TracingConfig.from_env("svc", environ={key: value})

@@ -1,4 +1,7 @@
-"""The server's Prometheus metrics (names from the telemetry contract), with exemplars.
+"""A server's Prometheus metrics (names from the telemetry contract), with exemplars.
+
+Shared by ``open-autoglm serve`` and ``open-autoglm proxy`` (whose provider label is
+``proxy``): the same GenAI histograms, token and request counters, load gauges, memory, GPU.
 
 Labels are the GenAI semantic conventions' attribute names as Prometheus writes them
 (``gen_ai_request_model``, ``gen_ai_provider_name``, ``gen_ai_operation_name``); the provider
@@ -10,22 +13,32 @@ the peak since serving began (see :class:`MemoryMarks`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from open_autoglm.instrumented_servers._backend import BackendLoad
-from open_autoglm.telemetry import (
+from open_autoglm.telemetry import _names as n
+from open_autoglm.telemetry._buckets import (
     REQUEST_DURATION_BUCKETS,
     STAGE_BUCKETS,
     TPOT_BUCKETS,
     TTFT_BUCKETS,
-    GpuProbe,
-    process_peak_rss_bytes,
-    reset_peak_rss,
 )
-from open_autoglm.telemetry import names as n
+from open_autoglm.telemetry._probes import GpuProbe, process_peak_rss_bytes, reset_peak_rss
+
+
+class LoadReading(Protocol):
+    """What a server reports of its load now (``instrumented_servers.BackendLoad`` is one)."""
+
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def batch_cap(self) -> int | None: ...
+
 
 _LABELS = (n.LABEL_MODEL, n.LABEL_PROVIDER, n.LABEL_OPERATION)
 
@@ -58,7 +71,7 @@ class _ScrapeTimeCollector(Collector):
         self,
         model: str,
         backend: str,
-        load: Callable[[], BackendLoad],
+        load: Callable[[], LoadReading],
         gpu: GpuProbe | None,
         memory: MemoryMarks,
     ) -> None:
@@ -126,7 +139,7 @@ class ServerMetrics:
         registry: CollectorRegistry,
         model: str,
         backend: str,
-        load: Callable[[], BackendLoad],
+        load: Callable[[], LoadReading],
         gpu: GpuProbe | None = None,
         *,
         process_metrics: bool = True,
@@ -169,5 +182,40 @@ class ServerMetrics:
         if process_metrics:  # process_*: CPU, RSS, virtual memory, fds
             ProcessCollector(registry=registry)
 
-    def error(self, error_type: str) -> None:
-        self.errors.labels(self.model, self.backend, error_type).inc()
+    def error(self, error_type: str, model: str | None = None) -> None:
+        """Count a failed request by type (``model``: the request's, default the server's)."""
+        self.errors.labels(model or self.model, self.backend, error_type).inc()
+
+    def observe_request(
+        self,
+        model: str,
+        operation: str,
+        *,
+        arrival_ns: int,
+        first_output_ns: int,
+        last_output_ns: int,
+        prompt_tokens: int,
+        output_tokens: int,
+        finish_reason: str | None,
+        error_type: str | None,
+        cancelled: bool,
+        exemplar: dict[str, str] | None,
+    ) -> None:
+        """Count one finished request (``perf_counter_ns`` stamps; 0 = not seen): an error
+        by its type only; otherwise tokens, finish reason and, unless cancelled or without
+        output, TTFT, duration and TPOT, each with ``exemplar`` (``{"trace_id": ...}``)."""
+        if error_type is not None:
+            self.error(error_type, model)
+            return
+        labels = (model, self.backend, operation)
+        if finish_reason is not None:
+            self.requests.labels(*labels, finish_reason).inc()
+        self.prompt_tokens.labels(*labels).inc(prompt_tokens)
+        self.generation_tokens.labels(*labels).inc(output_tokens)
+        if cancelled or not first_output_ns:
+            return
+        self.ttft.labels(*labels).observe((first_output_ns - arrival_ns) / 1e9, exemplar)
+        self.duration.labels(*labels).observe((last_output_ns - arrival_ns) / 1e9, exemplar)
+        if output_tokens > 1:
+            tpot = (last_output_ns - first_output_ns) / (output_tokens - 1)
+            self.tpot.labels(*labels).observe(tpot / 1e9, exemplar)

@@ -35,3 +35,27 @@ def test_fail_on_slo_without_run_level_objectives(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "--fail-on-slo needs run-level objectives" in proc.stderr
     assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_check_finds_the_records_of_reports_written_outside_their_run_dirs(
+    tmp_path: Path,
+) -> None:
+    """``--output elsewhere/report.json``: the records stay in the run directory, and ``check
+    NEW --baseline OLD`` still compares request by request (it found none, and could not
+    judge, when it looked only beside the reports)."""
+    out = tmp_path / "reports"
+    for name in ("old", "new"):
+        proc = subprocess.run(
+            [*CLI, "--run-dir", str(tmp_path / name), "--output", str(out / f"{name}.json")],
+            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    assert not (out / "requests.jsonl").exists()
+    check = subprocess.run(
+        [sys.executable, "-m", "open_autoglm", "check", str(out / "new.json"),
+         "--baseline", str(out / "old.json"), "--slo", "p95_e2e<=60s"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert "CANNOT JUDGE" not in check.stdout, check.stdout
+    assert check.returncode in (0, 1), check.stdout + check.stderr
+    assert "p95_e2e" in check.stdout

@@ -35,7 +35,7 @@ def test_every_option_has_help_that_shows_its_default() -> None:
                 missing.append(name)
                 continue
             default = action.default
-            if default in (None, False, argparse.SUPPRESS) or default == []:
+            if default is None or default is False or default == argparse.SUPPRESS or default == []:
                 continue
             text = formatter._expand_help(action)
             shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default

@@ -73,6 +73,9 @@ class RunInfo:
     #: server's spans were collected, and the metrics page sampled
     collect_spans: bool = False
     server_metrics_url: str | None = None
+    #: the run directory, absolute: where ``check`` finds the records of a report written
+    #: elsewhere (``benchmark --backend X --output OTHER/report.json``)
+    run_dir: str | None = None
 
     def write(self, path: Path) -> None:
         """``run.json``: every field, in this order."""

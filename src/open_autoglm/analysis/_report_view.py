@@ -210,8 +210,14 @@ class ReportView:
         return (int(rss) if rss else None, int(gpu) if gpu else None)
 
     def records_path(self) -> Path | None:
-        given = self.records_path_given
-        return find_records(self.path.parent, str(given) if given else None)
+        """Beside the report, else in the run directory the report names (a report written
+        elsewhere with ``--output``); None when neither holds them."""
+        given = str(self.records_path_given) if self.records_path_given else None
+        found = find_records(self.path.parent, given)
+        run_dir = self.run.run_dir if self.run is not None else None
+        if found is None and run_dir:
+            found = find_records(Path(run_dir), given)
+        return found
 
     def samples(self) -> dict[int, RequestSamples] | None:
         """Measured requests per level index from ``requests.jsonl``; None if not found."""

@@ -162,10 +162,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     load.add_argument("--sweep-levels", type=int, default=6, help="sweep: rate levels between")
     load.add_argument("--sweep-concurrency", type=int, default=64, help="sweep: saturation level")
-    load.add_argument("--requests", type=int, help="requests per level")
+    load.add_argument(
+        "--requests", type=int, help="requests per level (default: 100 when no --duration)"
+    )
     load.add_argument("--duration", type=float, help="seconds per level")
-    load.add_argument("--warmup", type=float, default=0.0, help="seconds excluded at the start")
-    load.add_argument("--cooldown", type=float, default=0.0, help="seconds excluded at the end")
+    load.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="seconds excluded at the start (default: %(default)s)",
+    )
+    load.add_argument(
+        "--cooldown",
+        type=float,
+        default=0.0,
+        help="seconds excluded at the end (default: %(default)s)",
+    )
 
     work = parser.add_argument_group("workload")
     work.add_argument(
@@ -179,7 +191,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     work.add_argument(
         "--input-spread", type=float, default=0.0,
-        help="spread of prompt lengths (uniform: half-width, normal/lognormal: sigma)",
+        help="spread of prompt lengths (uniform: half-width, normal/lognormal: sigma; "
+        "default: %(default)s)",
     )  # fmt: skip
     work.add_argument("--output-len", type=int, help="max_tokens (default 64, or the dataset's)")
     work.add_argument(
@@ -188,10 +201,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     work.add_argument(
         "--output-spread", type=float, default=0.0,
-        help="spread of max_tokens (as --input-spread)",
+        help="spread of max_tokens (as --input-spread; default: %(default)s)",
     )  # fmt: skip
-    work.add_argument("--prefix-len", type=int, default=0, help="shared prefix tokens")
-    work.add_argument("--images", type=int, default=0, help="images per chat request")
+    work.add_argument(
+        "--prefix-len", type=int, default=0, help="shared prefix tokens (default: %(default)s)"
+    )
+    work.add_argument(
+        "--images", type=int, default=0, help="images per chat request (default: %(default)s)"
+    )
     work.add_argument("--image-size", default="512x512", help="WIDTHxHEIGHT of synthetic images")
     work.add_argument(
         "--image-format", choices=IMAGE_FORMATS, default="png",
@@ -206,7 +223,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="for token counts: a tokenizer.json, a folder with one, or a model id in the local "
         "Hugging Face cache (default: an estimate)",
     )
-    work.add_argument("--seed", type=int, default=0, help="seed of prompts, lengths and arrivals")
+    work.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of prompts, lengths and arrivals (default: %(default)s)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument(

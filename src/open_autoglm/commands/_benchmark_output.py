@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -112,4 +113,7 @@ def print_summary(
     if config is not None and config.output_path is not None:
         print(f"results: {config.output_path}", file=out)
     if results.records_path:
-        print(f"records: {results.records_path}", file=out)
+        records = Path(results.records_path)
+        if not records.is_absolute() and config is not None and config.output_path is not None:
+            records = config.output_path.parent / records  # the results name it beside them
+        print(f"records: {records}", file=out)

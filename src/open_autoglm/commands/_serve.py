@@ -60,7 +60,12 @@ def register(subparsers: Any) -> None:
         "(sim, onnxruntime, tensorrt; off by default)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (engine backends)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the backend's randomness")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the backend's randomness (default: %(default)s)",
+    )
     p.add_argument(
         "--backend-option",
         action="append",

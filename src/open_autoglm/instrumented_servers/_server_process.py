@@ -143,7 +143,11 @@ class ServerProcess:
         return self._child.stop(timeout_s) if self._child is not None else None
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a server that never came up: stop it, remove its folder
+            self.__exit__(None, None, None)
+            raise
 
     def __exit__(
         self,

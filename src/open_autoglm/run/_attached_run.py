@@ -208,6 +208,7 @@ def _write_run_file(run_dir: Path, target: AttachedTarget, model: str | None) ->
         url=target.url,
         hardware=hardware(),  # this machine's: the server's when it runs here
         started_unix_ns=time.time_ns(),
+        run_dir=str(run_dir.resolve()),
         collect_spans=target.collect_spans,
         server_metrics_url=target.metrics_url,
     ).write(RunDirectory(run_dir).run_path)

@@ -209,4 +209,5 @@ def _write_run_file(run_dir: Path, server: ManagedServer, url: str) -> None:
         url=url,
         hardware=hardware(),
         started_unix_ns=time.time_ns(),
+        run_dir=str(run_dir.resolve()),
     ).write(RunDirectory(run_dir).run_path)

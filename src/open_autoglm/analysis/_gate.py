@@ -13,7 +13,10 @@ The gate never passes a run it could not judge: a report (or baseline) with no f
 measured request, or whose records are not its own (their counts differ from its results,
 as when two runs shared one ``requests.jsonl``), raises :class:`GateUndecidedError` with the
 reason; a gate where a check could not be measured (too few requests to tell a change from
-noise, no records) and none failed is undecided, exit code 2, its last line saying why.
+noise, no records) and none failed is undecided, exit code 2, its last line saying why. A
+comparison measured on both sides against a baseline of zero is no change ("pass") when the
+new value is zero too, and "n/a" with the reason otherwise: a relative change from zero has
+no size, and that is a verdict, not missing data.
 """
 
 from __future__ import annotations
@@ -102,7 +105,9 @@ class GateResult:
         cannot pass what it did not see, so such a gate is undecided."""
         if any(c.failed for c in self.checks):
             return []
-        return [c for c in self.checks if c.verdict == "n/a"]
+        # a comparison measured on both sides whose relative size is undefined (a baseline of
+        # zero) is judged "n/a" and said so; only what was not measured leaves the gate open
+        return [c for c in self.checks if c.verdict == "n/a" and c.value is None]
 
     @property
     def exit_code(self) -> int:
@@ -362,11 +367,15 @@ def _compare_samples(
     stat_a, stat_b = _statistic(objective, old), _statistic(objective, new)
     m = objective.metric
     both = f"{format_value(m, stat_b)} vs {format_value(m, stat_a)}"
-    if not stat_a > 0:  # a relative change from zero is undefined: not judgeable, said so
-        why = "no change" if stat_b == stat_a else "a change from zero has no relative size"
+    if not stat_a > 0:  # a relative change from zero is undefined
+        if stat_b == stat_a:  # measured on both sides and equal: no change, no regression
+            return CheckResult(name, label, both, limit, "pass", value=stat_b,
+                               baseline_value=stat_a, change=0.0,
+                               note=f"{label}: no change ({both})")  # fmt: skip
         return CheckResult(name, label, both, limit, "n/a", value=stat_b, baseline_value=stat_a,
-                           note=f"{label}: not judgeable: {why} ({both}); a relative "
-                           "change needs a baseline above zero")  # fmt: skip
+                           note=f"{label}: not judgeable: a change from zero has no relative "
+                           f"size ({both}); a relative change needs a baseline above "
+                           "zero")  # fmt: skip
     boot_a = _boot(objective, a, config.draws, rng)
     boot_b = _boot(objective, b, config.draws, rng)
     with np.errstate(divide="ignore", invalid="ignore"):

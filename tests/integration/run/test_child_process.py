@@ -109,3 +109,12 @@ def test_a_child_stops_when_its_parent_is_killed_outright(tmp_path: Path) -> Non
     assert "the parent process" in log
     assert "is gone; stopping" in log
     assert "collector stopped" in log  # a clean stop: what it held is stored
+
+
+def test_stop_ends_a_child_that_is_not_a_group_leader() -> None:
+    """A Popen made elsewhere (not in a session of its own): ``killpg`` finds no group, so the
+    signal goes to the child itself; before, the stop waited on it forever."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert os.getpgid(process.pid) != process.pid
+    status = ChildProcess("sleeper", process).stop(grace_s=5.0)
+    assert status == -signal.SIGTERM

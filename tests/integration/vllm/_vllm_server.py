@@ -107,7 +107,7 @@ class VllmServer:
         with self.log_path.open("wb") as log:  # vLLM logs to stdout: both into one file
             process = subprocess.Popen(
                 self._command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self._env,
+                env=self._env, start_new_session=True,  # its own group: stopped with its engine
             )  # fmt: skip
         self._child = ChildProcess("vllm", process)
         try:

@@ -103,7 +103,9 @@ def _ours(server: ServerProcess, tokenizer: Path, out: Path) -> list[float]:
            "--tokenizer", str(tokenizer), "--output", str(results), "--quiet"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    records = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
+    named = Path(json.loads(results.read_text())["records_path"])  # as the results name them
+    path = named if named.is_absolute() else results.parent / named
+    records = [json.loads(line) for line in path.read_text().splitlines()]
     return [r["ttft_s"] for r in records if r.get("status") == "ok"]
 
 

@@ -25,6 +25,7 @@ from open_autoglm._signals import handle_stop_signals
 from open_autoglm.errors import Interrupted
 from open_autoglm.loadgen._arrivals import arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
+from open_autoglm.loadgen._dispatch import dispatch
 from open_autoglm.loadgen._endpoint import EndpointConfig
 from open_autoglm.loadgen._health import CpuMeter, LoopLagMonitor, assess
 from open_autoglm.loadgen._profiles import Level, ProfileConfig
@@ -52,10 +53,6 @@ from open_autoglm.telemetry import TracingConfig, make_tracer_provider, names
 logger = logging.getLogger(__name__)
 
 _STREAM_ARRIVALS = 0
-#: How early a request may go out: event-loop timers tick in whole milliseconds.
-_EARLY_NS = 500_000
-#: Most requests one wake-up of the open-loop dispatcher sends before it yields.
-_BURST = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,41 +459,15 @@ class _Run:
         limiter = asyncio.Semaphore(level.max_concurrency) if level.max_concurrency else None
         due_ns = [origin + int(off * 1e9) for off in offsets]
         tasks: set[asyncio.Task[None]] = set()
-        loop = asyncio.get_running_loop()
-        perf = time.perf_counter_ns
         try:
-            # One timer per wake-up, no spinning (a spin would burn the CPU share that a
-            # busy machine leaves the client). Timers tick in whole milliseconds, so a request
-            # may go out up to half a millisecond early (uvloop rounds) or one late (epoll
-            # rounds up); the record keeps the signed difference. Each wake-up sends what is
-            # due by then, at most _BURST, and yields, so a late dispatcher catches up
-            # without flooding the loop.
-            i, n = 0, len(due_ns)
-            while i < n:
-                ahead = due_ns[i] - perf()
-                if ahead > _EARLY_NS:
-                    await asyncio.sleep(ahead / 1e9)
-                    continue
-                limit = perf() + _EARLY_NS
-                burst = 0
-                while i < n and due_ns[i] <= limit and burst < _BURST:
-                    task = loop.create_task(
-                        self._one(
-                            self._take_index(),
-                            level_index,
-                            level,
-                            due_ns[i],
-                            origin,
-                            records,
-                            limiter,
-                            cooldown_from,
-                        )
-                    )
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    i += 1
-                    burst += 1
-                await asyncio.sleep(0)
+
+            def send(_: int, due: int) -> Coroutine[Any, Any, None]:
+                return self._one(
+                    self._take_index(), level_index, level, due, origin, records, limiter,
+                    cooldown_from,
+                )  # fmt: skip
+
+            await dispatch(due_ns, send, tasks)
             if tasks:
                 await asyncio.gather(*tasks)
         finally:

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from open_autoglm import __version__
 from open_autoglm.loadgen._client import StreamingClient
+from open_autoglm.loadgen._dispatch import dispatch
 from open_autoglm.loadgen._endpoint import EndpointConfig
 from open_autoglm.loadgen._health import CpuMeter, LoopLagMonitor
 from open_autoglm.loadgen._profiles import Level
@@ -48,10 +49,6 @@ from open_autoglm.loadgen._workloads import RequestSpec
 from open_autoglm.telemetry import TracingConfig, make_tracer_provider, names
 
 _T = TypeVar("_T")
-#: How early a request may go out (timers tick in whole milliseconds), as in the runner.
-_EARLY_NS = 500_000
-#: Most requests one wake-up of the open-loop dispatcher sends before it yields.
-_BURST = 32
 #: The last stretch before a level's common start is waited by spinning, for a tight start.
 _SPIN_NS = 5_000_000
 
@@ -373,29 +370,16 @@ class _Sender:
                 await asyncio.gather(*state.tasks, return_exceptions=True)
 
     async def _dispatch(self, state: _LevelState, arrivals: WorkerArrivals) -> None:
-        """Send at the given offsets from the common start (the runner's dispatcher: one
-        timer per wake-up, at most ``_BURST`` sends per wake-up, no spinning)."""
+        """Send at the given offsets from the common start (:func:`dispatch`, as the
+        runner sends)."""
         origin = state.origin_ns
         due_ns = [origin + int(off * 1e9) for off in arrivals.offsets_s.tolist()]
         indices = arrivals.indices.tolist()
-        loop = asyncio.get_running_loop()
-        perf = time.perf_counter_ns
-        tasks = state.tasks
-        i, n = 0, len(due_ns)
-        while i < n:
-            ahead = due_ns[i] - perf()
-            if ahead > _EARLY_NS:
-                await asyncio.sleep(ahead / 1e9)
-                continue
-            limit = perf() + _EARLY_NS
-            burst = 0
-            while i < n and due_ns[i] <= limit and burst < _BURST:
-                task = loop.create_task(self._one(state, indices[i], due_ns[i]))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                i += 1
-                burst += 1
-            await asyncio.sleep(0)
+
+        def send(i: int, due: int) -> Coroutine[Any, Any, None]:
+            return self._one(state, indices[i], due)
+
+        await dispatch(due_ns, send, state.tasks)
 
     # -- closed loop -------------------------------------------------------------------
 

@@ -206,9 +206,9 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     report = make_run(tmp_path / "run", seed=1)
     code, out, err = run_cli(capsys, str(report), *argv)
-    assert code == 2
+    assert code == 2, (out, err)
     assert out == ""
-    assert len(err.strip().splitlines()) == 1
+    assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("open-autoglm: error: ")
     assert message in err
 

@@ -78,6 +78,8 @@ def warn_on_failures(results: BenchmarkResults) -> None:
         else "the exit status stays 0 as some succeeded; add --fail-on-slo --max-error-rate "
         "to fail such a run"
     )
+    if set(errors) == {"ConnectError"}:  # nothing got through: say where it tried
+        rule = f"could not connect to {results.endpoint.url}; " + rule
     print(
         f"open-autoglm: WARNING: {failed} of {finished} requests failed "
         f"({failed / finished:.0%}: {top}); {rule}",

@@ -25,7 +25,7 @@ from open_autoglm.loadgen import (
     WorkloadConfig,
     run_benchmark,
 )
-from open_autoglm.testing import ServerProcess, wait_for
+from open_autoglm.testing import ServerProcess, free_port, wait_for
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -122,6 +122,22 @@ def test_a_run_with_many_failures_says_so_in_one_loud_line(
     else:
         assert len(warnings) == 1
         assert warning in warnings[0]
+
+
+def test_a_dead_url_is_one_line_naming_where_it_tried(tmp_path: Path) -> None:
+    """Nothing listens at the URL: every request fails to connect; the warning names the URL
+    (the records of the failures are kept, as for any run)."""
+    url = f"http://127.0.0.1:{free_port()}"
+    result = benchmark("--url", url, "--model", "m", "--requests", "3", "--quiet",
+                       "--output", "results.json", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "open-autoglm: WARNING" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "3 of 3 requests failed (100%: ConnectError 3)" in warnings[0]
+    assert f"could not connect to {url}/v1/chat/completions" in warnings[0]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    records = read_jsonl(tmp_path / saved["records_path"])
+    assert [r["error_type"] for r in records] == ["ConnectError"] * 3
 
 
 def test_two_runs_in_one_folder_keep_their_own_records(

@@ -66,15 +66,14 @@ async def test_poisson_arrivals_are_exponential(
     if health.client_bound or health.machine_busy:
         assert health.statement.startswith(("The client was the bottleneck", "The machine was"))
         return
-    # the plan (tested above) is what went out: the bulk of requests left within a
-    # millisecond of their planned instant. (The CV of the *sent* gaps is not tested: one
-    # 200 ms stall of a shared CI machine alone lifts it from 1.0 to 1.5, while it moves
-    # only the few requests planned inside the stall; the lag quantiles say that directly.)
+    # (one 200 ms stall of a shared machine sends 7 % of the requests in a burst and lifts
+    # the CV of the sent gaps to 1.5: the health verdict must say so, at the p99 of the lags)
     lags = np.abs(np.array([r.sched_lag_s for r in records]))
     assert np.median(lags) < 1e-3
-    assert np.mean(lags < 5e-3) >= 0.9, np.percentile(lags, [50, 90, 99])
+    assert np.percentile(lags, 99) <= 10e-3
     gaps = np.diff(np.sort([r.sent_s for r in records]))
     assert gaps.mean() == pytest.approx(1 / rate, rel=0.15)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.25)  # exponential: CV 1
     assert results.levels[0].send_rate == pytest.approx(rate, rel=0.15)
 
 

@@ -83,6 +83,17 @@ def test_health_verdict_is_plain() -> None:
     starved = assess([2.0] * 100, [0.5] * 100, 0.17)
     assert starved.machine_busy
     assert not starved.client_bound
+    # one stall: the median request left on time, 5 % went out 200 ms late in a burst
+    stall = [0.0001] * 95 + [0.2] * 5
+    stalled_idle = assess(stall, [0.001] * 99 + [0.2], 0.2)
+    assert stalled_idle.machine_busy
+    assert "p99 200.00 ms" in stalled_idle.statement
+    stalled_busy = assess(stall, [0.001] * 99 + [0.2], 0.95)
+    assert stalled_busy.client_bound
+    # a tail inside the limit is no verdict
+    assert assess([0.0001] * 99 + [0.2], [0.001] * 100, 0.3).statement.startswith(
+        "The client kept up"
+    )
 
 
 def test_results_json_never_holds_nan_or_infinity(tmp_path: Path) -> None:

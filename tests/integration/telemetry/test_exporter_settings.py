@@ -40,6 +40,7 @@ def _capture_server(tls: ssl.SSLContext | None = None) -> Iterator[Capture]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 5.0  # an idle keep-alive connection's thread does not outlive the test
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -142,7 +142,15 @@ def _resources_section(report: Report) -> str:
     """What the server's /metrics said during the run (ours, or vLLM's, SGLang's, TGI's when
     the run only attached to the server): memory, queue, batch, KV cache, GPU."""
     res = report.resources
-    title = "<h2 id='resources'>Server resources</h2>"
+    proxy = report.run is not None and report.run.measured_process == "proxy"
+    title = (
+        "<h2 id='resources'>Proxy resources</h2><p class='note'>The only metrics page was the "
+        "<code>open-autoglm proxy</code>'s: memory and requests in flight below are the "
+        "proxy's, not the server's. Give the server's page with <code>--server-metrics</code>."
+        "</p>"
+        if proxy
+        else "<h2 id='resources'>Server resources</h2>"
+    )
     if not res.samples:
         return title + "<p>No samples of the server's metrics.</p>"
     source = (report.run.server_metrics_url if report.run else None) or "the server's /metrics"
@@ -161,7 +169,11 @@ def _resources_section(report: Report) -> str:
         ],
         ["resident memory (model load)", mib(res.server_rss_load_peak_bytes), "–"],
         ["waiting requests (queue depth)", fmt(res.queue_depth_max), fmt(res.queue_depth_mean)],
-        ["running requests (batch size)", fmt(res.batch_size_max), fmt(res.batch_size_mean)],
+        [
+            "requests in flight at the proxy" if proxy else "running requests (batch size)",
+            fmt(res.batch_size_max),
+            fmt(res.batch_size_mean),
+        ],
         ["KV-cache usage", pct(res.kv_cache_usage_max), pct(res.kv_cache_usage_mean)],
         ["GPU memory", mib(res.gpu_memory_peak_bytes), "–"],
         ["GPU utilisation", "–", pct(res.gpu_utilization_mean)],
@@ -196,6 +208,15 @@ def _stages_section(report: Report) -> str:
             fmt(100 * (stages.at_p50.share_of_e2e[s] or 0), 1, "%"),
             fmt(100 * (stages.at_p99.share_of_e2e[s] or 0), 1, "%"),
         ])  # fmt: skip
+    if not rows:  # joined, but no span of the joined traces is a stage: say why, not "No data"
+        out.append(
+            "<p class='note'>None of the joined traces has a stage span (tokenize, queue, "
+            "prefill, decode, or vLLM's <code>llm_request</code>): the spans came from a "
+            "process in front of the engine (a proxy's SERVER span) or from a server that "
+            "does not trace its stages. Send the engine's own spans to the same collector "
+            "(vLLM: <code>--otlp-traces-endpoint</code>) to see them.</p>"
+        )
+        return "".join(out)
     out.append(table(header, rows))
     out.append("<div class='grid'>")
     out.append(

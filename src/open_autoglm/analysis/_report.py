@@ -43,6 +43,7 @@ from open_autoglm.analysis._prometheus_source import PrometheusSummary
 from open_autoglm.analysis._run_directory import RECORDS_TABLE, ReportError, RunDirectory
 from open_autoglm.analysis._stages import StageBreakdown, stage_breakdown
 from open_autoglm.loadgen import BenchmarkResults, ConfigError
+from open_autoglm.telemetry import names as n
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,13 @@ class RunInfo:
     #: the run directory, absolute: where ``check`` finds the records of a report written
     #: elsewhere (``benchmark --backend X --output OTHER/report.json``)
     run_dir: str | None = None
+
+    @property
+    def measured_process(self) -> str:
+        """Whose process the resource samples describe: ``"proxy"`` when the only metrics
+        page was an ``open-autoglm proxy``'s (its memory and in-flight, not the server's),
+        else ``"server"``."""
+        return "proxy" if self.backend == n.BACKEND_PROXY else "server"
 
     def write(self, path: Path) -> None:
         """``run.json``: every field, in this order."""

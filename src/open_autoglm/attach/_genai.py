@@ -17,7 +17,7 @@ GENERATION_PATHS: Final = {
     "/v1/completions": n.OPERATION_TEXT_COMPLETION,
 }
 #: Label ``backend`` of the proxy's metrics, and ``autoglm.backend`` of its spans.
-PROXY_BACKEND: Final = "proxy"
+PROXY_BACKEND: Final = n.BACKEND_PROXY
 
 
 @dataclass(slots=True)

@@ -33,7 +33,7 @@ import orjson
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import choose_encoder
 
 from open_autoglm.attach._config import ProxyConfig
@@ -100,6 +100,14 @@ def _upstream_failure(exc: BaseException) -> tuple[int, str, str, str]:
     return 502, "upstream_error", "the upstream server closed the connection", type(exc).__name__
 
 
+def public_base(url: str) -> str:
+    """``url`` without user info, query and trailing slash: where the upstream is, never a
+    credential (the proxy publishes it on ``/metrics``)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+
+
 class TracingProxy:
     """The proxy as a raw ASGI app; wrap it in ``ServerSpanMiddleware`` for spans."""
 
@@ -116,6 +124,12 @@ class TracingProxy:
         self.metrics = ServerMetrics(
             self.registry, "", PROXY_BACKEND, lambda: _Load(0, self._in_flight)
         )
+        Gauge(  # the info pattern: value 1, the fact in a label
+            n.METRIC_PROXY_UPSTREAM,
+            "The server behind this proxy",
+            [n.LABEL_UPSTREAM],
+            registry=self.registry,
+        ).labels(public_base(config.upstream)).set(1)
         self._traced = traced
         self._session: aiohttp.ClientSession | None = None
         parts = urlsplit(config.upstream)

@@ -9,6 +9,7 @@ from open_autoglm.dashboards._queries import (
     SPANMETRICS_DURATION,
     SPANMETRICS_SERVICE_NAME,
     SPANMETRICS_SPAN_NAME,
+    VAR_INSTANCE,
     VAR_MIN_DURATION,
     VLLM_KV_CACHE_USAGE,
     PromQuery,
@@ -338,6 +339,19 @@ def _resources() -> Board:
                 "Spans the server exported and lost per second (dropped: export queue full, or "
                 "a collector that never took them), requests the tail sampler left out "
                 "(--trace-budget), and spans waiting for export.",
+                width=24,
+            ),
+            Panel(
+                "Proxy upstream",
+                (
+                    PromQuery(
+                        f'{n.METRIC_PROXY_UPSTREAM}{{instance=~"${VAR_INSTANCE}"}}',
+                        legend=f"{{{{instance}}}} → {{{{{n.LABEL_UPSTREAM}}}}}",
+                        source="proxy",
+                    ),
+                ),
+                "The server behind each open-autoglm proxy (value 1 while the proxy runs): "
+                "its own /metrics page is the server's memory, queue and batch.",
                 width=24,
             ),
         ),

@@ -17,8 +17,9 @@ from open_autoglm.telemetry import names as n
 #: ``server_errors`` — the same, once some request has failed;
 #: ``gpu`` — a server that found a GPU through NVML;
 #: ``vllm`` — vLLM's own metrics scraped from the same instance;
-#: ``collector`` — the OpenTelemetry Collector's span metrics (the docker compose stack).
-Source = Literal["server", "server_errors", "gpu", "vllm", "collector"]
+#: ``collector`` — the OpenTelemetry Collector's span metrics (the docker compose stack);
+#: ``proxy`` — an ``open-autoglm proxy`` scraped beside the server.
+Source = Literal["server", "server_errors", "gpu", "vllm", "collector", "proxy"]
 
 # Grafana template variables (names of the dashboard variables, see ``_render.py``).
 VAR_BACKEND: Final = "backend"

@@ -44,7 +44,7 @@ from open_autoglm.run._errors import RunError
 from open_autoglm.run._hardware import hardware
 from open_autoglm.run._managed_run import prepare_run_dir, write_report
 from open_autoglm.run._metric_sampler import MetricSampler
-from open_autoglm.run._server_families import detect_server, parse_sample
+from open_autoglm.run._server_families import detect_server, parse_sample, proxy_upstream
 from open_autoglm.telemetry import TracingConfig
 from open_autoglm.telemetry import names as n
 
@@ -88,16 +88,31 @@ class AttachedTarget:
 
 
 def default_metrics_url(url: str, timeout_s: float = 5.0) -> str | None:
-    """``URL/metrics`` when it answers with Prometheus metrics, else None."""
+    """``URL/metrics`` when it answers with Prometheus metrics, else None. When that page is
+    an ``open-autoglm proxy``'s, the page of the server behind it where that answers (the
+    proxy's memory and in-flight are not the server's); else the proxy's, which the report
+    then labels as the proxy's."""
     candidate = url.rstrip("/") + "/metrics"
+    text = _metrics_page(candidate, timeout_s)
+    if text is None:
+        return None
+    upstream = proxy_upstream(text)
+    if upstream is not None:
+        behind = upstream + "/metrics"
+        if _metrics_page(behind, timeout_s) is not None:
+            return behind
+    return candidate
+
+
+def _metrics_page(url: str, timeout_s: float) -> str | None:
     try:
-        response = httpx.get(candidate, timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s)
         if response.status_code != 200:
             return None
         parse_sample(response.text)
     except (httpx.HTTPError, ValueError):
         return None
-    return candidate
+    return response.text
 
 
 def server_settings(grpc_endpoint: str | None, http_endpoint: str | None) -> list[str]:

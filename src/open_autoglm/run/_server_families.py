@@ -111,14 +111,31 @@ _SERVER_PREFIXES: Final = (("vllm:", "vllm"), ("sglang:", "sglang"), ("tgi_", "t
 
 
 def detect_server(text: str) -> str | None:
-    """Which known server wrote this metrics page (``vllm``, ``sglang``, ``tgi``), by its
-    families; None when none is recognised (our own server included: it names itself)."""
+    """Which known server wrote this metrics page (``vllm``, ``sglang``, ``tgi``, or
+    ``proxy``: ``open-autoglm proxy``, whose memory and in-flight are its own, not the
+    server's), by its families; None when none is recognised (our own server included: it
+    names itself)."""
+    if proxy_upstream(text) is not None:
+        return n.BACKEND_PROXY
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             name = line[7:]
             for prefix, server in _SERVER_PREFIXES:
                 if name.startswith(prefix):
                     return server
+    return None
+
+
+def proxy_upstream(text: str) -> str | None:
+    """The upstream base URL an ``open-autoglm proxy`` metrics page names
+    (``autoglm_proxy_upstream_info``), None on any other page."""
+    family = n.METRIC_PROXY_UPSTREAM
+    if family not in text:  # cheap: most pages are not the proxy's
+        return None
+    for metrics in text_string_to_metric_families(text):
+        for sample in metrics.samples:
+            if sample.name == family and sample.labels.get(n.LABEL_UPSTREAM):
+                return sample.labels[n.LABEL_UPSTREAM]
     return None
 
 

@@ -91,6 +91,8 @@ USER_AGENT_ORIGINAL: Final = "user_agent.original"
 
 # ---------------------------------------------------------------- project attributes
 ATTR_BACKEND: Final = "autoglm.backend"
+#: ``autoglm.backend`` of the proxy's spans and the provider label of its metrics.
+BACKEND_PROXY: Final = "proxy"
 ATTR_REQUEST_ID: Final = "autoglm.request.id"
 ATTR_QUEUE_DEPTH: Final = "autoglm.queue.depth"
 ATTR_BATCH_SIZE: Final = "autoglm.batch.size"
@@ -157,6 +159,10 @@ METRIC_SPANS_EXPORTED: Final = "autoglm_spans_exported"  # exposed as ..._total
 METRIC_SPANS_DROPPED: Final = "autoglm_spans_dropped"  # exposed as ..._total
 METRIC_SPANS_QUEUED: Final = "autoglm_spans_queued"  # spans waiting for export now
 METRIC_TRACES_SAMPLED_OUT: Final = "autoglm_traces_sampled_out"  # tail sampler, ..._total
+#: The proxy's upstream (``upstream`` label: its base URL without credentials), value 1:
+#: tells a scraper of the proxy's page where the server's own ``/metrics`` is.
+METRIC_PROXY_UPSTREAM: Final = "autoglm_proxy_upstream_info"
+LABEL_UPSTREAM: Final = "upstream"
 
 
 def prometheus_label(attribute: str) -> str:

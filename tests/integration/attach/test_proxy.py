@@ -14,6 +14,8 @@ import openai
 import pytest
 from proxy_upstream import ThreadServer, Upstream
 
+from open_autoglm.run import default_metrics_url
+from open_autoglm.run._server_families import detect_server, proxy_upstream
 from open_autoglm.testing import OtlpSink, ServerProcess, SinkSpan
 
 SERVER_KIND = 2  # OTLP SPAN_KIND_SERVER
@@ -154,6 +156,34 @@ def test_exemplars_point_at_the_proxys_traces(proxy: ServerProcess, sink: OtlpSi
     )
     assert "autoglm_spans_dropped_total 0.0" in text
     _trace(sink, trace_id)
+
+
+def test_a_run_through_the_proxy_samples_the_servers_metrics(
+    proxy: ServerProcess, upstream: ServerProcess
+) -> None:
+    """``benchmark --url PROXY --collect-spans`` samples the metrics of the server behind the
+    proxy (named on the proxy's page), not the proxy's own memory and in-flight."""
+    text = httpx.get(f"{proxy.url}/metrics").text
+    assert proxy_upstream(text) == upstream.url
+    assert detect_server(text) == "proxy"
+    assert default_metrics_url(proxy.url) == f"{upstream.url}/metrics"
+
+
+def test_without_the_servers_metrics_the_proxys_page_is_named_as_such(
+    crafted_upstream: tuple[Upstream, ThreadServer], sink: OtlpSink
+) -> None:
+    """An upstream without a metrics page (and credentials in --upstream, never published):
+    the run falls back to the proxy's page, which ``detect_server`` names as the proxy's."""
+    state, _ = crafted_upstream
+    with_credentials = state.url.replace("http://", "http://user:pw-secret@")
+    args = ("--upstream", with_credentials, "--otlp-endpoint", sink.endpoint,
+            "--otlp-protocol", "http/json")  # fmt: skip
+    with ServerProcess(args, command=("proxy",), env=FAST_EXPORT) as proxy:
+        text = httpx.get(f"{proxy.url}/metrics").text
+        assert "pw-secret" not in text
+        assert "user" not in (proxy_upstream(text) or "user")
+        assert default_metrics_url(proxy.url) == f"{proxy.url}/metrics"
+        assert detect_server(text) == "proxy"
 
 
 def _fault_proxy(url: str, sink: OtlpSink) -> ServerProcess:

@@ -1,5 +1,6 @@
 """A real Prometheus scrapes a real ``open-autoglm serve --backend sim``: exemplars carry trace
-ids, and every dashboard query that only needs a server returns data.
+ids, and every dashboard query that only needs a server (or an ``open-autoglm proxy`` in front
+of it) returns data.
 
 Prometheus is Debian's package (2.42), run by :class:`open_autoglm.testing.PrometheusProcess` on
 127.0.0.1 with ``--enable-feature=exemplar-storage`` and storage in a temporary folder.
@@ -34,11 +35,22 @@ _SUBSTITUTIONS = {
 
 
 @pytest.fixture(scope="module")
+def proxy(sim_server: ServerProcess) -> Iterator[ServerProcess]:
+    """An ``open-autoglm proxy`` in front of the server, scraped beside it."""
+    args = ("--upstream", sim_server.url, "--no-tracing")
+    with ServerProcess(args, command=("proxy",)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def prometheus(
-    prometheus_binary: str, sim_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+    prometheus_binary: str,
+    sim_server: ServerProcess,
+    proxy: ServerProcess,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PrometheusProcess]:
     folder = tmp_path_factory.mktemp("prometheus")
-    targets = [f"127.0.0.1:{sim_server.port}"]
+    targets = [f"127.0.0.1:{sim_server.port}", f"127.0.0.1:{proxy.port}"]
     with PrometheusProcess(targets, folder, binary=prometheus_binary) as prometheus:
         yield prometheus
 
@@ -102,7 +114,7 @@ def test_every_server_query_of_the_dashboards_returns_data(
         (board.title, panel.title, _substitute(query.expr))
         for board in BOARDS
         for panel, query in board.prometheus_queries()
-        if query.source == "server"
+        if query.source in ("server", "proxy")
     ]
     assert len(queries) > 20
     for board, panel, expr in queries:

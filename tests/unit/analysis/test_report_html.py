@@ -139,3 +139,30 @@ def test_a_report_written_before_the_summary_still_shows_its_results() -> None:
     assert f"<td>{p99:,.1f}</td>" in results or f"<td>{p99:,.2f}</td>" in results
     assert "TTFT percentiles against load" in results
     assert "No request records: no time series." in html
+
+
+def test_metrics_of_the_proxy_are_labelled_the_proxys(report: Report) -> None:
+    """A run whose only metrics page was an ``open-autoglm proxy``'s: its memory and requests
+    in flight are the proxy's, and the report says so where it would say "server"."""
+    assert report.run is not None
+    assert "Server resources" in render_html(report)  # the golden run: our server's page
+    proxied = dataclasses.replace(report, run=dataclasses.replace(report.run, backend="proxy"))
+    html = render_html(proxied)
+    assert "<h2 id='resources'>Proxy resources</h2>" in html
+    assert "proxy RSS peak, serving" in html
+    assert "server RSS peak" not in html
+    assert "requests in flight at the proxy" in html
+    assert "running requests (batch size)" not in html
+
+
+def test_joined_traces_without_stage_spans_say_why(report: Report) -> None:
+    """Spans joined but none a stage (a proxy's SERVER span alone): a reason, not an empty
+    table and "No data"."""
+    assert report.stages is not None
+    empty = {name: dataclasses.replace(stats, count=0) for name, stats in
+             report.stages.stages_ms.items()}  # fmt: skip
+    stages = dataclasses.replace(report.stages, stages_ms=empty)
+    html = render_html(dataclasses.replace(report, stages=stages))
+    section = html[html.index("<h2 id='stages'>") : html.index("<h2 id='slowest'>")]
+    assert "None of the joined traces has a stage span" in section
+    assert "<th>stage</th>" not in section

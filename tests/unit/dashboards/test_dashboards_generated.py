@@ -168,5 +168,5 @@ def test_cli_rejects_a_file_as_out(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_query_sources_are_declared() -> None:
     sources = {q.source for board in BOARDS for _, q in board.prometheus_queries()}
-    assert sources <= {"server", "server_errors", "gpu", "vllm", "collector"}
+    assert sources <= {"server", "server_errors", "gpu", "vllm", "collector", "proxy"}
     assert isinstance(BOARDS[0].rows[0].panels[0].queries[0], PromQuery)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch_parent()
     try:
         status: int = args.run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+    except BrokenPipeError:
+        return _stdout_closed()
     except OpenAutoGLMError as exc:
         text = redact_text(str(exc)).strip()
         message = text.splitlines()[0] if text else type(exc).__name__
@@ -93,3 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"open-autoglm: {stopped}", file=sys.stderr)
         return stopped.exit_code
     return status
+
+
+def _stdout_closed() -> int:
+    """The reader of standard output is gone: point stdout at /dev/null so that Python's
+    flush at exit fails no more (the documented recipe, docs.python.org "Note on SIGPIPE"),
+    and return 128 + SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout has no descriptor (replaced in-process)
+        pass
+    return 128 + int(getattr(signal, "SIGPIPE", 13))

@@ -5,7 +5,9 @@ level decides. A value that cannot be measured (no successful request measured i
 report does not carry the statistic and has no records to compute it from) is "n/a" with the
 reason, never "pass" nor "FAIL": the gate neither passes nor fails what it did not see. A
 measured level that breaks the objective still fails it; otherwise one unmeasured level
-leaves the check unmeasured. Against a baseline, a latency statistic has regressed only when it moved beyond
+leaves the check unmeasured.
+
+Against a baseline, a latency statistic has regressed only when it moved beyond
 run-to-run noise: both runs' per-request samples are bootstrapped (resampled independently,
 the statistic recomputed each time) and the change counts as a regression when its 95%
 interval lies above zero and the change itself is above ``min_change`` (5% by default). A

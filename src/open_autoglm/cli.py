@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            status = _main(argv)
+        finally:  # --help's SystemExit too: flushed here, not at exit, so a closed pipe is
+            sys.stdout.flush()  # caught below rather than printed by the interpreter
+    except BrokenPipeError:
+        return _stdout_closed()
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -84,9 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch_parent()
     try:
         status: int = args.run(args)
-        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
-    except BrokenPipeError:
-        return _stdout_closed()
     except OpenAutoGLMError as exc:
         text = redact_text(str(exc)).strip()
         message = text.splitlines()[0] if text else type(exc).__name__

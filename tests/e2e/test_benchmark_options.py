@@ -43,8 +43,13 @@ def test_report_options_are_checked_in_every_mode(
 
 @pytest.mark.parametrize(
     "flag",
-    [("--max-batch-size", "8"), ("--max-model-len", "512"), ("--device", "cpu"),
-     ("--target-tpot", "20"), ("--backend-option", "cost=zero")],  # fmt: skip
+    [
+        ("--max-batch-size", "8"),
+        ("--max-model-len", "512"),
+        ("--device", "cpu"),
+        ("--target-tpot", "20"),
+        ("--backend-option", "cost=zero"),
+    ],
 )
 def test_a_managed_servers_flag_is_refused_with_url(flag: tuple[str, str], tmp_path: Path) -> None:
     done = _benchmark(*_URL, *flag, cwd=tmp_path)

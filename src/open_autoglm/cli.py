@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            status = _main(argv)
+        finally:  # --help's SystemExit too: flushed here, not at exit, so a closed pipe is
+            sys.stdout.flush()  # caught below rather than printed by the interpreter
+    except BrokenPipeError:
+        return _stdout_closed()
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -93,3 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"open-autoglm: {stopped}", file=sys.stderr)
         return stopped.exit_code
     return status
+
+
+def _stdout_closed() -> int:
+    """The reader of standard output is gone: point stdout at /dev/null so that Python's
+    flush at exit fails no more (the documented recipe, docs.python.org "Note on SIGPIPE"),
+    and return 128 + SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout has no descriptor (replaced in-process)
+        pass
+    return 128 + int(getattr(signal, "SIGPIPE", 13))

@@ -44,3 +44,14 @@ def test_every_option_has_help_that_shows_its_default() -> None:
     assert walked > 10  # the sub-commands' own sub-commands too
     assert missing == [], missing
     assert hidden_default == [], hidden_default
+
+
+def test_the_help_of_check_states_the_three_exit_codes_the_readme_gives() -> None:
+    """``open-autoglm --help`` once said "(exit 0 or 1)": a run it cannot judge exits 2."""
+    parser = build_parser()
+    overview = " ".join(parser.format_help().split())
+    assert "(exit 0 pass, 1 fail, 2 cannot judge)" in overview
+    (check,) = (p for path, p in _parsers(parser) if path == "open-autoglm check")
+    text = " ".join(check.format_help().split())
+    assert "1 when one fails, 2 on a usage error or when it cannot judge" in text
+    assert "it never passes or fails what it did not see" in text

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from open_autoglm.analysis._compare_html import comparison_charts, comparison_page
-from open_autoglm.analysis._report_view import ReportView
+from open_autoglm.analysis._report_view import ReportReadError, ReportView
 
 Format = Literal["text", "markdown", "csv", "html", "json"]
 FORMATS: Final = ("text", "markdown", "csv", "html", "json")
@@ -77,9 +77,14 @@ def _names(views: Sequence[ReportView]) -> list[str]:
 
 
 def compare_rows(paths: Sequence[Path], *, level: int | None = None) -> list[CompareRow]:
-    """One row per level of each report (or only level ``level``)."""
+    """One row per level of each report (or only level ``level``).
+
+    Raises :class:`ReportReadError` when ``level`` is given and a report has no level of that
+    index, naming the reports without it and the levels each has."""
     rows = []
     views = [ReportView.open(p) for p in paths]
+    if level is not None:
+        _require_level(views, level)
     for view, run in zip(views, _names(views), strict=True):
         rss, gpu = view.peak_memory_bytes()
         memory, source = (gpu, "gpu") if gpu else (rss, "rss") if rss else (None, None)
@@ -103,6 +108,22 @@ def compare_rows(paths: Sequence[Path], *, level: int | None = None) -> list[Com
                 )
             )
     return rows
+
+
+def _require_level(views: Sequence[ReportView], level: int) -> None:
+    lacking = [v for v in views if all(lv.index != level for lv in v.levels)]
+    if not lacking:
+        return
+
+    def levels(view: ReportView) -> str:
+        names = [
+            str(lv.index) if lv.name == f"#{lv.index}" else f"{lv.index} ({lv.name})"
+            for lv in view.levels
+        ]
+        return f"levels {', '.join(names)}" if names else "no levels"
+
+    where = "; ".join(dict.fromkeys(f"{v.path} has {levels(v)}" for v in lacking))
+    raise ReportReadError(f"no level {level} to compare (--level is an index): {where}")
 
 
 def _num(value: float | None) -> float | None:

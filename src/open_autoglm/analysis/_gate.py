@@ -1,8 +1,13 @@
 """The release gate: objectives checked on a report, and regressions against a baseline.
 
 Each objective is measured per level (all measured levels, or the one asked for) and the worst
-level decides. A value that cannot be measured fails its check: a gate that cannot see must
-not pass. Against a baseline, a latency statistic has regressed only when it moved beyond
+level decides. A value that cannot be measured (no successful request measured it, or the
+report does not carry the statistic and has no records to compute it from) is "n/a" with the
+reason, never "pass" nor "FAIL": the gate neither passes nor fails what it did not see. A
+measured level that breaks the objective still fails it; otherwise one unmeasured level
+leaves the check unmeasured.
+
+Against a baseline, a latency statistic has regressed only when it moved beyond
 run-to-run noise: both runs' per-request samples are bootstrapped (resampled independently,
 the statistic recomputed each time) and the change counts as a regression when its 95%
 interval lies above zero and the change itself is above ``min_change`` (5% by default). A
@@ -278,25 +283,28 @@ def _finished(lv: LevelView) -> int | None:
 def _slo_check(view: ReportView, objective: Objective, level: int | None) -> CheckResult:
     samples = view.samples()
     measured: list[tuple[float, str]] = []
-    missing: list[str] = []
+    missing: list[tuple[str, str]] = []  # (level, why)
     for lv in _levels(view, level):
         s = None if samples is None else samples.get(lv.index, RequestSamples())
         value, why = _measure(objective, lv, s)
         if value is None:
-            missing.append(why or "not measured")
+            missing.append((lv.name, why or "not measured"))
         else:
             measured.append((float(value), lv.name))
     limit = objective.describe_limit()
     if not measured:
-        note = missing[0] if missing else "the report has no measured level"
-        return CheckResult(
-            objective.name, "-", "n/a", limit, "FAIL", note=f"cannot measure: {note}"
-        )
+        note = missing[0][1] if missing else "the report has no measured level"
+        return CheckResult(objective.name, "-", "n/a", limit, "n/a", note=f"cannot measure: {note}")
     worst = max(measured) if objective.lower_is_better else min(measured)
     value, where = worst
-    if len(measured) > 1:
+    if len(measured) + len(missing) > 1:
         where += " (worst)"
     verdict: Verdict = "pass" if objective.met(value) else "FAIL"
+    if missing and verdict == "pass":  # a level it did not see may break it: not judged
+        names = ", ".join(name for name, _ in missing)
+        return CheckResult(objective.name, where, format_value(objective.metric, value), limit,
+                           "n/a", note=f"cannot measure at level {names}: "
+                           f"{missing[0][1]}")  # fmt: skip
     return CheckResult(objective.name, where, format_value(objective.metric, value), limit,
                        verdict, value=value, limit_value=objective.limit)  # fmt: skip
 

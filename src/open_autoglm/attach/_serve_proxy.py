@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,16 @@ async def serve_proxy(
     port: int,
     ready_file: Path | None = None,
     export_stats: Path | None = None,
+    sock: socket.socket | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> int:
     """Serve until stopped; 0 on a clean stop, 1 if the port could not be bound.
 
     ``ready_file`` receives ``{url, port, pid}`` as JSON once the proxy accepts requests;
-    ``export_stats`` the span export counts on exit.
+    ``export_stats`` the span export counts on exit. ``sock``, bound and listening, is
+    served instead of binding ``host``:``port`` (the caller then reports a busy port
+    itself). ``announce`` is called with the proxy's URL once it accepts requests (the
+    start is also logged at INFO).
     """
     import uvicorn
 
@@ -36,7 +43,9 @@ async def serve_proxy(
             if self.started:
                 bound = self.servers[0].sockets[0].getsockname()[1]
                 url = f"http://{host}:{bound}"
-                logger.warning("proxying %s on %s", config.base, url)
+                logger.info("proxying %s on %s", config.base, url)
+                if announce is not None:
+                    announce(url)
                 if ready_file is not None:
                     tmp = ready_file.with_suffix(".tmp")
                     tmp.write_text(json.dumps({"url": url, "port": bound, "pid": os.getpid()}))
@@ -60,5 +69,5 @@ async def serve_proxy(
             timeout_graceful_shutdown=5,
         )
     )
-    await server.serve()
+    await server.serve(sockets=None if sock is None else [sock])
     return 0 if server.started else 1

@@ -315,6 +315,16 @@ def build_config(args: argparse.Namespace, files: RunFiles | None = None) -> Ben
         )
     if args.url and args.backend:
         raise UsageError("--url and --backend exclude each other")
+    if args.url:  # the server's flags of a managed run would be silently ignored
+        server_flags = {"--backend-option": args.backend_option, "--max-batch-size":
+                        args.max_batch_size, "--max-model-len": args.max_model_len,
+                        "--device": args.device, "--target-tpot": args.target_tpot}  # fmt: skip
+        given = [flag for flag, value in server_flags.items() if value not in (None, [])]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} set up the server of a managed run (--backend); a server "
+                "given with --url is configured where it runs"
+            )
     if args.backend and (args.workers is not None or args.ray_address):
         raise UsageError("--workers and --ray-address drive a server given with --url")
     check_inputs(args)
@@ -442,6 +452,7 @@ def _run(args: argparse.Namespace) -> int:
     args.run_dir = files.run_dir  # named in the message if the run is stopped
     config = build_config(args, files)
     objectives = gate_objectives(args)
+    report_options(args)  # one validation for every mode, before anything is sent
     server = managed_server(args) if args.backend else None
     if server is not None:
         _check_backend_installed(server.backend)

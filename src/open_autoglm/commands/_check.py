@@ -13,13 +13,15 @@ from open_autoglm.commands._paths import input_file
 def register(subparsers: Any) -> None:
     check = subparsers.add_parser(
         "check",
-        help="gate a release: objectives and regressions against a baseline (exit 0 or 1)",
+        help="gate a release: objectives and regressions against a baseline (exit 0 pass, "
+        "1 fail, 2 cannot judge)",
         description=(
             "Check a report against objectives, and against a baseline report for regressions "
             "beyond run-to-run noise (bootstrap of the per-request samples in the "
             "requests.jsonl beside each report). Exits 0 when every check passes, 1 when one "
-            "fails, 2 on a usage error or when it cannot judge (no measured request, records "
-            "that are not the run's own, no check that could be measured)."
+            "fails, 2 on a usage error or when it cannot judge, with the reason (no measured "
+            "request, records that are not the run's own, a check that could not be measured "
+            "and none that failed): it never passes or fails what it did not see."
         ),
     )
     check.add_argument("report", type=Path, help="report.json (or a load generator results JSON)")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._listen import listen_socket
 from open_autoglm.commands._tracing_options import (
     add_export_stats_argument,
     add_tracing_arguments,
@@ -53,11 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from open_autoglm.telemetry import TelemetryConfigError, TracingConfig, make_tracing
     from open_autoglm.telemetry import names as n
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     try:
         config = ProxyConfig(upstream=args.upstream, read_timeout_s=args.read_timeout)
         sampling = sampling_config(args)
+    except (ProxyConfigError, TelemetryConfigError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    sock = listen_socket(args.host, args.port)  # a busy port: one line, exit 2
+    try:
         tracing = None
         if not args.no_tracing:
             tracing = make_tracing(
@@ -66,15 +70,25 @@ def run(args: argparse.Namespace) -> int:
                 ),
                 sampling=sampling,
             )
-    except (ProxyConfigError, TelemetryConfigError, ValueError) as exc:
+    except (TelemetryConfigError, ValueError) as exc:
+        sock.close()
         raise UsageError(str(exc)) from exc
+    except BaseException:
+        sock.close()
+        raise
+
+    def announce(url: str) -> None:
+        print(f"open-autoglm proxy: proxying {config.base} on {url}", file=sys.stderr, flush=True)
+
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(
                 serve_proxy(
-                    config, tracing, args.host, args.port, args.ready_file, args.export_stats
+                    config, tracing, args.host, args.port, args.ready_file, args.export_stats,
+                    sock, announce,
                 )
-            )
+            )  # fmt: skip
     finally:
+        sock.close()
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)

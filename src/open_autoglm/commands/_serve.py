@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from open_autoglm.commands._choices import (
     SERVER_MAX_BODY_BYTES,
 )
 from open_autoglm.commands._errors import UsageError
+from open_autoglm.commands._listen import listen_socket
 from open_autoglm.commands._paths import output_file
 from open_autoglm.commands._tracing_options import (
     add_export_stats_argument,
@@ -31,8 +33,6 @@ from open_autoglm.commands._tracing_options import (
 if TYPE_CHECKING:
     from open_autoglm.instrumented_servers import ServerConfig
     from open_autoglm.telemetry import SamplingConfig, TracingConfig
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -135,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
             n.SERVER_SERVICE_NAME, endpoint=args.otlp_endpoint, protocol=args.otlp_protocol
         )
         sampling = sampling_config(args)
+    except (ValueError, TelemetryConfigError) as exc:
+        raise UsageError(str(exc)) from exc
+    # bound before the backend loads: a busy port is one line at once, not after the model
+    sock = listen_socket(config.host, config.port)
+    try:
         backend = build_backend(
             BackendOptions(
                 name=args.backend,
@@ -149,17 +154,22 @@ def run(args: argparse.Namespace) -> int:
                 extra=extra,
             )
         )
-    except (ValueError, UnknownBackendError, TelemetryConfigError) as exc:
+    except (ValueError, UnknownBackendError) as exc:
+        sock.close()
         raise UsageError(str(exc)) from exc
+    except BaseException:
+        sock.close()
+        raise
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(
                 _serve(
                     config, None if args.no_tracing else tracing, sampling, backend,
-                    args.ready_file, args.export_stats,
+                    args.ready_file, args.export_stats, sock,
                 )
             )  # fmt: skip
     finally:
+        sock.close()
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
 
@@ -171,7 +181,9 @@ async def _serve(
     backend: Any,
     ready: Path | None,
     export_stats: Path | None = None,
+    sock: socket.socket | None = None,
 ) -> int:
+    """Serve until stopped on ``sock`` (bound and listening), or on the config's host and port."""
     import uvicorn
 
     from open_autoglm.instrumented_servers import create_app, timed_http_protocol
@@ -217,7 +229,7 @@ async def _serve(
             timeout_graceful_shutdown=5,
         )
     )
-    await server.serve()
+    await server.serve(sockets=None if sock is None else [sock])
     return 0 if server.started else 1
 
 
@@ -230,7 +242,8 @@ def _withdraw(ready: Path | None) -> None:
 def _announce(server: Any, config: ServerConfig, ready: Path | None) -> None:
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://{config.host}:{port}"
-    logger.warning("serving on %s", url)
+    # a normal start is no warning, yet a user must see where to send requests: stderr
+    print(f"open-autoglm serve: serving on {url}", file=sys.stderr, flush=True)
     if ready is not None:
         tmp = ready.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))

@@ -136,6 +136,20 @@ def test_a_bad_report_is_one_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_level_a_report_lacks_is_named_with_the_levels_it_has(
+    reports: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--level 9`` once said "the reports have no levels to compare"."""
+    assert main(["compare", "--level", "9", *map(str, reports[:2])]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("open-autoglm: error: no level 9 to compare (--level is an index): ")
+    for path in reports[:2]:
+        assert f"{path} has levels 0 (c=16)" in err
+    assert main(["compare", "--level", "0", *map(str, reports[:2])]) == 0
+    assert capsys.readouterr().out.count("c=16") == 2
+
+
 def test_a_field_of_the_wrong_type_is_named(
     reports: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,10 +182,62 @@ def test_without_records_percentiles_come_from_the_levels(tmp_path: Path) -> Non
     result = check_report(report, parse_gate("p95_e2e<=1s,p99.9_e2e<=1s"))
     p95, p999 = result.checks
     assert p95.verdict == "pass"
-    # a statistic the level does not carry cannot be measured: the gate does not pass blind
-    assert p999.verdict == "FAIL"
+    # a statistic the level does not carry cannot be measured: the gate neither passes nor
+    # fails blind; it is undecided and says what it needs
+    assert p999.verdict == "n/a"
     assert p999.note is not None
     assert "requests.jsonl" in p999.note
+    assert result.exit_code == 2
+    # a check that fails still decides, whatever could not be measured
+    assert check_report(report, parse_gate("p95_e2e<=1us,p99.9_e2e<=1s")).exit_code == 1
+
+
+def _refuse_level(report: Path, level: int) -> Path:
+    """Make every request of ``level`` a refusal (503), in the records and the results."""
+    records = report.parent / "requests.jsonl"
+    kept = [json.loads(x) for x in records.read_text().splitlines()]
+    for x in kept:
+        if x["level"] == level:
+            x.update(status="error", error_type="503")
+            for key in ("e2e_s", "ttft_s", "tpot_s", "chunk_offsets_s"):
+                x.pop(key)
+    records.write_text("".join(json.dumps(x) + "\n" for x in kept))
+    doc = json.loads(report.read_text())
+    lv = doc["load"]["levels"][level]
+    lv.update(succeeded=0, failed=lv["measured"], error_rate=1.0)
+    report.write_text(json.dumps(doc))
+    return report
+
+
+def test_a_run_where_every_request_failed_is_not_judged_on_latency(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All refused: no latency was measured, so a latency objective cannot be judged (exit 2
+    with the reason), while the error rate, measured, fails the gate (exit 1)."""
+    report = _refuse_level(make_run(tmp_path / "run", seed=3, requests=20), 0)
+    code, out, err = run_cli(capsys, str(report), "--slo", "p95_e2e<=1s")
+    assert code == 2, out + err
+    assert row(out, "p95_e2e").split()[-1] == "n/a"
+    assert (
+        "gate: CANNOT JUDGE, 1 of 1 checks could not be measured: cannot measure: no "
+        "successful request measured it" in out
+    )
+    assert "FAIL" not in out
+    code, out, _ = run_cli(capsys, str(report), "--slo", "p95_e2e<=1s,error_rate<=1%")
+    assert code == 1
+    assert "gate: FAIL, 1 of 2 checks: error_rate 100" in out
+
+
+def test_a_level_with_no_measurement_keeps_a_passing_objective_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Level c=8 was all refused: p95_e2e met at c=4 does not pass the run."""
+    report = _refuse_level(make_run(tmp_path / "run", seed=4, requests=50, levels=2), 1)
+    code, out, err = run_cli(capsys, str(report), "--slo", "p95_e2e<=10s")
+    assert code == 2, out + err
+    assert "note: p95_e2e: cannot measure at level c=8: no successful request measured it" in out
+    code, out, err = run_cli(capsys, str(report), "--slo", "p95_e2e<=1us")
+    assert code == 1, out + err
 
 
 @pytest.mark.parametrize(

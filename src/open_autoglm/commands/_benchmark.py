@@ -586,7 +586,7 @@ def _run_attached(
 
     results, report = run_attached(
         config, target, run_dir, report_path, progress=progress, prompts=prompts,
-        announce=announce,
+        announce=announce, options=report_options(args),
     )  # fmt: skip
     print_summary(results, dataclasses.replace(config, output_path=None))
     stages = report.stages

@@ -30,7 +30,7 @@ from typing import Final
 
 import httpx
 
-from open_autoglm.analysis import Report, RunDirectory, RunInfo
+from open_autoglm.analysis import Report, ReportOptions, RunDirectory, RunInfo
 from open_autoglm.collector import CollectorConfig, CollectorProcess
 from open_autoglm.loadgen import (
     RECORDS_FILE,
@@ -141,10 +141,12 @@ def run_attached(
     progress: ProgressReporter | None = None,
     prompts: Sequence[Prompt] | None = None,
     announce: Callable[[str], None] = print,
+    options: ReportOptions | None = None,
 ) -> tuple[BenchmarkResults, Report]:
     """Run the benchmark against ``target.url``; return its results and the report (both also
-    written to files). ``announce`` gets the lines a user must see before the load starts
-    (where to send the server's spans). Ctrl-C: the report of what finished is written."""
+    written to files, with ``options``: percentiles, waterfalls, trace links). ``announce``
+    gets the lines a user must see before the load starts (where to send the server's spans).
+    Ctrl-C: the report of what finished is written."""
     prepare_run_dir(run_dir)
     files = RunDirectory(run_dir)
     interrupted: BaseException | None = None
@@ -179,7 +181,7 @@ def run_attached(
                 sampler.stop()
             if collector is not None and interrupted is None and target.spans_wait_s:
                 time.sleep(target.spans_wait_s)  # the server's exporter sends on its own clock
-    report = write_report(run_dir, report_path)
+    report = write_report(run_dir, report_path, options)
     if interrupted is not None:
         raise interrupted
     return results, report

@@ -69,11 +69,17 @@ def test_server_metrics_alone_samples_without_a_collector(tmp_path: Path) -> Non
         done = _benchmark(
             "--url", server.url, "--server-metrics", f"{server.url}/metrics",
             "--concurrency", "2", "--requests", "8", "--output-len", "4",
+            "--metric-percentiles", "50,99.9", "--waterfalls", "1",
+            "--trace-url", "http://127.0.0.1:3000/explore?trace={trace_id}",
             "--run-dir", str(run_dir), "--quiet", cwd=tmp_path,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "collecting spans" not in done.stderr
     report = json.loads((run_dir / "report.json").read_text())
+    # the report options reach an attached run's report as a managed run's
+    assert report["percentiles"] == [50.0, 99.9]
+    assert report["waterfalls"] == 1
+    assert report["trace_url"] == "http://127.0.0.1:3000/explore?trace={trace_id}"
     assert report["resources"]["samples"] >= 1
     assert report["stages"] is None
     assert not (run_dir / "spans.duckdb").exists()

@@ -179,6 +179,12 @@ class BufferedSpanProcessor(SpanProcessor):
                 timeout_millis / 1000,
             )
 
+    def abandon(self) -> None:
+        """Give up exporting now (a second stop signal; safe in a signal handler): the export
+        thread sends nothing more, and :meth:`shutdown`, running or to come, counts what is
+        left as dropped without waiting for the collector."""
+        self._abandoned.set()
+
     def shutdown(self) -> None:
         """Export what is queued while the collector takes it (within the export timeout; given
         up at once when the last export failed, or after :data:`SHUTDOWN_STALL_S` seconds
@@ -193,10 +199,10 @@ class BufferedSpanProcessor(SpanProcessor):
         while self._thread.is_alive():
             now = time.monotonic()
             stalled = now - max(self._progress_at, started) > SHUTDOWN_STALL_S
-            if self._failing or stalled or now > hard_deadline:
+            if self._failing or stalled or now > hard_deadline or self._abandoned.is_set():
                 break
             self._thread.join(0.02)
-        gave_up = self._thread.is_alive()
+        gave_up = self._thread.is_alive() or self._abandoned.is_set()
         if gave_up:
             self._abandoned.set()
             self._exporter.shutdown()  # ends an SDK exporter's own retry loop at once

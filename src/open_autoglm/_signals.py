@@ -42,18 +42,27 @@ class _StopState:
     depth = 0
 
 
+def stop_signal() -> int | None:
+    """The signal that began the stop in progress (None while none is): what a caller that
+    caught a bare :class:`KeyboardInterrupt` (Ray's ``get`` raises a new one) stopped for."""
+    return _StopState.signum
+
+
 def begin_stop(signum: int) -> bool:
     """Note stop signal ``signum`` (in a handler): True for the first, when the caller starts
     the stop; False while a stop is in progress, after a line on stderr that says so (written
-    with ``os.write``: safe while the main thread is itself printing)."""
+    with ``os.write``: safe while the main thread is itself printing). Outside every
+    :func:`handle_stop_signals` block each signal is a first one (nothing would end the stop)."""
+    if _StopState.depth == 0:
+        return True
     if _StopState.signum is None:
         _StopState.signum = signum
         return True
     name = Interrupted.name_of(signum)
     os.write(
         2,
-        f"open-autoglm: {name}: the stop is in progress, writing the results and report of "
-        "what finished (a few seconds); SIGKILL ends it now, losing them\n".encode(),
+        f"open-autoglm: {name}: the stop is in progress, writing what finished (results, "
+        "records, report: a few seconds); SIGKILL ends it now without them\n".encode(),
     )
     return False
 

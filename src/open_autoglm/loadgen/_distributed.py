@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from open_autoglm._signals import begin_stop
+from open_autoglm._signals import begin_stop, stop_signal
 from open_autoglm.errors import Interrupted
 from open_autoglm.loadgen._level_merge import LevelRun, merge_level
 from open_autoglm.loadgen._profiles import Level
@@ -167,7 +167,11 @@ class _Driver:
                 results = self._finish(model, started, records_path, failure)
                 self.progress.close()
         if interrupt is not None:  # as run_benchmark: the signal and what finished
-            signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
+            signum = (
+                interrupt.signum
+                if isinstance(interrupt, Interrupted)
+                else stop_signal() or signal.SIGINT
+            )
             raise BenchmarkInterrupted(signum, results) from None
         return results
 

@@ -49,8 +49,9 @@ _MAX_BACKOFF_S: Final = 5.0
 #: before the rest is dropped (counted and logged); a collector whose last export failed is
 #: given up at once. The bound of a stop with a collector that is down or hung.
 SHUTDOWN_STALL_S: Final = 2.0
-#: After giving up, how long shutdown waits for the export thread to notice.
-_ABANDON_JOIN_S: Final = 1.0
+#: After giving up, how long shutdown waits for the export thread to notice (an export stuck
+#: in a request the collector never answers is not waited for: the thread is a daemon).
+_ABANDON_JOIN_S: Final = 0.2
 
 
 class SpanBundle(Protocol):

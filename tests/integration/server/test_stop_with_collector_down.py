@@ -4,9 +4,11 @@ counted in one line. Real processes on 127.0.0.1; the collector's port has nothi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,3 +79,37 @@ def test_a_signal_stops_it_in_seconds_with_the_collector_down(
     dropped = [line for line in stderr.splitlines() if "spans were dropped" in line]
     assert len(dropped) == 1, stderr  # never silent, one line
     assert "0 exported" in dropped[0]
+
+
+@pytest.mark.parametrize("command", ["serve", "proxy"])
+def test_a_second_signal_ends_the_wait_for_a_collector_that_never_answers(
+    tmp_path: Path, zero_cost_server: ServerProcess, command: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers
+        endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        target = (
+            ["serve", "--backend", "sim", "--backend-option", "cost=zero"]
+            if command == "serve"
+            else ["proxy", "--upstream", zero_cost_server.url]
+        )
+        with started([*target, "--port", "0", "--otlp-endpoint", endpoint], tmp_path) as (
+            proc,
+            url,
+        ):
+            response = httpx.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "sim-llm", "max_tokens": 4, "messages": HELLO},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            began = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.3)  # a user's second Ctrl-C, while the export waits
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(60)
+            took = time.monotonic() - began
+    stderr = (tmp_path / "stderr").read_text()
+    assert code == 130, stderr
+    assert took < SHUTDOWN_STALL_S, stderr  # the wait for the collector was cut short
+    assert "spans were dropped" in stderr

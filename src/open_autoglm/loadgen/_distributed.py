@@ -467,8 +467,8 @@ class _Driver:
         }
 
     def _stop_all(self, run: LevelRun, pending_run: dict[int, Any]) -> None:
-        """Ctrl-C: stop every worker, then collect what finished (a second Ctrl-C gives up
-        on that)."""
+        """Ctrl-C: stop every worker, then collect what finished (within ``STOP_TIMEOUT_S``;
+        a later stop signal only says the stop is in progress: ``_signals.begin_stop``)."""
         ray = self.ray
         alive = [w for w in self.workers if w.alive and w.id in run.participants]
         for worker in alive:

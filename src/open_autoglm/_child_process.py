@@ -37,8 +37,10 @@ logger = logging.getLogger(__name__)
 
 #: Names the inherited read end of the parent's pipe in a child started here (POSIX).
 PARENT_PIPE_ENV: Final = "OPEN_AUTOGLM_PARENT_PIPE_FD"
-#: How long a child whose parent died waits after its own SIGTERM before it exits anyway.
-PARENT_GONE_GRACE_S: Final = 30.0
+#: How long a child whose parent died waits after its own SIGTERM before it exits anyway: a
+#: backstop above a clean stop's own bounds (uvicorn's 5 s for open connections, the span
+#: export's 2 s without a batch through: ``telemetry._batch.SHUTDOWN_STALL_S``).
+PARENT_GONE_GRACE_S: Final = 10.0
 #: How often the watch checks the parent pid (the pipe's EOF wakes it at once).
 _WATCH_POLL_S: Final = 1.0
 _POSIX: Final = os.name == "posix"

@@ -51,6 +51,13 @@ async def serve_proxy(
                     tmp.write_text(json.dumps({"url": url, "port": bound, "pid": os.getpid()}))
                     tmp.replace(ready_file)
 
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit:  # a second stop signal forces the exit: no more waiting
+                self.force_exit = True
+                if tracing is not None:
+                    tracing.abandon()
+            super().handle_exit(sig, frame)
+
         async def shutdown(self, sockets: Any = None) -> None:
             await super().shutdown(sockets)
             if tracing is not None:  # before uvicorn re-raises SIGTERM (see serve)

@@ -450,6 +450,7 @@ def _run(args: argparse.Namespace) -> int:
 
     files = plan_run_files(args)  # every path checked before anything is sent
     args.run_dir = files.run_dir  # named in the message if the run is stopped
+    args.records_file = files.records  # and, stopped before results, the records
     config = build_config(args, files)
     objectives = gate_objectives(args)
     report_options(args)  # one validation for every mode, before anything is sent

@@ -53,8 +53,12 @@ def stopped(exc: KeyboardInterrupt, args: argparse.Namespace) -> int:
         elif args.run_dir is not None:
             what = "partial results and report" if args.backend else "partial results"
             line += f"; {what} in {args.run_dir}"
-    else:
-        line += " before any request was sent"
+    else:  # stopped outside the load: before it, or (Ray) with no results to show
+        records: Path | None = getattr(args, "records_file", None)
+        if records is not None and records.is_file() and records.stat().st_size:
+            line += f"; the records of the requests sent are in {records}"
+        else:
+            line += " before any request was sent"
     print(line, file=sys.stderr, flush=True)
     return stopped.exit_code
 

@@ -206,6 +206,13 @@ async def _serve(
             if self.started:
                 _announce(self, config, ready)
 
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit:  # a second stop signal forces the exit: no more waiting
+                self.force_exit = True
+                if tracing is not None:
+                    tracing.abandon()
+            super().handle_exit(sig, frame)
+
         async def shutdown(self, sockets: Any = None) -> None:
             _withdraw(ready)  # here: after a SIGTERM, run()'s `finally` never runs
             await super().shutdown(sockets)

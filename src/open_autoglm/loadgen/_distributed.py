@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from open_autoglm._signals import begin_stop, stop_signal
+from open_autoglm.errors import Interrupted
 from open_autoglm.loadgen._level_merge import LevelRun, merge_level
 from open_autoglm.loadgen._profiles import Level
 from open_autoglm.loadgen._progress import NullProgress, ProgressReporter
@@ -39,6 +41,7 @@ from open_autoglm.loadgen._records import RecordWriter, RequestRecord
 from open_autoglm.loadgen._results import BenchmarkResults, LevelResult
 from open_autoglm.loadgen._runner import BenchmarkConfig, _results, discover_model
 from open_autoglm.loadgen._split import WorkerArrivals, split_arrivals, split_evenly
+from open_autoglm.loadgen._stop import BenchmarkInterrupted
 from open_autoglm.loadgen._tokens import make_token_counter
 from open_autoglm.loadgen._worker import Control, LevelPlan
 from open_autoglm.loadgen._worker_pool import (
@@ -79,7 +82,8 @@ def run_distributed(
 
     Raises :class:`DistributedError` when Ray is missing, the cluster cannot be reached or
     every worker is lost (what finished is written first). Ctrl-C or SIGTERM stop every
-    worker, keep what finished, write partial results and raise :class:`KeyboardInterrupt`.
+    worker, keep what finished, write partial results and raise :class:`BenchmarkInterrupted`
+    (the signal and those results, as :func:`~open_autoglm.loadgen.run_benchmark`).
     """
     if distributed.address is None and "ray" not in sys.modules:
         # A local Ray advertises the machine's address unless told it is not a cluster:
@@ -103,7 +107,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        if begin_stop(signum):  # a later signal lets the stop finish
+            raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -142,15 +147,16 @@ class _Driver:
         records_path = config.resolved_records_path
         started = time.time_ns()
         failure: BaseException | None = None
+        interrupt: KeyboardInterrupt | None = None
         self.pool.connect()
         with _sigterm_as_interrupt():
             try:
                 self.pool.start(config, tuple(specs), model)
                 self.writer = RecordWriter(records_path) if records_path else None
                 self._all_levels()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 self.interrupted = True
-                raise
+                interrupt = exc
             except DistributedError as exc:
                 failure = exc
                 raise
@@ -160,6 +166,13 @@ class _Driver:
                 self.pool.shutdown()
                 results = self._finish(model, started, records_path, failure)
                 self.progress.close()
+        if interrupt is not None:  # as run_benchmark: the signal and what finished
+            signum = (
+                interrupt.signum
+                if isinstance(interrupt, Interrupted)
+                else stop_signal() or signal.SIGINT
+            )
+            raise BenchmarkInterrupted(signum, results) from None
         return results
 
     def _finish(
@@ -454,8 +467,8 @@ class _Driver:
         }
 
     def _stop_all(self, run: LevelRun, pending_run: dict[int, Any]) -> None:
-        """Ctrl-C: stop every worker, then collect what finished (a second Ctrl-C gives up
-        on that)."""
+        """Ctrl-C: stop every worker, then collect what finished (within ``STOP_TIMEOUT_S``;
+        a later stop signal only says the stop is in progress: ``_signals.begin_stop``)."""
         ray = self.ray
         alive = [w for w in self.workers if w.alive and w.id in run.participants]
         for worker in alive:

@@ -21,7 +21,7 @@ import aiohttp
 from opentelemetry.sdk.trace import TracerProvider
 
 from open_autoglm import __version__
-from open_autoglm._signals import handle_stop_signals
+from open_autoglm._signals import begin_stop, handle_stop_signals
 from open_autoglm.errors import Interrupted
 from open_autoglm.loadgen._arrivals import arrival_offsets, level_rng
 from open_autoglm.loadgen._client import StreamingClient
@@ -97,16 +97,15 @@ def run_benchmark(
     requests in flight are recorded as cancelled, the partial results are written, and
     :class:`BenchmarkInterrupted` (a :class:`KeyboardInterrupt` carrying the signal and the
     partial results) propagates to the caller. ``stop.stop(reason)`` from another thread ends
-    the run the same way but returns the partial results, ``stop_reason`` set. A second
-    signal raises :class:`~open_autoglm.errors.Interrupted` at once (records already written
-    stay on disk; the results may not be written).
+    the run the same way but returns the partial results, ``stop_reason`` set. A later
+    signal does not cut the stop short: a line on stderr says it is in progress
+    (:func:`open_autoglm._signals.begin_stop`).
     """
     stop = stop if stop is not None else RunStop()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stop.signum is not None:  # a second signal: the loop did not unwind (blocked)
-            raise Interrupted(signum)
-        stop.stop(f"{Interrupted.name_of(signum)} received", signum)
+        if begin_stop(signum):
+            stop.stop(f"{Interrupted.name_of(signum)} received", signum)
 
     with handle_stop_signals(on_signal), asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(

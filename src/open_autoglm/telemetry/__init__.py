@@ -3,7 +3,11 @@
 from open_autoglm.telemetry import _env as env
 from open_autoglm.telemetry import _names as names
 from open_autoglm.telemetry._asgi import ServerSpanMiddleware
-from open_autoglm.telemetry._batch import DEFAULT_MAX_QUEUE_SIZE, BufferedSpanProcessor
+from open_autoglm.telemetry._batch import (
+    DEFAULT_MAX_QUEUE_SIZE,
+    SHUTDOWN_STALL_S,
+    BufferedSpanProcessor,
+)
 from open_autoglm.telemetry._buckets import (
     REQUEST_DURATION_BUCKETS,
     STAGE_BUCKETS,
@@ -41,6 +45,7 @@ __all__ = [
     "ENV_CACHE_DIR",
     "ENV_CAPTURE_CONTENT",
     "REQUEST_DURATION_BUCKETS",
+    "SHUTDOWN_STALL_S",
     "STAGE_BUCKETS",
     "TPOT_BUCKETS",
     "TTFT_BUCKETS",

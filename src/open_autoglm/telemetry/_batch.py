@@ -9,8 +9,12 @@ the server spans of a run. This processor instead:
   the bound, documented, past which a span is dropped -- and counted;
 * retries a failed export (collector down or refusing) with backoff, keeping the batch, while
   new spans keep queueing under the same bound;
-* at shutdown exports what is left within ``OTEL_BSP_EXPORT_TIMEOUT``; what still cannot be
-  sent is counted as dropped.
+* at shutdown exports what is left within ``OTEL_BSP_EXPORT_TIMEOUT`` while the collector
+  takes it, but gives up on a collector that does not: at once when the last export failed
+  (down, refusing), else once no batch got through for :data:`SHUTDOWN_STALL_S` seconds
+  (hung). Giving up shuts the exporter down, which also ends the SDK OTLP exporters' own retry
+  loop (up to their 10 s timeout otherwise); what could not be sent is counted as dropped and
+  logged in one line. A process stop so takes a few seconds at most, whatever the collector.
 
 ``exported`` and ``dropped`` are read by ``/metrics`` (``autoglm_spans_exported_total``,
 ``autoglm_spans_dropped_total``) and logged at shutdown, so a lost span is never silent.
@@ -41,6 +45,13 @@ DEFAULT_SCHEDULE_DELAY_MS: Final = 500
 DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 512
 DEFAULT_EXPORT_TIMEOUT_MS: Final = 30_000
 _MAX_BACKOFF_S: Final = 5.0
+#: At shutdown, how long the export of what is queued may go without a batch getting through
+#: before the rest is dropped (counted and logged); a collector whose last export failed is
+#: given up at once. The bound of a stop with a collector that is down or hung.
+SHUTDOWN_STALL_S: Final = 2.0
+#: After giving up, how long shutdown waits for the export thread to notice (an export stuck
+#: in a request the collector never answers is not waited for: the thread is a daemon).
+_ABANDON_JOIN_S: Final = 0.2
 
 
 class SpanBundle(Protocol):
@@ -116,6 +127,9 @@ class BufferedSpanProcessor(SpanProcessor):
         self._flush_requests = 0
         self._flushes_done = 0
         self._stopping = False
+        self._abandoned = threading.Event()  # shutdown gave up: the thread sends nothing more
+        self._failing = False  # the last export failed (collector down or refusing)
+        self._progress_at = time.monotonic()  # when a batch last got through
         self.exported = 0
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
@@ -166,14 +180,34 @@ class BufferedSpanProcessor(SpanProcessor):
                 timeout_millis / 1000,
             )
 
+    def abandon(self) -> None:
+        """Give up exporting now (a second stop signal; safe in a signal handler): the export
+        thread sends nothing more, and :meth:`shutdown`, running or to come, counts what is
+        left as dropped without waiting for the collector."""
+        self._abandoned.set()
+
     def shutdown(self) -> None:
-        """Export what is queued (within the export timeout), count the rest dropped, log the
-        count; a second call does nothing (the SDK also shuts providers down at exit)."""
+        """Export what is queued while the collector takes it (within the export timeout; given
+        up at once when the last export failed, or after :data:`SHUTDOWN_STALL_S` seconds
+        without a batch through), count the rest dropped and log the count in one line; a
+        second call does nothing (the SDK also shuts providers down at exit)."""
         if self._stopping:
             return
         self._stopping = True
         self._wake.set()
-        self._thread.join(self._timeout_s + 1.0)
+        started = time.monotonic()
+        hard_deadline = started + self._timeout_s
+        while self._thread.is_alive():
+            now = time.monotonic()
+            stalled = now - max(self._progress_at, started) > SHUTDOWN_STALL_S
+            if self._failing or stalled or now > hard_deadline or self._abandoned.is_set():
+                break
+            self._thread.join(0.02)
+        gave_up = self._thread.is_alive() or self._abandoned.is_set()
+        if gave_up:
+            self._abandoned.set()
+            self._exporter.shutdown()  # ends an SDK exporter's own retry loop at once
+            self._thread.join(_ABANDON_JOIN_S)
         left = self.queued
         if left:
             self._queue.clear()
@@ -182,12 +216,16 @@ class BufferedSpanProcessor(SpanProcessor):
         if self.dropped:
             logger.warning(
                 "%d spans were dropped (export queue limit %d, or the collector never took "
-                "them); %d exported",
+                "them%s); %d exported",
                 self.dropped,
                 self.max_queue_size,
+                f": gave up at shutdown after {time.monotonic() - started:.1f} s"
+                if gave_up
+                else "",
                 self.exported,
             )
-        self._exporter.shutdown()
+        if not gave_up:
+            self._exporter.shutdown()
 
     # ------------------------------------------------------------------ export thread
     def _take(self) -> tuple[list[ReadableSpan | SpanBundle], int]:
@@ -222,7 +260,8 @@ class BufferedSpanProcessor(SpanProcessor):
         try:
             self._retry(items, count, deadline, backoff)
         finally:
-            self._out += count
+            if not self._abandoned.is_set():  # else shutdown counted it with the rest
+                self._out += count
 
     def _retry(
         self,
@@ -237,15 +276,21 @@ class BufferedSpanProcessor(SpanProcessor):
             except Exception:  # an exporter must not kill the thread
                 logger.exception("span exporter raised")
                 result = SpanExportResult.FAILURE
+            if self._abandoned.is_set():
+                return  # shutdown gave up and counts the batch as dropped
             if result is SpanExportResult.SUCCESS:
                 self.exported += count
+                self._failing = False
+                self._progress_at = time.monotonic()
                 return
+            self._failing = True
             if deadline is not None and time.monotonic() + backoff > deadline:
                 self._drop(count)
                 return
             if self._stopping and deadline is None:
                 deadline = time.monotonic() + self._timeout_s
-            time.sleep(backoff)
+            if self._abandoned.wait(backoff):
+                return
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
     def _run(self) -> None:
@@ -256,7 +301,7 @@ class BufferedSpanProcessor(SpanProcessor):
             deadline = time.monotonic() + self._timeout_s if stopping else None
             with self._flushed:
                 flush_target = self._flush_requests
-            while self._queue:  # drain: a full batch may be waiting behind this one
+            while self._queue and not self._abandoned.is_set():  # a full batch may be waiting
                 items, count = self._take()
                 self._export(items, count, deadline)
             with self._flushed:

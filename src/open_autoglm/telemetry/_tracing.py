@@ -251,8 +251,16 @@ class Tracing:
     outlet: SpanOutlet
 
     def shutdown(self) -> None:
-        """Flush and stop export (the provider shuts its processors down)."""
+        """Flush and stop export (the provider shuts its processors down): a few seconds at
+        most when the collector is down or hung (:data:`~open_autoglm.telemetry._batch.
+        SHUTDOWN_STALL_S`), what could not be sent counted as dropped."""
         self.provider.shutdown()
+
+    def abandon(self) -> None:
+        """Stop waiting for the collector (a second stop signal; safe in a signal handler):
+        a :meth:`shutdown` running or to come counts what is queued as dropped at once."""
+        if self.exporter is not None:
+            self.exporter.abandon()
 
     def stats(self) -> dict[str, int]:
         """Spans exported and dropped, spans still queued, requests the sampler left out."""

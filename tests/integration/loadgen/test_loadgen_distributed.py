@@ -239,11 +239,14 @@ def test_sigterm_stops_every_worker_and_keeps_what_finished(
             assert time.monotonic() < deadline, "no records in 60 s"
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=45) == 130, err.read_text()[-3000:]
+        assert proc.wait(timeout=45) == 143, err.read_text()[-3000:]  # 128 + SIGTERM
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    last = err.read_text().strip().splitlines()[-1]  # what finished, not 'before any request'
+    assert last.startswith("open-autoglm: stopped by SIGTERM: "), last
+    assert "requests finished" in last
     results, records = json.loads(out.read_text()), read_jsonl(records_path)
     assert results["interrupted"]
     assert results["levels"][0]["succeeded"] >= 20

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from open_autoglm.attach._config import ProxyConfig
 from open_autoglm.attach._proxy import create_proxy_app
-from open_autoglm.telemetry import Tracing
+from open_autoglm.telemetry import Tracing, serve_app
 
 logger = logging.getLogger(__name__)
 
@@ -37,35 +34,12 @@ async def serve_proxy(
     """
     import uvicorn
 
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                bound = self.servers[0].sockets[0].getsockname()[1]
-                url = f"http://{host}:{bound}"
-                logger.info("proxying %s on %s", config.base, url)
-                if announce is not None:
-                    announce(url)
-                if ready_file is not None:
-                    tmp = ready_file.with_suffix(".tmp")
-                    tmp.write_text(json.dumps({"url": url, "port": bound, "pid": os.getpid()}))
-                    tmp.replace(ready_file)
+    def started(url: str) -> None:
+        logger.info("proxying %s on %s", config.base, url)
+        if announce is not None:
+            announce(url)
 
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            if self.should_exit:  # a second stop signal forces the exit: no more waiting
-                self.force_exit = True
-                if tracing is not None:
-                    tracing.abandon()
-            super().handle_exit(sig, frame)
-
-        async def shutdown(self, sockets: Any = None) -> None:
-            await super().shutdown(sockets)
-            if tracing is not None:  # before uvicorn re-raises SIGTERM (see serve)
-                tracing.shutdown()
-                if export_stats is not None:
-                    tracing.write_stats(export_stats)
-
-    server = _Server(
+    return await serve_app(
         uvicorn.Config(
             create_proxy_app(config, tracing),
             host=host,
@@ -74,7 +48,10 @@ async def serve_proxy(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
-        )
+        ),
+        tracing=tracing,
+        announce=started,
+        ready_file=ready_file,
+        export_stats=export_stats,
+        sock=sock,
     )
-    await server.serve(sockets=None if sock is None else [sock])
-    return 0 if server.started else 1

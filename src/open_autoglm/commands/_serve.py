@@ -6,8 +6,6 @@ The server's libraries (fastapi, uvicorn, the backends) are imported in :func:`r
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import socket
 import sys
 from pathlib import Path
@@ -187,7 +185,7 @@ async def _serve(
     import uvicorn
 
     from open_autoglm.instrumented_servers import create_app, timed_http_protocol
-    from open_autoglm.telemetry import GpuProbe, make_tracing
+    from open_autoglm.telemetry import GpuProbe, make_tracing, serve_app
     from open_autoglm.telemetry import names as n
 
     tracing = (
@@ -200,31 +198,12 @@ async def _serve(
         )
     )
 
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                _announce(self, config, ready)
-
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            if self.should_exit:  # a second stop signal forces the exit: no more waiting
-                self.force_exit = True
-                if tracing is not None:
-                    tracing.abandon()
-            super().handle_exit(sig, frame)
-
-        async def shutdown(self, sockets: Any = None) -> None:
-            _withdraw(ready)  # here: after a SIGTERM, run()'s `finally` never runs
-            await super().shutdown(sockets)
-            # Flush spans here: after serve() returns, uvicorn re-raises the SIGTERM it
-            # captured, and the default handler ends the process before any `finally`.
-            if tracing is not None:
-                tracing.shutdown()
-                if export_stats is not None:
-                    tracing.write_stats(export_stats)
+    def started(url: str) -> None:
+        # a normal start is no warning, yet a user must see where to send requests: stderr
+        print(f"open-autoglm serve: serving on {url}", file=sys.stderr, flush=True)
 
     app = create_app(backend, tracing=tracing, config=config, gpu=GpuProbe())
-    server = _Server(
+    return await serve_app(
         uvicorn.Config(
             app,
             host=config.host,
@@ -234,24 +213,10 @@ async def _serve(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=5,
-        )
+        ),
+        tracing=tracing,
+        announce=started,
+        ready_file=ready,
+        export_stats=export_stats,
+        sock=sock,
     )
-    await server.serve(sockets=None if sock is None else [sock])
-    return 0 if server.started else 1
-
-
-def _withdraw(ready: Path | None) -> None:
-    """The server no longer accepts requests: its ready file goes (a tiny local unlink)."""
-    if ready is not None:
-        ready.unlink(missing_ok=True)
-
-
-def _announce(server: Any, config: ServerConfig, ready: Path | None) -> None:
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://{config.host}:{port}"
-    # a normal start is no warning, yet a user must see where to send requests: stderr
-    print(f"open-autoglm serve: serving on {url}", file=sys.stderr, flush=True)
-    if ready is not None:
-        tmp = ready.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": url, "port": port, "pid": os.getpid()}))
-        tmp.replace(ready)

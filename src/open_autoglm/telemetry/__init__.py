@@ -27,6 +27,7 @@ from open_autoglm.telemetry._probes import (
 )
 from open_autoglm.telemetry._request_spans import RequestSpan, SpanOutlet, current_request_span
 from open_autoglm.telemetry._sampling import Decision, SamplingConfig, TailSampler
+from open_autoglm.telemetry._served import serve_app
 from open_autoglm.telemetry._server_metrics import LoadReading, ServerMetrics
 from open_autoglm.telemetry._tracing import (
     TelemetryConfigError,
@@ -77,5 +78,6 @@ __all__ = [
     "process_peak_rss_bytes",
     "process_rss_bytes",
     "reset_peak_rss",
+    "serve_app",
     "wall_ns",
 ]

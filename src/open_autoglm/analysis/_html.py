@@ -76,7 +76,8 @@ def render_html(report: Report) -> str:
     out.append(
         "<nav><a href='#results'>Results</a><a href='#diagnosis'>Diagnosis</a>"
         "<a href='#over-time'>Over time</a><a href='#distributions'>Distributions</a>"
-        "<a href='#stages'>Server stages</a><a href='#slowest'>Slowest requests</a></nav>"
+        "<a href='#resources'>Resources</a><a href='#stages'>Server stages</a>"
+        "<a href='#slowest'>Slowest requests</a></nav>"
     )
     if not report.summary and report.load.levels:  # a report written before the summary
         summary = summarize_levels(report.load.levels, None, report.percentiles)

@@ -181,9 +181,15 @@ def _resources_section(report: Report) -> str:
     preempted = (
         f" {res.preemptions} preemptions during the run." if res.preemptions is not None else ""
     )
+    behind = (
+        " The benchmarked URL is an <code>open-autoglm proxy</code>: these are the metrics of "
+        "the server behind it, which the proxy names."
+        if report.run is not None and report.run.via_proxy and not proxy
+        else ""
+    )
     return (
         f"{title}<p>{res.samples} samples of <code>{escape(str(source))}</code>."
-        f"{escape(preempted)}</p>" + table(["", "peak", "mean"], rows)
+        f"{escape(preempted)}{behind}</p>" + table(["", "peak", "mean"], rows)
     )
 
 
@@ -208,14 +214,24 @@ def _stages_section(report: Report) -> str:
             fmt(100 * (stages.at_p50.share_of_e2e[s] or 0), 1, "%"),
             fmt(100 * (stages.at_p99.share_of_e2e[s] or 0), 1, "%"),
         ])  # fmt: skip
-    if not rows:  # joined, but no span of the joined traces is a stage: say why, not "No data"
-        out.append(
-            "<p class='note'>None of the joined traces has a stage span (tokenize, queue, "
-            "prefill, decode, or vLLM's <code>llm_request</code>): the spans came from a "
-            "process in front of the engine (a proxy's SERVER span) or from a server that "
-            "does not trace its stages. Send the engine's own spans to the same collector "
-            "(vLLM: <code>--otlp-traces-endpoint</code>) to see them.</p>"
-        )
+    if not rows:  # no stage to show: say why, not an empty table and "No data"
+        if stages.with_server_spans:
+            why = (
+                "None of the joined traces has a stage span (tokenize, queue, prefill, decode, "
+                "or vLLM's <code>llm_request</code>): the spans came from a process in front "
+                "of the engine (a proxy's SERVER span) or from a server that does not trace "
+                "its stages. Send the engine's own spans to the same collector (vLLM: "
+                "<code>--otlp-traces-endpoint</code>) to see them."
+            )
+        else:
+            why = (
+                "No server span arrived for these requests: the server (and any proxy in "
+                "front of it) did not export its spans to the run's collector. Point its OTLP "
+                "export at the address the run printed (vLLM: "
+                "<code>--otlp-traces-endpoint</code>; others: "
+                "<code>OTEL_EXPORTER_OTLP_TRACES_ENDPOINT</code>)."
+            )
+        out.append(f"<p class='note'>{why}</p>")
         return "".join(out)
     out.append(table(header, rows))
     out.append("<div class='grid'>")

@@ -74,6 +74,8 @@ class RunInfo:
     #: server's spans were collected, and the metrics page sampled
     collect_spans: bool = False
     server_metrics_url: str | None = None
+    #: the benchmarked URL is an ``open-autoglm proxy`` (its /metrics names its upstream)
+    via_proxy: bool = False
     #: the run directory, absolute: where ``check`` finds the records of a report written
     #: elsewhere (``benchmark --backend X --output OTHER/report.json``)
     run_dir: str | None = None

@@ -210,6 +210,8 @@ def _collector(
 
 def _write_run_file(run_dir: Path, target: AttachedTarget, model: str | None) -> None:
     server = None
+    own_page = _metrics_page(target.url.rstrip("/") + "/metrics", 5.0)
+    via_proxy = own_page is not None and proxy_upstream(own_page) is not None
     if target.metrics_url is not None:
         with contextlib.suppress(httpx.HTTPError):
             server = detect_server(httpx.get(target.metrics_url, timeout=5.0).text)
@@ -228,4 +230,5 @@ def _write_run_file(run_dir: Path, target: AttachedTarget, model: str | None) ->
         run_dir=str(run_dir.resolve()),
         collect_spans=target.collect_spans,
         server_metrics_url=target.metrics_url,
+        via_proxy=via_proxy,
     ).write(RunDirectory(run_dir).run_path)

@@ -3,11 +3,15 @@ across client, proxy and upstream, exemplars, and upstream faults that never cra
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -159,7 +163,7 @@ def test_exemplars_point_at_the_proxys_traces(proxy: ServerProcess, sink: OtlpSi
 
 
 def test_a_run_through_the_proxy_samples_the_servers_metrics(
-    proxy: ServerProcess, upstream: ServerProcess
+    proxy: ServerProcess, upstream: ServerProcess, tmp_path: Path
 ) -> None:
     """``benchmark --url PROXY --collect-spans`` samples the metrics of the server behind the
     proxy (named on the proxy's page), not the proxy's own memory and in-flight."""
@@ -167,6 +171,21 @@ def test_a_run_through_the_proxy_samples_the_servers_metrics(
     assert proxy_upstream(text) == upstream.url
     assert detect_server(text) == "proxy"
     assert default_metrics_url(proxy.url) == f"{upstream.url}/metrics"
+    # the whole run, as a user starts it: the run and its report say where the figures came from
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "open_autoglm", "benchmark", "--url", proxy.url,
+         "--server-metrics", "--requests", "4", "--output-len", "4", "--run-dir", str(run_dir),
+         "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"samples of {upstream.url}/metrics" in done.stdout
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["via_proxy"] is True
+    assert run["server_metrics_url"] == f"{upstream.url}/metrics"
+    html = (run_dir / "report.html").read_text()
+    assert "these are the metrics of the server behind it" in html
 
 
 def test_without_the_servers_metrics_the_proxys_page_is_named_as_such(

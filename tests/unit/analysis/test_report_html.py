@@ -166,3 +166,19 @@ def test_joined_traces_without_stage_spans_say_why(report: Report) -> None:
     section = html[html.index("<h2 id='stages'>") : html.index("<h2 id='slowest'>")]
     assert "None of the joined traces has a stage span" in section
     assert "<th>stage</th>" not in section
+    # nothing joined at all: the reason is that no span arrived, not what the spans lacked
+    none = dataclasses.replace(stages, with_server_spans=0)
+    html = render_html(dataclasses.replace(report, stages=none))
+    section = html[html.index("<h2 id='stages'>") : html.index("<h2 id='slowest'>")]
+    assert "No server span arrived for these requests" in section
+    assert "None of the joined traces" not in section
+
+
+def test_metrics_behind_the_proxy_say_so(report: Report) -> None:
+    assert report.run is not None
+    assert "the server behind it" not in render_html(report)
+    via = dataclasses.replace(report, run=dataclasses.replace(report.run, via_proxy=True))
+    html = render_html(via)
+    resources = html[html.index("<h2 id='resources'>") : html.index("<h2 id='stages'>")]
+    assert "these are the metrics of the server behind it" in resources
+    assert "<a href='#resources'>" in html

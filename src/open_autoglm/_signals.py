@@ -98,3 +98,14 @@ def raise_interrupted(signum: int, frame: FrameType | None) -> None:
     (:func:`begin_stop`)."""
     if begin_stop(signum):
         raise Interrupted(signum)
+
+
+def ignore_stop_signals() -> None:
+    """After a stop has finished (all written, the process about to exit): later stop signals
+    are ignored, so a late Ctrl-C cannot turn a stop that exited 130 into a death by SIGINT
+    while the interpreter shuts down. Main thread only (elsewhere nothing happens); for the
+    command line's entry, not for a library's caller."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

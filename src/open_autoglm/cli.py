@@ -25,8 +25,12 @@ from typing import Any
 from open_autoglm import __version__
 from open_autoglm._child_process import watch_parent
 from open_autoglm._redact import redact_text
+from open_autoglm._signals import STOP_SIGNALS, ignore_stop_signals
 from open_autoglm.commands import COMMAND_MODULES
 from open_autoglm.errors import Interrupted, OpenAutoGLMError
+
+#: The exit statuses of a run stopped by a signal (128 + signal).
+_STOPPED = frozenset(128 + int(sig) for sig in STOP_SIGNALS)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -81,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # caught below rather than printed by the interpreter
     except BrokenPipeError:
         return _stdout_closed()
+    if status in _STOPPED:  # a finished stop only exits now: a late signal cannot undo it
+        ignore_stop_signals()
     return status
 
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from open_autoglm._signals import (
+    STOP_SIGNALS,
     begin_stop,
     handle_stop_signals,
+    ignore_stop_signals,
     raise_interrupted,
     stop_signal,
 )
@@ -74,3 +77,18 @@ def test_a_stop_before_the_load_says_nothing_was_sent(
     assert capsys.readouterr().err.strip() == (
         "open-autoglm: stopped by SIGTERM before any request was sent"
     )
+
+
+def test_after_a_finished_stop_later_signals_are_ignored() -> None:
+    """The command line's entry, once a stop has finished, only exits: a late Ctrl-C is
+    ignored rather than killing the process with SIGINT (its exit status stays 130)."""
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        ignore_stop_signals()
+        for sig in STOP_SIGNALS:
+            assert signal.getsignal(sig) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt by default
+        time.sleep(0.05)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

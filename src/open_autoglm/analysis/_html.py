@@ -131,14 +131,19 @@ def _headline(levels: Sequence[LevelResult], report: Report) -> str:
         ("requests ok", fmt(sum(lv.succeeded for lv in levels))),
         ("failed", fmt(sum(lv.failed for lv in levels))),
         # the TTFT p99 a user gets at the throughput on the card beside it, named by level
-        (f"best output tok/s ({best.label})", fmt(best.output_token_throughput)),
-        (f"TTFT p99 at {best.label}", fmt(best.ttft_ms.p99, unit=" ms")),
+        ("best output tok/s", fmt(best.output_token_throughput), best.label),
+        ("TTFT p99 at that level", fmt(best.ttft_ms.p99, unit=" ms"), best.label),
         (f"{who} RSS peak, serving", fmt(rss / 2**20 if rss else None, unit=" MiB")),
         ("GPU memory peak, serving", fmt(gpu / 2**20 if gpu else None, unit=" MiB")),
     ]
     if load:  # the model's preparation and load, apart from serving
         kpis.append((f"{who} RSS peak, model load", fmt(load / 2**20, unit=" MiB")))
-    cells = "".join(f"<div class='kpi'>{escape(k)}<b>{v}</b></div>" for k, v in kpis)
+    cells = "".join(
+        f"<div class='kpi'>{escape(k)}<b>{v}</b>"
+        + (f"<small>{escape(sub[0])}</small>" if sub else "")
+        + "</div>"
+        for k, v, *sub in kpis
+    )
     return f"<div class='headline'>{cells}</div>"
 
 

@@ -27,7 +27,7 @@ td.text{text-align:left;white-space:normal;min-width:14em}
 .note{background:#fff8e1;border-left:4px solid #f2b600;padding:.4em .8em;margin:.4em 0}
 .headline{display:flex;gap:.8em;flex-wrap:wrap;margin:.8em 0} .kpi{border:1px solid #ddd;
 padding:.5em .9em;border-radius:6px;min-width:130px;flex:1 1 130px}
-.kpi b{display:block;font-size:1.4em}
+.kpi b{display:block;font-size:1.4em} .kpi small{display:block;color:#666}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr));
 gap:.4em 1.4em}
 .grid>div{min-width:0}

@@ -49,26 +49,33 @@ def started(args: Sequence[str], folder: Path) -> Iterator[tuple[subprocess.Pope
         proc.wait(30)
 
 
+def _target(command: str, upstream: ServerProcess) -> list[str]:
+    """``serve`` on the zero-cost sim, or ``proxy`` in front of ``upstream``."""
+    if command == "serve":
+        return ["serve", "--backend", "sim", "--backend-option", "cost=zero"]
+    return ["proxy", "--upstream", upstream.url]
+
+
+def _ask(url: str) -> None:
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "sim-llm", "max_tokens": 4, "messages": HELLO},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("command", ["serve", "proxy"])
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc", "http/json"])
 def test_a_signal_stops_it_in_seconds_with_the_collector_down(
     tmp_path: Path, zero_cost_server: ServerProcess, command: str, protocol: str
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connections are refused
-    target = (
-        ["serve", "--backend", "sim", "--backend-option", "cost=zero"]
-        if command == "serve"
-        else ["proxy", "--upstream", zero_cost_server.url]
-    )
+    target = _target(command, zero_cost_server)
     args = [*target, "--port", "0", "--otlp-endpoint", dead, "--otlp-protocol", protocol]
     with started(args, tmp_path) as (proc, url):
         for _ in range(3):
-            response = httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "sim-llm", "max_tokens": 4, "messages": HELLO},
-                timeout=30,
-            )
-            assert response.status_code == 200, response.text
+            _ask(url)
         began = time.monotonic()
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
@@ -87,21 +94,12 @@ def test_a_second_signal_ends_the_wait_for_a_collector_that_never_answers(
 ) -> None:
     with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers
         endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
-        target = (
-            ["serve", "--backend", "sim", "--backend-option", "cost=zero"]
-            if command == "serve"
-            else ["proxy", "--upstream", zero_cost_server.url]
-        )
+        target = _target(command, zero_cost_server)
         with started([*target, "--port", "0", "--otlp-endpoint", endpoint], tmp_path) as (
             proc,
             url,
         ):
-            response = httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "sim-llm", "max_tokens": 4, "messages": HELLO},
-                timeout=30,
-            )
-            assert response.status_code == 200, response.text
+            _ask(url)
             began = time.monotonic()
             proc.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -209,12 +209,13 @@ def _collector(
 
 
 def _write_run_file(run_dir: Path, target: AttachedTarget, model: str | None) -> None:
-    server = None
-    own_page = _metrics_page(target.url.rstrip("/") + "/metrics", 5.0)
+    own_url = target.url.rstrip("/") + "/metrics"
+    own_page = _metrics_page(own_url, 5.0)
     via_proxy = own_page is not None and proxy_upstream(own_page) is not None
+    page = None  # the sampled page, read once: the URL's own in the common case
     if target.metrics_url is not None:
-        with contextlib.suppress(httpx.HTTPError):
-            server = detect_server(httpx.get(target.metrics_url, timeout=5.0).text)
+        page = own_page if target.metrics_url == own_url else _metrics_page(target.metrics_url, 5.0)
+    server = detect_server(page) if page is not None else None
     if model is None:
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
             model = httpx.get(f"{target.url.rstrip('/')}/v1/models", timeout=5.0).json()["data"][0][

@@ -186,6 +186,17 @@ def test_a_run_through_the_proxy_samples_the_servers_metrics(
     assert run["server_metrics_url"] == f"{upstream.url}/metrics"
     html = (run_dir / "report.html").read_text()
     assert "these are the metrics of the server behind it" in html
+    # the proxy's own page, asked for: named as the proxy's in run.json and in the report
+    own = tmp_path / "own"
+    done = subprocess.run(
+        [sys.executable, "-m", "open_autoglm", "benchmark", "--url", proxy.url,
+         "--server-metrics", f"{proxy.url}/metrics", "--requests", "4", "--output-len", "4",
+         "--run-dir", str(own), "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads((own / "run.json").read_text())["backend"] == "proxy"
+    assert "<h2 id='resources'>Proxy resources</h2>" in (own / "report.html").read_text()
 
 
 def test_without_the_servers_metrics_the_proxys_page_is_named_as_such(

@@ -9,6 +9,7 @@ import json
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,17 @@ class Capture:
     delay_s: float = 0.0
 
 
+class _CaptureServer(ThreadingHTTPServer):
+    # server_close() waits for the handlers: none outlives its test (a handler still sleeping
+    # through ``delay_s`` wrote into a later test's captured stderr when its client was gone)
+    daemon_threads = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client gave up: expected
+            return
+        super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def _capture_server(tls: ssl.SSLContext | None = None) -> Iterator[Capture]:
     state = Capture()
@@ -55,7 +67,7 @@ def _capture_server(tls: ssl.SSLContext | None = None) -> Iterator[Capture]:
             self.end_headers()
             self.wfile.write(b"{}")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _CaptureServer(("127.0.0.1", 0), Handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     scheme = "https" if tls is not None else "http"
